@@ -1,0 +1,43 @@
+import { RateLimitConfigError } from './errors.js';
+import type { LimiterStore } from './store.js';
+
+/** Something that owns a store, such as `RedisConnectionManager`. */
+export interface LimiterStoreOwner {
+  readonly limiterStore: LimiterStore;
+}
+
+/** Turns a foreign object (an ioredis client, say) into a store, or returns undefined. */
+export type BackendAdapter = (backend: object) => LimiterStore | undefined;
+
+const adapters: BackendAdapter[] = [];
+
+/**
+ * Lets a store layer teach `RateLimiter` about its clients without core depending on it; the
+ * Redis layer registers ioredis clients this way when the package is imported.
+ */
+export function registerBackendAdapter(adapter: BackendAdapter): void {
+  if (!adapters.includes(adapter)) adapters.push(adapter);
+}
+
+function isStore(value: object): value is LimiterStore {
+  const v = value as Partial<LimiterStore>;
+  return (v.kind === 'redis' || v.kind === 'memory') && typeof v.forModel === 'function' && typeof v.ping === 'function';
+}
+
+/** The store behind a `RateLimiter` backend argument. */
+export function toLimiterStore(backend: unknown): LimiterStore {
+  if (backend !== null && typeof backend === 'object') {
+    if (isStore(backend)) return backend;
+    const owned = (backend as Partial<LimiterStoreOwner>).limiterStore;
+    if (owned && isStore(owned)) return owned;
+    for (const adapter of adapters) {
+      const store = adapter(backend);
+      if (store) return store;
+    }
+  }
+  throw new RateLimitConfigError(
+    `backend must be a RedisConnectionManager, an ioredis Redis or Cluster client, or a MemoryStore, got ${
+      backend === null ? 'null' : typeof backend === 'object' ? (backend.constructor?.name ?? 'object') : typeof backend
+    }`,
+  );
+}

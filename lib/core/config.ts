@@ -1,0 +1,185 @@
+import { RateLimitConfigError } from './errors.js';
+
+/**
+ * The provider's limits for one model. Every limit is per window; 0 or absent turns it off, and
+ * at least one must be on.
+ *
+ * @example
+ * const openai: RateLimitConfig = { tpm: 100_000, rpm: 100 };            // combined
+ * const vertex: RateLimitConfig = { inputTpm: 4_000_000, outputTpm: 128_000, rpm: 360 }; // split
+ */
+export interface RateLimitConfig {
+  /** Combined tokens (input + burndownRate x output) per window. */
+  tpm?: number;
+  /** Input tokens per window. */
+  inputTpm?: number;
+  /** Output tokens per window. */
+  outputTpm?: number;
+  /** Requests per window. */
+  rpm?: number;
+  /** Length of the sliding window, in seconds (default 60; at least 0.1, whole milliseconds). */
+  windowSeconds?: number;
+  /** Every limit is multiplied by this (default 1, at least 1) and rounded down. */
+  burstMultiplier?: number;
+  /**
+   * Weight of an output token in the combined figure (default 1). AWS Bedrock counts output
+   * tokens 5x against its token quota: use 5 there.
+   */
+  burndownRate?: number;
+}
+
+/** Limits as the store applies them: whole numbers, burst applied, 0 = off. */
+export interface EffectiveLimits {
+  readonly tokens: number;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly requests: number;
+}
+
+/** A validated config with every default filled in. */
+export interface ResolvedConfig {
+  readonly windowMs: number;
+  readonly burstMultiplier: number;
+  readonly burndownRate: number;
+  readonly limits: EffectiveLimits;
+  /** Whether the config has split limits, so acquire needs input and output apart. */
+  readonly split: boolean;
+}
+
+/** Largest limit accepted: sums of a window stay exact in Redis's Lua doubles. */
+export const MAX_LIMIT = 1e12;
+
+const LIMIT_FIELDS = ['tpm', 'inputTpm', 'outputTpm', 'rpm'] as const;
+const KNOWN_FIELDS = new Set<string>([...LIMIT_FIELDS, 'windowSeconds', 'burstMultiplier', 'burndownRate']);
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  return typeof value;
+}
+
+/**
+ * Checks a config and fills in its defaults. `where` prefixes field names in messages, e.g.
+ * `models["gpt-4o"].` when the config came from module options.
+ */
+export function resolveConfig(config: RateLimitConfig, where = ''): ResolvedConfig {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+    throw new RateLimitConfigError(`${where || 'config'} must be an object such as { tpm: 100000, rpm: 100 }, got ${describe(config)}`);
+  }
+  for (const key of Object.keys(config)) {
+    if (!KNOWN_FIELDS.has(key)) {
+      throw new RateLimitConfigError(
+        `${where}${key} is not a rate limit setting; known settings: ${[...KNOWN_FIELDS].join(', ')}`,
+      );
+    }
+  }
+  const limitOf = (field: (typeof LIMIT_FIELDS)[number]): number => {
+    const value = config[field];
+    if (value === undefined) return 0;
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_LIMIT) {
+      throw new RateLimitConfigError(
+        `${where}${field} must be a non-negative integer no larger than ${MAX_LIMIT} (0 turns it off), got ${describe(value)}`,
+      );
+    }
+    return value;
+  };
+  const [tpm, inputTpm, outputTpm, rpm] = LIMIT_FIELDS.map(limitOf);
+  if (tpm + inputTpm + outputTpm + rpm === 0) {
+    throw new RateLimitConfigError(`${where}tpm, inputTpm, outputTpm and rpm are all off: set at least one of them`);
+  }
+
+  const windowSeconds = config.windowSeconds ?? 60;
+  const windowMs = typeof windowSeconds === 'number' ? Math.round(windowSeconds * 1000) : NaN;
+  if (
+    typeof windowSeconds !== 'number' ||
+    !Number.isFinite(windowSeconds) ||
+    windowMs < 100 ||
+    windowMs > 86_400_000 ||
+    Math.abs(windowMs - windowSeconds * 1000) > 1e-6
+  ) {
+    throw new RateLimitConfigError(
+      `${where}windowSeconds must be a number of seconds from 0.1 to 86400 in whole milliseconds, got ${describe(windowSeconds)}`,
+    );
+  }
+  const burstMultiplier = config.burstMultiplier ?? 1;
+  if (typeof burstMultiplier !== 'number' || !Number.isFinite(burstMultiplier) || burstMultiplier < 1 || burstMultiplier > 1000) {
+    throw new RateLimitConfigError(`${where}burstMultiplier must be a number from 1 to 1000, got ${describe(burstMultiplier)}`);
+  }
+  const burndownRate = config.burndownRate ?? 1;
+  if (typeof burndownRate !== 'number' || !Number.isFinite(burndownRate) || burndownRate < 0 || burndownRate > 1000) {
+    throw new RateLimitConfigError(`${where}burndownRate must be a number from 0 to 1000, got ${describe(burndownRate)}`);
+  }
+  const burst = (limit: number) => Math.min(MAX_LIMIT, Math.floor(limit * burstMultiplier));
+  return {
+    windowMs,
+    burstMultiplier,
+    burndownRate,
+    split: inputTpm > 0 || outputTpm > 0,
+    limits: { tokens: burst(tpm), inputTokens: burst(inputTpm), outputTokens: burst(outputTpm), requests: burst(rpm) },
+  };
+}
+
+/**
+ * How a failed Redis call is handled. `'open'` lets the call through, marked `degraded`, as the
+ * Python original does; `'closed'` rejects with `RedisUnavailableError`.
+ */
+export type FailureMode = 'open' | 'closed';
+
+/**
+ * Backoff for retrying transient Redis errors: delay n (from 0) is
+ * `min(maxDelayMs, baseDelayMs * exponentialBase ** n)`, varied by +/- `jitter` of itself.
+ */
+export interface RetryConfig {
+  /** Retries after the first attempt (default 3). */
+  maxRetries?: number;
+  /** First delay, ms (default 100). */
+  baseDelayMs?: number;
+  /** Largest delay, ms (default 5000). */
+  maxDelayMs?: number;
+  /** Growth factor per retry (default 2). */
+  exponentialBase?: number;
+  /** Random variation, a fraction from 0 to 1 (default 0.1). */
+  jitter?: number;
+}
+
+export type ResolvedRetryConfig = Required<RetryConfig>;
+
+export const DEFAULT_RETRY_CONFIG: ResolvedRetryConfig = Object.freeze({
+  maxRetries: 3,
+  baseDelayMs: 100,
+  maxDelayMs: 5000,
+  exponentialBase: 2,
+  jitter: 0.1,
+});
+
+/** Checks a retry config and fills in its defaults. */
+export function resolveRetryConfig(config: RetryConfig = {}, where = 'retryConfig.'): ResolvedRetryConfig {
+  if (config === null || typeof config !== 'object') {
+    throw new RateLimitConfigError(`${where.slice(0, -1)} must be an object, got ${describe(config)}`);
+  }
+  const known = Object.keys(DEFAULT_RETRY_CONFIG);
+  for (const key of Object.keys(config)) {
+    if (!known.includes(key)) {
+      throw new RateLimitConfigError(`${where}${key} is not a retry setting; known settings: ${known.join(', ')}`);
+    }
+  }
+  const out = { ...DEFAULT_RETRY_CONFIG, ...config };
+  const check = (field: keyof RetryConfig, ok: (v: number) => boolean, rule: string) => {
+    const value = out[field];
+    if (typeof value !== 'number' || !Number.isFinite(value) || !ok(value)) {
+      throw new RateLimitConfigError(`${where}${field} must be ${rule}, got ${describe(value)}`);
+    }
+  };
+  check('maxRetries', (v) => Number.isInteger(v) && v >= 0 && v <= 100, 'an integer from 0 to 100');
+  check('baseDelayMs', (v) => v >= 0, 'a non-negative number of ms');
+  check('maxDelayMs', (v) => v >= out.baseDelayMs, `a number of ms no smaller than baseDelayMs (${out.baseDelayMs})`);
+  check('exponentialBase', (v) => v >= 1, 'a number no smaller than 1');
+  check('jitter', (v) => v >= 0 && v <= 1, 'a fraction from 0 to 1');
+  return out;
+}
+
+/** The delay before retry number `attempt` (0 = first retry). */
+export function backoffDelayMs(config: ResolvedRetryConfig, attempt: number, random = Math.random): number {
+  const plain = Math.min(config.maxDelayMs, config.baseDelayMs * config.exponentialBase ** attempt);
+  return Math.max(0, plain * (1 + config.jitter * (2 * random() - 1)));
+}

@@ -1,0 +1,82 @@
+/**
+ * Base class of every error this library throws, so callers can tell the limiter's errors from
+ * their own with one `instanceof` check.
+ */
+export class LlmRateLimiterError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * A configuration value is missing, of the wrong type or out of range. Thrown by constructors
+ * and module bootstrap before anything is stored.
+ *
+ * @example
+ * new RateLimiter(store, 'gpt-4o', { tpm: -5 }); // RateLimitConfigError: tpm must be ...
+ */
+export class RateLimitConfigError extends LlmRateLimiterError {}
+
+/**
+ * A token count passed to `acquire` or `adjust` is not a non-negative safe integer. Nothing is
+ * sent to the store.
+ */
+export class InvalidTokenCountError extends LlmRateLimiterError {}
+
+/**
+ * A record id passed to `adjust` or `release` was not produced by `acquire`.
+ */
+export class InvalidRecordIdError extends LlmRateLimiterError {}
+
+/**
+ * One request asks for more than a limit allows in a whole window, so it could never be
+ * admitted. Raised at once instead of waiting forever.
+ */
+export class RequestTooLargeError extends LlmRateLimiterError {
+  constructor(
+    message: string,
+    /** The limit that can never fit the request: `tpm`, `inputTpm`, `outputTpm` or `rpm`. */
+    readonly limitName: string,
+    /** What the request needs of that limit. */
+    readonly requested: number,
+    /** The limit with the burst multiplier applied. */
+    readonly limit: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The caller's slot is further away than its `maxWaitMs`. Nothing stays reserved.
+ */
+export class AcquireTimeoutError extends LlmRateLimiterError {
+  constructor(
+    message: string,
+    /** How long the caller would have had to wait, in ms. */
+    readonly waitMs: number,
+    readonly maxWaitMs: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The caller's `AbortSignal` fired while it waited for its slot. The reservation was released.
+ * `cause` holds the signal's reason.
+ */
+export class AcquireAbortedError extends LlmRateLimiterError {}
+
+/**
+ * Redis could not be reached (or answered only with transient errors) within the retry budget,
+ * and the limiter runs with `failureMode: 'closed'`. With the default `'open'` the call is let
+ * through instead, marked `degraded`.
+ */
+export class RedisUnavailableError extends LlmRateLimiterError {}
+
+/**
+ * Redis answered, but with an error that retrying cannot fix: wrong password, missing ACL
+ * permission, CROSSSLOT, a script error. Never swallowed by fail-open: a misconfigured
+ * deployment must not silently stop limiting.
+ */
+export class RedisConfigurationError extends LlmRateLimiterError {}

@@ -1,0 +1,50 @@
+/**
+ * What a limiter reports through its `onEvent` option, for logs and metrics. A handler that
+ * throws is logged and otherwise ignored.
+ */
+export type RateLimiterEvent =
+  | {
+      readonly type: 'acquired';
+      readonly model: string;
+      readonly recordId: string;
+      readonly waitMs: number;
+      readonly queuePosition: number;
+      readonly degraded: boolean;
+    }
+  | {
+      readonly type: 'adjusted';
+      readonly model: string;
+      readonly recordId: string;
+      readonly status: 'applied' | 'unchanged' | 'expired' | 'released' | 'degraded';
+      readonly tokensDelta: number;
+      readonly inputTokensDelta: number;
+      readonly outputTokensDelta: number;
+    }
+  | {
+      readonly type: 'released';
+      readonly model: string;
+      readonly recordId: string;
+      /** `released` by the caller, `aborted` by its signal, `cancelled` after a lost reply. */
+      readonly reason: 'released' | 'aborted' | 'cancelled';
+    }
+  | {
+      /** The store stopped answering; emitted once per outage, not once per call. */
+      readonly type: 'degraded';
+      readonly model: string;
+      readonly operation: 'acquire' | 'adjust' | 'release' | 'status';
+      readonly failureMode: 'open' | 'closed';
+      readonly cause: Error;
+    }
+  | {
+      /** The store answers again after a `degraded` event. */
+      readonly type: 'recovered';
+      readonly model: string;
+      readonly outageMs: number;
+    };
+
+/** Where a limiter writes its few log lines. Nest's `Logger` fits, and so does `console`. */
+export interface LimiterLogger {
+  log?(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}

@@ -1,0 +1,423 @@
+import { toLimiterStore } from './backend.js';
+import { type FailureMode, type RateLimitConfig, type ResolvedConfig, resolveConfig } from './config.js';
+import {
+  AcquireAbortedError,
+  AcquireTimeoutError,
+  InvalidTokenCountError,
+  LlmRateLimiterError,
+  RateLimitConfigError,
+  RedisUnavailableError,
+  RequestTooLargeError,
+} from './errors.js';
+import type { LimiterLogger, RateLimiterEvent } from './events.js';
+import { formatDegradedRecordId, formatRecordId, newOpId, parseRecordId } from './record-id.js';
+import type { AcquireResult, AdjustResult, RateLimitStatus } from './results.js';
+import type { Charge, LimiterStore, ModelStore } from './store.js';
+
+/** What one call will use: a combined figure, or input and output apart (needed for split limits). */
+export type TokenRequest =
+  | { readonly tokens: number; readonly inputTokens?: undefined; readonly outputTokens?: undefined }
+  | { readonly inputTokens: number; readonly outputTokens: number; readonly tokens?: undefined };
+
+export interface AcquireOptions {
+  /** Stops waiting for the slot; the reservation is released and acquire rejects. */
+  readonly signal?: AbortSignal;
+  /** Rejects at once with `AcquireTimeoutError`, reserving nothing, when the slot is further away. */
+  readonly maxWaitMs?: number;
+}
+
+/** The real usage of a call, reported after it returns. */
+export interface ActualUsage {
+  readonly actualOutput: number;
+  /** Defaults to the input the reservation was made with. */
+  readonly actualInput?: number;
+}
+
+export interface RateLimiterOptions {
+  /** `'open'` (default) lets calls through while Redis is unavailable; `'closed'` rejects them. */
+  readonly failureMode?: FailureMode;
+  /** Prefix of every key (default `'llmrl'`); limiters with different prefixes never share state. */
+  readonly keyPrefix?: string;
+  /** Receives the limiter's few log lines (default: `console`). */
+  readonly logger?: LimiterLogger;
+  /** Receives every acquire, adjust, release, outage and recovery. */
+  readonly onEvent?: (event: RateLimiterEvent) => void;
+}
+
+/** Anything `RateLimiter` can keep its state in. */
+export type RateLimiterBackend = LimiterStore | { readonly limiterStore: LimiterStore } | object;
+
+interface Tracked {
+  charge: Omit<Charge, 'requests'>;
+  keepUntil: number;
+}
+
+const MAX_MODEL_LENGTH = 1024;
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+function describe(value: unknown): string {
+  return typeof value === 'number' || value === undefined || value === null ? String(value) : `${typeof value} ${JSON.stringify(value)}`;
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+const consoleLogger: LimiterLogger = {
+  log: (m) => console.log(`[llm-rate-limiter] ${m}`),
+  warn: (m) => console.warn(`[llm-rate-limiter] ${m}`),
+  error: (m) => console.error(`[llm-rate-limiter] ${m}`),
+};
+
+/**
+ * Keeps calls to one model within its provider limits across every process that shares the
+ * backend. `acquire` resolves when the caller's slot has come (FIFO across processes); report
+ * the real usage with `adjust`, or `release` a reservation whose call never reached the provider.
+ *
+ * @example
+ * const limiter = new RateLimiter(manager, 'gpt-4o', { tpm: 100_000, rpm: 100 });
+ * const { recordId } = await limiter.acquire({ inputTokens: 1200, outputTokens: 800 });
+ */
+export class RateLimiter {
+  readonly model: string;
+  readonly config: Readonly<RateLimitConfig>;
+  readonly failureMode: FailureMode;
+  private readonly resolved: ResolvedConfig;
+  private readonly store: ModelStore;
+  private readonly backendKind: 'redis' | 'memory';
+  private readonly logger: LimiterLogger;
+  private readonly onEvent?: (event: RateLimiterEvent) => void;
+  private readonly tracked = new Map<string, Tracked>();
+  private outageSince: number | undefined;
+
+  constructor(backend: RateLimiterBackend, model: string, config: RateLimitConfig, options: RateLimiterOptions = {}) {
+    if (typeof model !== 'string' || model.length === 0 || model.length > MAX_MODEL_LENGTH || !model.isWellFormed()) {
+      throw new RateLimitConfigError(
+        `model must be a non-empty, well-formed string of at most ${MAX_MODEL_LENGTH} characters, got ${typeof model === 'string' ? `a string of length ${model.length}` : describe(model)}`,
+      );
+    }
+    this.resolved = resolveConfig(config);
+    const failureMode = options.failureMode ?? 'open';
+    if (failureMode !== 'open' && failureMode !== 'closed') {
+      throw new RateLimitConfigError(`failureMode must be 'open' or 'closed', got ${describe(failureMode)}`);
+    }
+    const keyPrefix = options.keyPrefix ?? 'llmrl';
+    if (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || /[{}]/.test(keyPrefix)) {
+      throw new RateLimitConfigError(`keyPrefix must be a non-empty string without braces, got ${describe(keyPrefix)}`);
+    }
+    const store = toLimiterStore(backend);
+    this.model = model;
+    this.config = Object.freeze({ ...config });
+    this.failureMode = failureMode;
+    this.backendKind = store.kind;
+    this.store = store.forModel(model, keyPrefix);
+    this.logger = options.logger ?? consoleLogger;
+    this.onEvent = options.onEvent;
+  }
+
+  /** Where the state lives: `'redis'` (shared) or `'memory'` (this process only). */
+  get backend(): 'redis' | 'memory' {
+    return this.backendKind;
+  }
+
+  /**
+   * Reserves capacity for one call and resolves when its slot has come. Rejects at once with
+   * `InvalidTokenCountError` or `RequestTooLargeError` for a request that can never be served.
+   */
+  async acquire(request: TokenRequest, options: AcquireOptions = {}): Promise<AcquireResult> {
+    const cost = this.costOf(request);
+    const maxWaitMs = this.checkAcquireOptions(options);
+    const { signal } = options;
+    if (signal?.aborted) throw this.aborted(signal);
+
+    const opId = newOpId();
+    let reply;
+    try {
+      reply = await this.store.acquire({ opId, windowMs: this.resolved.windowMs, cost, limits: this.resolved.limits, maxWaitMs });
+      this.markUp();
+    } catch (error) {
+      if (!(error instanceof RedisUnavailableError)) throw error;
+      this.markDown('acquire', error);
+      // The command may have run with its reply lost: cancel by id, so it counts at most until then.
+      this.cancelLater(opId, cost);
+      if (this.failureMode === 'closed') throw error;
+      const recordId = formatDegradedRecordId(opId);
+      this.emit({ type: 'acquired', model: this.model, recordId, waitMs: 0, queuePosition: 0, degraded: true });
+      return { slotTime: Date.now(), waitTime: 0, queuePosition: 0, recordId, degraded: true };
+    }
+
+    if (reply.status === 'wait') {
+      throw new AcquireTimeoutError(
+        `the next slot for ${this.model} is ${reply.waitMs} ms away, more than maxWaitMs (${maxWaitMs}); nothing was reserved`,
+        reply.waitMs,
+        maxWaitMs,
+      );
+    }
+    if (reply.status === 'released') {
+      throw new LlmRateLimiterError(`acquire ${opId} for ${this.model} was cancelled before it reached the store`);
+    }
+    const recordId = formatRecordId({ bucket: reply.bucket, tokens: cost.tokens, inputTokens: cost.inputTokens, outputTokens: cost.outputTokens, opId });
+    if (reply.waitMs > 0) {
+      try {
+        // One extra ms: timers may fire a fraction early, and the slot must have started.
+        await sleep(reply.waitMs + 1, signal);
+      } catch {
+        await this.releaseQuietly(recordId, 'aborted');
+        throw this.aborted(signal!);
+      }
+    } else if (signal?.aborted) {
+      await this.releaseQuietly(recordId, 'aborted');
+      throw this.aborted(signal);
+    }
+    this.emit({ type: 'acquired', model: this.model, recordId, waitMs: reply.waitMs, queuePosition: reply.queuePosition, degraded: false });
+    return { slotTime: reply.slotMs, waitTime: reply.waitMs, queuePosition: reply.queuePosition, recordId, degraded: false };
+  }
+
+  /**
+   * Charges or frees the difference between the reservation and the call's real usage, in every
+   * figure it touches (combined, input, output; burndown applied). Adjusting again to the same
+   * values changes nothing. An expired or released record is left alone with a warning.
+   */
+  async adjust(recordId: string, usage: ActualUsage): Promise<AdjustResult> {
+    const record = parseRecordId(recordId);
+    if (usage === null || typeof usage !== 'object') {
+      throw new InvalidTokenCountError(`adjust needs { actualOutput, actualInput? }, got ${describe(usage)}`);
+    }
+    if (!isCount(usage.actualOutput)) {
+      throw new InvalidTokenCountError(`actualOutput must be a non-negative integer, got ${describe(usage.actualOutput)}`);
+    }
+    if (usage.actualInput !== undefined && !isCount(usage.actualInput)) {
+      throw new InvalidTokenCountError(`actualInput must be a non-negative integer, got ${describe(usage.actualInput)}`);
+    }
+    const none = { tokensDelta: 0, inputTokensDelta: 0, outputTokensDelta: 0 };
+    if (record.degraded) return { status: 'degraded', ...none };
+
+    const from = this.tracked.get(record.opId)?.charge ?? record;
+    const inputTokens = usage.actualInput ?? from.inputTokens;
+    const outputTokens = usage.actualOutput;
+    const to = { tokens: this.combined(inputTokens, outputTokens), inputTokens, outputTokens };
+    const delta = {
+      tokens: to.tokens - from.tokens,
+      inputTokens: to.inputTokens - from.inputTokens,
+      outputTokens: to.outputTokens - from.outputTokens,
+    };
+    if (delta.tokens === 0 && delta.inputTokens === 0 && delta.outputTokens === 0) {
+      return this.reportAdjust(recordId, { status: 'unchanged', ...none });
+    }
+    const adjustKey = `a:${record.opId}:${from.tokens}:${from.inputTokens}:${from.outputTokens}>${to.tokens}:${to.inputTokens}:${to.outputTokens}`;
+    let reply;
+    try {
+      reply = await this.store.adjust({ opId: record.opId, adjustKey, bucket: record.bucket, windowMs: this.resolved.windowMs, delta });
+      this.markUp();
+    } catch (error) {
+      if (!(error instanceof RedisUnavailableError)) throw error;
+      this.markDown('adjust', error);
+      if (this.failureMode === 'closed') throw error;
+      return this.reportAdjust(recordId, { status: 'degraded', ...none });
+    }
+    if (reply.status === 'expired' || reply.status === 'released') {
+      this.logger.warn(`adjust of ${recordId} for ${this.model} ignored: the reservation has ${reply.status === 'expired' ? 'left the window' : 'been released'}`);
+      return this.reportAdjust(recordId, { status: reply.status, ...none });
+    }
+    this.track(record.opId, to);
+    if (reply.status === 'dup') return this.reportAdjust(recordId, { status: 'unchanged', ...none });
+    return this.reportAdjust(recordId, {
+      status: 'applied',
+      tokensDelta: reply.applied.tokens,
+      inputTokensDelta: reply.applied.inputTokens,
+      outputTokensDelta: reply.applied.outputTokens,
+    });
+  }
+
+  /**
+   * Gives a reservation back, for a call that never reached the provider. Releasing twice, or
+   * after the window has passed, changes nothing.
+   */
+  async release(recordId: string): Promise<void> {
+    await this.releaseAs(recordId, 'released');
+  }
+
+  private async releaseAs(recordId: string, reason: 'released' | 'aborted'): Promise<void> {
+    const record = parseRecordId(recordId);
+    if (record.degraded) return;
+    const charge = this.tracked.get(record.opId)?.charge ?? record;
+    try {
+      const reply = await this.store.release({
+        opId: record.opId,
+        mode: 'release',
+        bucket: record.bucket,
+        windowMs: this.resolved.windowMs,
+        charged: { ...charge, requests: 1 },
+      });
+      this.markUp();
+      this.tracked.delete(record.opId);
+      if (reply.status === 'ok') this.emit({ type: 'released', model: this.model, recordId, reason });
+    } catch (error) {
+      if (!(error instanceof RedisUnavailableError)) throw error;
+      this.markDown('release', error);
+      if (this.failureMode === 'closed') throw error;
+    }
+  }
+
+  /** Usage of the window ending now, and how many reservations wait. Rejects when the store is down. */
+  async getStatus(): Promise<RateLimitStatus> {
+    const reply = await this.store.status(this.resolved.windowMs);
+    const { limits } = this.resolved;
+    return {
+      model: this.model,
+      windowSeconds: this.resolved.windowMs / 1000,
+      tokensUsed: reply.used.tokens,
+      tokensLimit: limits.tokens,
+      inputTokensUsed: reply.used.inputTokens,
+      inputTokensLimit: limits.inputTokens,
+      outputTokensUsed: reply.used.outputTokens,
+      outputTokensLimit: limits.outputTokens,
+      requestsUsed: reply.used.requests,
+      requestsLimit: limits.requests,
+      queueDepth: reply.queueDepth,
+    };
+  }
+
+  /** True while the last store call failed and no later one has succeeded. */
+  get degraded(): boolean {
+    return this.outageSince !== undefined;
+  }
+
+  private combined(inputTokens: number, outputTokens: number): number {
+    return Math.ceil(inputTokens + this.resolved.burndownRate * outputTokens);
+  }
+
+  private costOf(request: TokenRequest): Charge {
+    if (request === null || typeof request !== 'object') {
+      throw new InvalidTokenCountError(`acquire needs { tokens } or { inputTokens, outputTokens }, got ${describe(request)}`);
+    }
+    const { tokens, inputTokens, outputTokens } = request as { tokens?: unknown; inputTokens?: unknown; outputTokens?: unknown };
+    let cost: Charge;
+    if (tokens !== undefined) {
+      if (inputTokens !== undefined || outputTokens !== undefined) {
+        throw new InvalidTokenCountError('pass either tokens or inputTokens and outputTokens, not both');
+      }
+      if (!isCount(tokens)) throw new InvalidTokenCountError(`tokens must be a non-negative integer, got ${describe(tokens)}`);
+      if (this.resolved.split) {
+        throw new InvalidTokenCountError(
+          `${this.model} has input or output limits (inputTpm/outputTpm): pass inputTokens and outputTokens instead of tokens`,
+        );
+      }
+      cost = { tokens, inputTokens: tokens, outputTokens: 0, requests: 1 };
+    } else {
+      if (!isCount(inputTokens)) throw new InvalidTokenCountError(`inputTokens must be a non-negative integer, got ${describe(inputTokens)}`);
+      if (!isCount(outputTokens)) throw new InvalidTokenCountError(`outputTokens must be a non-negative integer, got ${describe(outputTokens)}`);
+      cost = { tokens: this.combined(inputTokens, outputTokens), inputTokens, outputTokens, requests: 1 };
+    }
+    const { limits } = this.resolved;
+    const checks: Array<[string, number, number]> = [
+      ['tpm', cost.tokens, limits.tokens],
+      ['inputTpm', cost.inputTokens, limits.inputTokens],
+      ['outputTpm', cost.outputTokens, limits.outputTokens],
+    ];
+    for (const [name, needed, limit] of checks) {
+      if (limit > 0 && needed > limit) {
+        throw new RequestTooLargeError(
+          `a request for ${needed} tokens can never fit ${this.model}'s ${name} of ${limit} per ${this.resolved.windowMs / 1000} s (burst included); split the request or raise the limit`,
+          name,
+          needed,
+          limit,
+        );
+      }
+    }
+    return cost;
+  }
+
+  private checkAcquireOptions(options: AcquireOptions): number {
+    if (options === null || typeof options !== 'object') {
+      throw new RateLimitConfigError(`acquire options must be an object such as { maxWaitMs: 5000 }, got ${describe(options)}`);
+    }
+    const { maxWaitMs, signal } = options;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new RateLimitConfigError(`signal must be an AbortSignal, got ${describe(signal)}`);
+    }
+    if (maxWaitMs === undefined) return -1;
+    if (typeof maxWaitMs !== 'number' || !Number.isFinite(maxWaitMs) || maxWaitMs < 0) {
+      throw new RateLimitConfigError(`maxWaitMs must be a non-negative number of ms, got ${describe(maxWaitMs)}`);
+    }
+    return Math.floor(maxWaitMs);
+  }
+
+  private aborted(signal: AbortSignal): AcquireAbortedError {
+    return new AcquireAbortedError(`acquire for ${this.model} was aborted; its reservation was released`, { cause: signal.reason });
+  }
+
+  private async releaseQuietly(recordId: string, reason: 'aborted'): Promise<void> {
+    try {
+      await this.releaseAs(recordId, reason);
+    } catch (error) {
+      this.logger.warn(`could not release ${recordId} for ${this.model}; it frees when its window passes: ${String(error)}`);
+    }
+  }
+
+  private cancelLater(opId: string, cost: Charge): void {
+    this.store
+      .release({ opId, mode: 'cancel', bucket: -1, windowMs: this.resolved.windowMs, charged: cost })
+      .then(
+        (reply) => {
+          if (reply.status === 'ok') this.emit({ type: 'released', model: this.model, recordId: formatDegradedRecordId(opId), reason: 'cancelled' });
+        },
+        () => {
+          // Still unreachable: if the acquire did run, its charge frees when its window passes.
+        },
+      );
+  }
+
+  private track(opId: string, charge: Omit<Charge, 'requests'>): void {
+    const now = Date.now();
+    for (const [key, entry] of this.tracked) {
+      if (entry.keepUntil > now) break;
+      this.tracked.delete(key);
+    }
+    this.tracked.delete(opId);
+    this.tracked.set(opId, { charge, keepUntil: now + 2 * this.resolved.windowMs + 60_000 });
+  }
+
+  private reportAdjust(recordId: string, result: AdjustResult): AdjustResult {
+    this.emit({ type: 'adjusted', model: this.model, recordId, ...result });
+    return result;
+  }
+
+  private markDown(operation: 'acquire' | 'adjust' | 'release' | 'status', cause: RedisUnavailableError): void {
+    if (this.outageSince !== undefined) return;
+    this.outageSince = Date.now();
+    const then = this.failureMode === 'open' ? 'letting calls through unlimited' : 'rejecting calls';
+    this.logger.warn(`${this.model}: Redis is unavailable (${cause.message}); ${then} until it answers again`);
+    this.emit({ type: 'degraded', model: this.model, operation, failureMode: this.failureMode, cause });
+  }
+
+  private markUp(): void {
+    if (this.outageSince === undefined) return;
+    const outageMs = Date.now() - this.outageSince;
+    this.outageSince = undefined;
+    this.logger.log?.(`${this.model}: Redis answers again after ${outageMs} ms; limiting resumed`);
+    this.emit({ type: 'recovered', model: this.model, outageMs });
+  }
+
+  private emit(event: RateLimiterEvent): void {
+    if (!this.onEvent) return;
+    try {
+      this.onEvent(event);
+    } catch (error) {
+      this.logger.error(`onEvent handler threw on a ${event.type} event: ${String(error)}`);
+    }
+  }
+}

@@ -1,0 +1,48 @@
+import { randomBytes } from 'node:crypto';
+import { InvalidRecordIdError } from './errors.js';
+
+/**
+ * A record id carries what adjust and release need (bucket and charges), so the store keeps no
+ * record per request. Layout: `<bucket>.<tokens>.<input>.<output>.<op id>`, numbers in base 36;
+ * a fail-open reservation is `x.<op id>`.
+ */
+export interface ParsedRecordId {
+  readonly opId: string;
+  readonly degraded: boolean;
+  readonly bucket: number;
+  readonly tokens: number;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+}
+
+const OP_ID = /^[A-Za-z0-9_-]{16}$/;
+
+/** A fresh id for one acquire: 96 random bits. */
+export function newOpId(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+export function formatRecordId(r: Omit<ParsedRecordId, 'degraded'>): string {
+  return [r.bucket, r.tokens, r.inputTokens, r.outputTokens].map((n) => n.toString(36)).join('.') + '.' + r.opId;
+}
+
+export function formatDegradedRecordId(opId: string): string {
+  return `x.${opId}`;
+}
+
+export function parseRecordId(recordId: unknown): ParsedRecordId {
+  const fail = () =>
+    new InvalidRecordIdError(
+      `recordId must be the recordId of an AcquireResult, got ${typeof recordId === 'string' ? JSON.stringify(recordId.slice(0, 80)) : typeof recordId}`,
+    );
+  if (typeof recordId !== 'string') throw fail();
+  const parts = recordId.split('.');
+  if (parts.length === 2 && parts[0] === 'x' && OP_ID.test(parts[1])) {
+    return { opId: parts[1], degraded: true, bucket: -1, tokens: 0, inputTokens: 0, outputTokens: 0 };
+  }
+  if (parts.length !== 5 || !OP_ID.test(parts[4])) throw fail();
+  const numbers = parts.slice(0, 4).map((p) => (/^[0-9a-z]{1,12}$/.test(p) ? parseInt(p, 36) : NaN));
+  if (!numbers.every(Number.isSafeInteger)) throw fail();
+  const [bucket, tokens, inputTokens, outputTokens] = numbers;
+  return { opId: parts[4], degraded: false, bucket, tokens, inputTokens, outputTokens };
+}

@@ -1,0 +1,98 @@
+import type { EffectiveLimits } from './config.js';
+
+/**
+ * Shape of the algorithm both stores run: a window is cut into BUCKETS buckets, every
+ * reservation is charged to the bucket of its slot, and the limits hold over any BUCKETS + 1
+ * consecutive buckets, so at most 1/(BUCKETS + 1) of capacity is lost to bucketing.
+ */
+export const BUCKETS = 100;
+
+/**
+ * Operations are remembered this long (ms) and up to RING_CAPACITY of them, so that a re-sent
+ * acquire, adjust or cancel counts once. Retries of one call span about a second with the
+ * default retry config; the rest is margin.
+ */
+export const RING_HORIZON_MS = 30_000;
+export const RING_CAPACITY = 512;
+
+/** One request's charge, or a change of one. */
+export interface Charge {
+  readonly tokens: number;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly requests: number;
+}
+
+export interface AcquireCommand {
+  readonly opId: string;
+  readonly windowMs: number;
+  readonly cost: Charge;
+  readonly limits: EffectiveLimits;
+  /** Longest acceptable wait in ms, or -1 for no bound. */
+  readonly maxWaitMs: number;
+}
+
+export interface AcquireReply {
+  readonly status: 'ok' | 'dup' | 'released' | 'wait';
+  readonly slotMs: number;
+  readonly waitMs: number;
+  readonly queuePosition: number;
+  readonly bucket: number;
+  readonly nowMs: number;
+}
+
+export interface AdjustCommand {
+  readonly opId: string;
+  /** Names this change, so the same change sent twice applies once. */
+  readonly adjustKey: string;
+  readonly bucket: number;
+  readonly windowMs: number;
+  /** Signed changes; `requests` is ignored. */
+  readonly delta: Omit<Charge, 'requests'>;
+}
+
+export interface AdjustReply {
+  readonly status: 'ok' | 'dup' | 'released' | 'expired';
+  /** What really moved: a refund never takes a bucket below zero. */
+  readonly applied: Omit<Charge, 'requests'>;
+}
+
+export interface ReleaseCommand {
+  readonly opId: string;
+  /** `release`: the acquire is known to have run. `cancel`: its reply never came. */
+  readonly mode: 'release' | 'cancel';
+  /** Bucket of the reservation, -1 when unknown. */
+  readonly bucket: number;
+  readonly windowMs: number;
+  readonly charged: Charge;
+}
+
+export interface ReleaseReply {
+  readonly status: 'ok' | 'dup' | 'expired' | 'cancelled';
+}
+
+export interface StatusReply {
+  readonly nowMs: number;
+  readonly used: Charge;
+  readonly queueDepth: number;
+}
+
+/** The state of one model in a store. */
+export interface ModelStore {
+  acquire(command: AcquireCommand): Promise<AcquireReply>;
+  adjust(command: AdjustCommand): Promise<AdjustReply>;
+  release(command: ReleaseCommand): Promise<ReleaseReply>;
+  status(windowMs: number): Promise<StatusReply>;
+}
+
+/**
+ * Where limiter state lives. `RedisStore` shares it between every process that uses the same
+ * Redis; `MemoryStore` keeps it in one process.
+ */
+export interface LimiterStore {
+  readonly kind: 'redis' | 'memory';
+  /** The state of `model` under `keyPrefix`. Distinct (prefix, model) pairs never share state. */
+  forModel(model: string, keyPrefix: string): ModelStore;
+  /** Round-trip time of a trivial call, ms; rejects when the store cannot be reached. */
+  ping(): Promise<number>;
+}

@@ -1,0 +1,22 @@
+export { RateLimiter } from './core/rate-limiter.js';
+export type { AcquireOptions, ActualUsage, RateLimiterBackend, RateLimiterOptions, TokenRequest } from './core/rate-limiter.js';
+export { DEFAULT_RETRY_CONFIG } from './core/config.js';
+export type { FailureMode, RateLimitConfig, RetryConfig } from './core/config.js';
+export type { AcquireResult, AdjustResult, RateLimitStatus } from './core/results.js';
+export type { LimiterLogger, RateLimiterEvent } from './core/events.js';
+export type { LimiterStore } from './core/store.js';
+export {
+  AcquireAbortedError,
+  AcquireTimeoutError,
+  InvalidRecordIdError,
+  InvalidTokenCountError,
+  LlmRateLimiterError,
+  RateLimitConfigError,
+  RedisConfigurationError,
+  RedisUnavailableError,
+  RequestTooLargeError,
+} from './core/errors.js';
+export { RedisConnectionManager } from './redis/connection-manager.js';
+export type { RedisConnectionOptions } from './redis/connection-manager.js';
+export { MemoryStore } from './memory/memory-store.js';
+import './redis/client-adapter.js';

@@ -1,0 +1,203 @@
+import { BUCKETS, RING_CAPACITY, RING_HORIZON_MS } from '../core/store.js';
+import type {
+  AcquireCommand,
+  AcquireReply,
+  AdjustCommand,
+  AdjustReply,
+  LimiterStore,
+  ModelStore,
+  ReleaseCommand,
+  ReleaseReply,
+  StatusReply,
+} from '../core/store.js';
+
+type Figures = [tokens: number, input: number, output: number, requests: number];
+
+/** One model's state: the same layout as the Redis scripts keep (see lua/includes/common.lua). */
+class ModelState {
+  base: number | undefined;
+  tail = -Infinity;
+  sums: Figures = [0, 0, 0, 0];
+  readonly buckets = new Map<number, Figures>();
+  /** Op id -> slot ms (acquire), minus release ms (tombstone) or apply ms (adjust key). */
+  readonly ring = new Map<string, number>();
+
+  constructor(private readonly clock: () => number) {}
+
+  acquire(c: AcquireCommand): AcquireReply {
+    const now = this.clock();
+    const W = c.windowMs;
+    const n = bucketOf(now, W);
+    const seen = this.ring.get(c.opId);
+    if (seen !== undefined) {
+      if (seen < 0) return { status: 'released', slotMs: 0, waitMs: 0, queuePosition: 0, bucket: -1, nowMs: now };
+      return { status: 'dup', slotMs: seen, waitMs: Math.max(0, seen - now), queuePosition: 0, bucket: bucketOf(seen, W), nowMs: now };
+    }
+    this.advance(n - BUCKETS);
+    const cost: Figures = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
+    const limit: Figures = [c.limits.tokens, c.limits.inputTokens, c.limits.outputTokens, c.limits.requests];
+    const fits = (used: Figures) => used.every((u, d) => limit[d] === 0 || u + cost[d] <= limit[d]);
+
+    let j: number;
+    let slot: number;
+    let position = 0;
+    if (this.tail <= n && fits(this.sums)) {
+      j = n;
+      slot = now;
+    } else {
+      // Slide from the queue's tail, dropping the window's oldest bucket per step (see acquire.lua).
+      const first = Math.max(n, this.tail);
+      const used: Figures = [0, 0, 0, 0];
+      for (let k = first - BUCKETS; k <= first; k++) addTo(used, this.buckets.get(k), 1);
+      let step = 0;
+      while (!fits(used) && step <= BUCKETS) {
+        step++;
+        addTo(used, this.buckets.get(first - BUCKETS + step - 1), -1);
+      }
+      j = first + step;
+      slot = Math.max(now, bucketStart(j, W));
+      if (c.maxWaitMs >= 0 && slot - now > c.maxWaitMs) {
+        return { status: 'wait', slotMs: slot, waitMs: slot - now, queuePosition: 0, bucket: j, nowMs: now };
+      }
+      for (const score of this.ring.values()) if (score > now) position++;
+    }
+    const bucket = this.buckets.get(j) ?? [0, 0, 0, 0];
+    addTo(bucket, cost, 1);
+    this.buckets.set(j, bucket);
+    addTo(this.sums, cost, 1);
+    this.tail = Math.max(this.tail, j);
+    this.ring.set(c.opId, slot);
+    this.trim(now);
+    return { status: 'ok', slotMs: slot, waitMs: slot - now, queuePosition: position, bucket: j, nowMs: now };
+  }
+
+  adjust(c: AdjustCommand): AdjustReply {
+    const now = this.clock();
+    const none = { tokens: 0, inputTokens: 0, outputTokens: 0 };
+    if (this.base === undefined || c.bucket < Math.max(this.base, bucketOf(now, c.windowMs) - BUCKETS)) return { status: 'expired', applied: none };
+    if ((this.ring.get(c.opId) ?? 0) < 0) return { status: 'released', applied: none };
+    if (this.ring.has(c.adjustKey)) return { status: 'dup', applied: none };
+    const bucket = this.buckets.get(c.bucket) ?? [0, 0, 0, 0];
+    const delta = [c.delta.tokens, c.delta.inputTokens, c.delta.outputTokens];
+    const applied = delta.map((d, x) => Math.max(0, bucket[x] + d) - bucket[x]);
+    applied.forEach((a, x) => {
+      bucket[x] += a;
+      this.sums[x] += a;
+    });
+    this.buckets.set(c.bucket, bucket);
+    this.ring.set(c.adjustKey, now);
+    this.trim(now);
+    return { status: 'ok', applied: { tokens: applied[0], inputTokens: applied[1], outputTokens: applied[2] } };
+  }
+
+  release(c: ReleaseCommand): ReleaseReply {
+    const now = this.clock();
+    const seen = this.ring.get(c.opId);
+    if (seen !== undefined && seen < 0) return { status: 'dup' };
+    const tombstone = () => {
+      this.ring.delete(c.opId);
+      this.ring.set(c.opId, -now);
+      this.trim(now);
+    };
+    let j: number | undefined = c.bucket;
+    if (c.mode === 'cancel') j = seen === undefined ? undefined : bucketOf(seen, c.windowMs);
+    if (j === undefined) {
+      tombstone();
+      return { status: 'cancelled' };
+    }
+    if (this.base === undefined || j < Math.max(this.base, bucketOf(now, c.windowMs) - BUCKETS)) {
+      tombstone();
+      return { status: 'expired' };
+    }
+    const bucket = this.buckets.get(j);
+    if (bucket) {
+      const charged: Figures = [c.charged.tokens, c.charged.inputTokens, c.charged.outputTokens, c.charged.requests];
+      charged.forEach((amount, x) => {
+        const taken = Math.min(bucket[x], amount);
+        bucket[x] -= taken;
+        this.sums[x] -= taken;
+      });
+      if (bucket.every((v) => v === 0)) this.buckets.delete(j);
+    }
+    tombstone();
+    return { status: 'ok' };
+  }
+
+  status(windowMs: number): StatusReply {
+    const now = this.clock();
+    const n = bucketOf(now, windowMs);
+    const used: Figures = [0, 0, 0, 0];
+    for (let k = n - BUCKETS; k <= n; k++) addTo(used, this.buckets.get(k), 1);
+    let queueDepth = 0;
+    for (const score of this.ring.values()) if (score > now) queueDepth++;
+    return { nowMs: now, used: { tokens: used[0], inputTokens: used[1], outputTokens: used[2], requests: used[3] }, queueDepth };
+  }
+
+  private advance(oldest: number): void {
+    if (this.base !== undefined && this.base >= oldest) return;
+    for (const [k, figures] of this.buckets) {
+      if (k < oldest) {
+        addTo(this.sums, figures, -1);
+        this.buckets.delete(k);
+      }
+    }
+    this.base = oldest;
+  }
+
+  private trim(now: number): void {
+    const edge = now - RING_HORIZON_MS;
+    for (const [id, score] of this.ring) {
+      if (!(score <= edge && score > -edge) && this.ring.size <= RING_CAPACITY) break;
+      this.ring.delete(id);
+    }
+  }
+}
+
+function bucketOf(ms: number, windowMs: number): number {
+  return Math.floor((ms * BUCKETS) / windowMs);
+}
+
+function bucketStart(j: number, windowMs: number): number {
+  return Math.ceil((j * windowMs) / BUCKETS);
+}
+
+function addTo(target: Figures, figures: Figures | undefined, sign: 1 | -1): void {
+  if (!figures) return;
+  for (let d = 0; d < 4; d++) target[d] += sign * figures[d];
+}
+
+/**
+ * Limiter state in this process only: the same algorithm and answers as Redis, for a single
+ * instance, tests and the sample app. Limits are then per process: N replicas admit N times the
+ * limit between them.
+ *
+ * @example
+ * const limiter = new RateLimiter(new MemoryStore(), 'gpt-4o', { tpm: 30_000 });
+ */
+export class MemoryStore implements LimiterStore {
+  readonly kind = 'memory' as const;
+  private readonly models = new Map<string, ModelState>();
+
+  /** `clock` returns epoch ms (default `Date.now`). */
+  constructor(private readonly clock: () => number = Date.now) {}
+
+  forModel(model: string, keyPrefix: string): ModelStore {
+    const key = JSON.stringify([keyPrefix, model]);
+    let state = this.models.get(key);
+    if (!state) {
+      state = new ModelState(this.clock);
+      this.models.set(key, state);
+    }
+    const s = state;
+    return {
+      acquire: async (c) => s.acquire(c),
+      adjust: async (c) => s.adjust(c),
+      release: async (c) => s.release(c),
+      status: async (windowMs) => s.status(windowMs),
+    };
+  }
+
+  async ping(): Promise<number> {
+    return 0;
+  }
+}

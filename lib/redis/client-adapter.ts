@@ -1,0 +1,35 @@
+import { Cluster, Redis } from 'ioredis';
+import { registerBackendAdapter } from '../core/backend.js';
+import { DEFAULT_RETRY_CONFIG } from '../core/config.js';
+import type { LimiterStore } from '../core/store.js';
+import { RedisExecutor } from './executor.js';
+import { RedisStore } from './redis-store.js';
+import type { RedisClient } from './scripts.js';
+
+const stores = new WeakMap<object, LimiterStore>();
+
+function isClient(value: object): value is RedisClient {
+  if (value instanceof Redis || value instanceof Cluster) return true;
+  // Another copy of ioredis: recognise its clients by shape.
+  const v = value as Partial<Redis>;
+  return typeof v.defineCommand === 'function' && typeof v.evalsha === 'function' && typeof v.status === 'string';
+}
+
+/**
+ * A store over a client the application owns and configured itself. The limiter still applies
+ * its own deadline (500 ms) and the default retry policy; the application closes the client.
+ */
+export function storeForClient(client: RedisClient): LimiterStore {
+  let store = stores.get(client);
+  if (!store) {
+    let lastError: unknown;
+    client.on('error', (error: unknown) => {
+      lastError = error;
+    });
+    store = new RedisStore(new RedisExecutor(() => client, { retry: DEFAULT_RETRY_CONFIG, commandTimeoutMs: 500 }, () => lastError));
+    stores.set(client, store);
+  }
+  return store;
+}
+
+registerBackendAdapter((backend) => (isClient(backend) ? storeForClient(backend) : undefined));

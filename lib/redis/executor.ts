@@ -1,0 +1,91 @@
+import { backoffDelayMs, type ResolvedRetryConfig } from '../core/config.js';
+import { classify, CommandDeadlineError, ConnectionDownError, isTransient } from './redis-errors.js';
+import type { RedisClient } from './scripts.js';
+
+export interface ExecutorOptions {
+  readonly retry: ResolvedRetryConfig;
+  /** Deadline of one attempt, ms, waiting for a connection included. */
+  readonly commandTimeoutMs: number;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function withDeadline<T>(work: Promise<T>, operation: string, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new CommandDeadlineError(operation, timeoutMs)), timeoutMs);
+  });
+  // A reply that comes after the deadline must not surface as an unhandled rejection.
+  work.catch(() => undefined);
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Resolves when the client can take a command. A client still making its first connection is
+ * waited for (within the attempt's deadline); one that lost its connection fails at once, so a
+ * command never sits in an offline queue to be replayed late.
+ */
+function whenReady(client: RedisClient, lastError: () => unknown): Promise<void> {
+  if (client.status === 'ready') return Promise.resolve();
+  if (client.status === 'wait') client.connect().catch(() => undefined);
+  switch (client.status) {
+    case 'wait':
+    case 'connecting':
+    case 'connect':
+      return new Promise((resolve, reject) => {
+        const onReady = () => {
+          done();
+          resolve();
+        };
+        const onFail = (error?: unknown) => {
+          done();
+          reject(new ConnectionDownError(client.status, error ?? lastError()));
+        };
+        const onEnd = () => onFail();
+        const done = () => {
+          client.off('ready', onReady);
+          client.off('error', onFail);
+          client.off('end', onEnd);
+          client.off('reconnecting', onEnd);
+        };
+        client.once('ready', onReady);
+        client.once('error', onFail);
+        client.once('end', onEnd);
+        client.once('reconnecting', onEnd);
+      });
+    default:
+      return Promise.reject(new ConnectionDownError(client.status, lastError()));
+  }
+}
+
+/**
+ * Runs Redis calls with the limiter's own deadline and retry policy, whatever the client's
+ * options: transient failures are retried with exponential backoff and jitter, then surface as
+ * `RedisUnavailableError`; anything else surfaces at once as `RedisConfigurationError`.
+ */
+export class RedisExecutor {
+  constructor(
+    private readonly pick: () => RedisClient,
+    private readonly options: ExecutorOptions,
+    private readonly lastError: () => unknown = () => undefined,
+  ) {}
+
+  async run<T>(operation: string, call: (client: RedisClient) => Promise<T>): Promise<T> {
+    const { retry, commandTimeoutMs } = this.options;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const client = this.pick();
+        return await withDeadline(
+          whenReady(client, this.lastError).then(() => call(client)),
+          operation,
+          commandTimeoutMs,
+        );
+      } catch (error) {
+        if (!isTransient(error) || attempt >= retry.maxRetries) throw classify(operation, error, attempt + 1);
+        await delay(backoffDelayMs(retry, attempt));
+      }
+    }
+  }
+}

@@ -1,0 +1,48 @@
+import { readFileSync } from 'node:fs';
+import type { Cluster, Redis } from 'ioredis';
+
+/** Clients the limiter talks to. */
+export type RedisClient = Redis | Cluster;
+
+type Reply = Promise<string[]>;
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    llmrlAcquire(window: string, ring: string, ...args: (string | number)[]): Reply;
+    llmrlAdjust(window: string, ring: string, ...args: (string | number)[]): Reply;
+    llmrlRelease(window: string, ring: string, ...args: (string | number)[]): Reply;
+    llmrlStatus(window: string, ring: string, ...args: (string | number)[]): Reply;
+  }
+}
+
+const LUA_DIR = new URL('../../lua/', import.meta.url);
+const INCLUDE = /^--- @include "([a-z-]+)"$/gm;
+
+/** A script's source with its `--- @include "name"` lines replaced by lua/includes/name.lua. */
+export function loadScript(name: string): string {
+  const source = readFileSync(new URL(`${name}.lua`, LUA_DIR), 'utf8');
+  return source.replace(INCLUDE, (_, include: string) => readFileSync(new URL(`includes/${include}.lua`, LUA_DIR), 'utf8'));
+}
+
+const COMMANDS = {
+  llmrlAcquire: 'acquire',
+  llmrlAdjust: 'adjust',
+  llmrlRelease: 'release',
+  llmrlStatus: 'status',
+} as const;
+
+let sources: Record<string, string> | undefined;
+const defined = new WeakSet<object>();
+
+/**
+ * Registers the limiter's scripts on a client (once per client). ioredis then sends EVALSHA and,
+ * when the server has lost its script cache (restart, failover, SCRIPT FLUSH), EVAL by itself.
+ */
+export function defineScripts(client: RedisClient): void {
+  if (defined.has(client)) return;
+  sources ??= Object.fromEntries(Object.entries(COMMANDS).map(([command, file]) => [command, loadScript(file)]));
+  for (const [command, lua] of Object.entries(sources)) {
+    client.defineCommand(command, { numberOfKeys: 2, lua });
+  }
+  defined.add(client);
+}

@@ -1,0 +1,65 @@
+-- Shared pieces of the limiter scripts (inlined where a script says `--- @include "common"`).
+--
+-- Layout of one model's state, both keys under one hash tag so they share a Cluster slot:
+--   window hash  fields 'base' (lowest bucket still counted), 'tail' (highest bucket handed out),
+--                'st' 'si' 'so' 'sr' (running sums of every stored bucket: combined tokens,
+--                input tokens, output tokens, requests), 'exp' (epoch ms the keys' TTL runs to),
+--                and one field per non-empty bucket, named by its index, valued "t:i:o:r".
+--   ops ring     sorted set of recent operation ids: an acquire's id scored by its slot time
+--                (ms), a released id scored by minus the release time, an adjust key scored by
+--                the time it was applied. Bounded by age and by count, it makes a re-sent
+--                command count once and lets a late acquire see that it was cancelled.
+-- Time is the Redis server's, never a client's, so clock skew between clients changes nothing.
+
+local function fmt(x)
+  return string.format('%d', x)
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Bucket j covers [j * window / B, (j + 1) * window / B) ms. Every product here stays below
+-- 2^53, so doubles compute these exactly, the same way the in-memory store does.
+local function bucket_of(ms, window_ms, buckets)
+  return math.floor(ms * buckets / window_ms)
+end
+
+local function bucket_start(j, window_ms, buckets)
+  return math.ceil(j * window_ms / buckets)
+end
+
+local function unpack_bucket(v)
+  if not v then
+    return 0, 0, 0, 0
+  end
+  local t, i, o, r = string.match(v, '^(%d+):(%d+):(%d+):(%d+)$')
+  return tonumber(t), tonumber(i), tonumber(o), tonumber(r)
+end
+
+local function pack_bucket(t, i, o, r)
+  return fmt(t) .. ':' .. fmt(i) .. ':' .. fmt(o) .. ':' .. fmt(r)
+end
+
+-- Drops operations older than the horizon (acquires whose slot, and tombstones whose release,
+-- is that old) and then the oldest beyond the capacity.
+local function ring_trim(ring, now, horizon_ms, capacity)
+  local edge = now - horizon_ms
+  redis.call('ZREMRANGEBYSCORE', ring, '(' .. fmt(-edge), fmt(edge))
+  local size = redis.call('ZCARD', ring)
+  if size > capacity then
+    redis.call('ZREMRANGEBYRANK', ring, 0, size - capacity - 1)
+  end
+end
+
+-- Every key carries a TTL that outlives the last reservation by a window plus the ring horizon.
+-- It is pushed forward about once a window, not on every call.
+local function ttl_needed(latest_ms, window_ms, horizon_ms)
+  return latest_ms + window_ms + horizon_ms
+end
+
+local function keep_alive(window, ring, expire_at)
+  redis.call('PEXPIREAT', window, expire_at)
+  redis.call('PEXPIREAT', ring, expire_at)
+end

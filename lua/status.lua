@@ -1,0 +1,33 @@
+--[[
+  status: what the window ending now holds, and how many reservations wait for a later slot.
+  Reads only.
+
+  KEYS[1]  window hash of the model
+  KEYS[2]  ops ring of the model
+  ARGV[1]  window length, ms
+  ARGV[2]  number of buckets per window (B)
+
+  Returns { server now ms, combined tokens, input tokens, output tokens, requests, queue depth },
+  all strings.
+]]
+--- @include "common"
+
+local window, ring = KEYS[1], KEYS[2]
+local W = tonumber(ARGV[1])
+local B = tonumber(ARGV[2])
+
+local now = now_ms()
+local n = bucket_of(now, W, B)
+local fields = {}
+for k = n - B, n do
+  fields[#fields + 1] = fmt(k)
+end
+local values = redis.call('HMGET', window, unpack(fields))
+local used = { 0, 0, 0, 0 }
+for x = 1, #fields do
+  local t, i, o, r = unpack_bucket(values[x])
+  used[1], used[2], used[3], used[4] = used[1] + t, used[2] + i, used[3] + o, used[4] + r
+end
+local queued = redis.call('ZCOUNT', ring, '(' .. fmt(now), '+inf')
+
+return { fmt(now), fmt(used[1]), fmt(used[2]), fmt(used[3]), fmt(used[4]), fmt(queued) }
