@@ -102,6 +102,7 @@ export class RateLimiter {
   private readonly onEvent?: (event: RateLimiterEvent) => void;
   private readonly tracked = new Map<string, Tracked>();
   private outageSince: number | undefined;
+  private readonly pingStore: () => Promise<number>;
 
   constructor(backend: RateLimiterBackend, model: string, config: RateLimitConfig, options: RateLimiterOptions = {}) {
     if (typeof model !== 'string' || model.length === 0 || model.length > MAX_MODEL_LENGTH || !model.isWellFormed()) {
@@ -124,6 +125,7 @@ export class RateLimiter {
     this.failureMode = failureMode;
     this.backendKind = store.kind;
     this.store = store.forModel(model, keyPrefix);
+    this.pingStore = () => store.ping();
     this.logger = options.logger ?? consoleLogger;
     this.onEvent = options.onEvent;
   }
@@ -289,6 +291,11 @@ export class RateLimiter {
       requestsLimit: limits.requests,
       queueDepth: reply.queueDepth,
     };
+  }
+
+  /** Round-trip time to the store, ms (0 for memory); rejects when it cannot be reached. */
+  ping(): Promise<number> {
+    return this.pingStore();
   }
 
   /** True while the last store call failed and no later one has succeeded. */

@@ -31,6 +31,12 @@ export interface RedisConnectionOptions {
   readonly connectTimeoutMs?: number;
   /** Further ioredis options, applied last (the limiter's safety settings may be overridden here). */
   readonly redisOptions?: RedisOptions;
+  /**
+   * Use this client instead of opening connections. The application keeps owning it: `close()`
+   * leaves it open. Its own options (offline queue, retries) stay as they are; the limiter's
+   * deadline and retry policy still apply.
+   */
+  readonly client?: Redis;
 }
 
 function checkInteger(name: string, value: unknown, min: number, max: number): void {
@@ -58,6 +64,7 @@ export class RedisConnectionManager implements AsyncDisposable {
   private next = 0;
   private lastError: unknown;
   private closed = false;
+  private readonly external?: Redis;
 
   constructor(options: RedisConnectionOptions = {}) {
     if (options === null || typeof options !== 'object') {
@@ -93,12 +100,21 @@ export class RedisConnectionManager implements AsyncDisposable {
       retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 5), 1000),
       ...options.redisOptions,
     };
+    if (options.client !== undefined) {
+      if (!(options.client instanceof Redis)) {
+        throw new RateLimitConfigError('client must be an ioredis Redis instance');
+      }
+      this.external = options.client;
+      this.external.on('error', (error: unknown) => {
+        this.lastError = error;
+      });
+    }
     this.limiterStore = new RedisStore(new RedisExecutor(() => this.pick(), { retry, commandTimeoutMs }, () => this.lastError));
   }
 
   /** The first pooled connection (opened on first use), for your own commands. */
   get client(): Redis {
-    return this.clients[0] ?? this.open();
+    return this.external ?? this.clients[0] ?? this.open();
   }
 
   /** Closes every connection; pending limiter calls then fail (or fail open). */
@@ -133,6 +149,7 @@ export class RedisConnectionManager implements AsyncDisposable {
   }
 
   private pick(): Redis {
+    if (this.external) return this.external;
     if (this.clients.length < this.maxConnections) {
       // Open connections one at a time as load arrives: a new one only when every open one is busy.
       const idle = this.clients.find((c) => c.status === 'ready' && (c as unknown as { commandQueue: { length: number } }).commandQueue.length === 0);
