@@ -76,6 +76,20 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * Names one change of one reservation (from these figures to those), short because the store
+ * remembers recent ones: the op id and a 32-bit FNV-1a hash of the figures.
+ */
+function adjustKeyOf(opId: string, from: Omit<Charge, 'requests'>, to: Omit<Charge, 'requests'>): string {
+  const text = `${from.tokens}:${from.inputTokens}:${from.outputTokens}>${to.tokens}:${to.inputTokens}:${to.outputTokens}`;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return `a${opId}${hash.toString(36)}`;
+}
+
 const consoleLogger: LimiterLogger = {
   log: (m) => console.log(`[llm-rate-limiter] ${m}`),
   warn: (m) => console.warn(`[llm-rate-limiter] ${m}`),
@@ -219,7 +233,7 @@ export class RateLimiter {
     if (delta.tokens === 0 && delta.inputTokens === 0 && delta.outputTokens === 0) {
       return this.reportAdjust(recordId, { status: 'unchanged', ...none });
     }
-    const adjustKey = `a:${record.opId}:${from.tokens}:${from.inputTokens}:${from.outputTokens}>${to.tokens}:${to.inputTokens}:${to.outputTokens}`;
+    const adjustKey = adjustKeyOf(record.opId, from, to);
     let reply;
     try {
       reply = await this.store.adjust({ opId: record.opId, adjustKey, bucket: record.bucket, windowMs: this.resolved.windowMs, delta });

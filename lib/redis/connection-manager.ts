@@ -150,13 +150,14 @@ export class RedisConnectionManager implements AsyncDisposable {
 
   private pick(): Redis {
     if (this.external) return this.external;
-    if (this.clients.length < this.maxConnections) {
-      // Open connections one at a time as load arrives: a new one only when every open one is busy.
-      const idle = this.clients.find((c) => c.status === 'ready' && (c as unknown as { commandQueue: { length: number } }).commandQueue.length === 0);
-      if (!idle) return this.open();
-      return idle;
-    }
-    this.next = (this.next + 1) % this.clients.length;
-    return this.clients[this.next];
+    const clients = this.clients;
+    if (clients.length === 0) return this.open();
+    // Open another connection only when every open one is up and busy; while Redis is down,
+    // opening more would only multiply reconnect attempts.
+    const idle = clients.find((c) => c.status === 'ready' && (c as unknown as { commandQueue: { length: number } }).commandQueue.length === 0);
+    if (idle) return idle;
+    if (clients.length < this.maxConnections && clients.every((c) => c.status === 'ready')) return this.open();
+    this.next = (this.next + 1) % clients.length;
+    return clients[this.next];
   }
 }

@@ -41,7 +41,8 @@ function whenReady(client: RedisClient, lastError: () => unknown): Promise<void>
         };
         const onFail = (error?: unknown) => {
           done();
-          reject(new ConnectionDownError(client.status, error ?? lastError()));
+          // An auth, ACL or TLS failure while connecting is the cause, not a passing condition.
+          reject(error !== undefined && !isTransient(error) ? error : new ConnectionDownError(client.status, error ?? lastError()));
         };
         const onEnd = () => onFail();
         const done = () => {
@@ -55,8 +56,10 @@ function whenReady(client: RedisClient, lastError: () => unknown): Promise<void>
         client.once('end', onEnd);
         client.once('reconnecting', onEnd);
       });
-    default:
-      return Promise.reject(new ConnectionDownError(client.status, lastError()));
+    default: {
+      const cause = lastError();
+      return Promise.reject(cause !== undefined && !isTransient(cause) ? cause : new ConnectionDownError(client.status, cause));
+    }
   }
 }
 

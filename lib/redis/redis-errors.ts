@@ -48,27 +48,41 @@ export class CommandDeadlineError extends Error {
 /** The connection is down (reconnecting or closed): failing at once beats queueing. */
 export class ConnectionDownError extends Error {
   constructor(status: string, cause?: unknown) {
-    super(`the Redis connection is ${status}${cause ? ` (last error: ${cause instanceof Error ? cause.message : String(cause)})` : ''}`, {
+    super(`the Redis connection is ${status}${cause ? ` (last error: ${messageOf(cause)})` : ''}`, {
       cause,
     });
     this.name = 'ConnectionDownError';
   }
 }
 
+interface ErrorLike {
+  readonly name?: unknown;
+  readonly message?: unknown;
+  readonly code?: unknown;
+}
+
+// Errors are recognised by shape, not `instanceof`: socket errors may come from another realm
+// (test runners, worker threads), where `instanceof Error` is false.
+function messageOf(error: unknown): string {
+  const message = error !== null && typeof error === 'object' ? (error as ErrorLike).message : undefined;
+  return typeof message === 'string' ? message : String(error);
+}
+
 /** Whether retrying `error` later may succeed. Everything not known to pass is a configuration error. */
 export function isTransient(error: unknown): boolean {
   if (error instanceof CommandDeadlineError || error instanceof ConnectionDownError) return true;
-  if (!(error instanceof Error)) return false;
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code && TRANSIENT_CODES.has(code)) return true;
-  if (error.name === 'MaxRetriesPerRequestError') return true;
-  const message = error.message.startsWith('ERR ') ? error.message.slice(4) : error.message;
+  if (error === null || typeof error !== 'object') return false;
+  const { code, name } = error as ErrorLike;
+  if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return true;
+  if (name === 'MaxRetriesPerRequestError' || name === 'CommandDeadlineError' || name === 'ConnectionDownError') return true;
+  const raw = messageOf(error);
+  const message = raw.startsWith('ERR ') ? raw.slice(4) : raw;
   return TRANSIENT_MESSAGES.some((prefix) => message.startsWith(prefix));
 }
 
 /** The typed error a failed Redis call surfaces as. */
 export function classify(operation: string, error: unknown, attempts: number): RedisUnavailableError | RedisConfigurationError {
-  const detail = error instanceof Error ? error.message : String(error);
+  const detail = messageOf(error);
   if (isTransient(error)) {
     return new RedisUnavailableError(`${operation}: Redis unavailable after ${attempts} attempt(s): ${detail}`, { cause: error });
   }

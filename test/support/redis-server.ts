@@ -44,9 +44,13 @@ export class OwnRedisServer {
     return `redis://127.0.0.1:${this.port}`;
   }
 
+  private get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   /** (Re)starts the server on the same port and resolves once it answers. */
   async startAgain(): Promise<void> {
-    if (this.child && this.child.exitCode === null) return;
+    if (this.running) return;
     const child = spawn(
       'redis-server',
       ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, ...this.extraArgs],
@@ -64,7 +68,7 @@ export class OwnRedisServer {
   /** Kills the server (SIGKILL: no goodbye to clients) and resolves once it is gone. */
   async kill(): Promise<void> {
     const child = this.child;
-    if (!child || child.exitCode !== null) return;
+    if (!child || !this.running) return;
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
     await exited;

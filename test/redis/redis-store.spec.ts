@@ -1,0 +1,249 @@
+import { Redis } from 'ioredis';
+import {
+  RateLimiter,
+  RedisConfigurationError,
+  RedisConnectionManager,
+  RedisUnavailableError,
+  type RateLimiterEvent,
+} from '../../lib/index.js';
+import { BUCKETS } from '../../lib/core/store.js';
+import { modelKeys } from '../../lib/redis/keys.js';
+import { recordingLogger } from '../support/backends.js';
+import { closeClient, inspector, redisUrl, uniquePrefix } from '../support/redis.js';
+import { freePort, OwnRedisServer } from '../support/redis-server.js';
+
+const command = (opId: string, tokens = 100) => ({
+  opId,
+  windowMs: 60_000,
+  cost: { tokens, inputTokens: tokens, outputTokens: 0, requests: 1 },
+  limits: { tokens: 1000, inputTokens: 0, outputTokens: 0, requests: 0 },
+  maxWaitMs: -1,
+});
+
+describe('RedisStore', () => {
+  let manager: RedisConnectionManager;
+  let redis: Redis;
+  beforeAll(() => {
+    manager = new RedisConnectionManager({ url: redisUrl() });
+    redis = inspector();
+  });
+  afterAll(async () => {
+    await manager.close();
+    await closeClient(redis);
+  });
+
+  describe('keys', () => {
+    it('keeps all keys of a model under one hash tag, with a TTL on every key', async () => {
+      const prefix = uniquePrefix();
+      const limiter = new RateLimiter(manager, 'gpt-4o', { tpm: 1000 }, { keyPrefix: prefix });
+      const r = await limiter.acquire({ tokens: 10 });
+      await limiter.adjust(r.recordId, { actualOutput: 3 });
+      const keys = (await redis.keys(`*${prefix}*`)).sort();
+      expect(keys).toEqual([`{${prefix}:gpt-4o}:o`, `{${prefix}:gpt-4o}:w`]);
+      for (const key of keys) {
+        const ttl = await redis.pttl(key);
+        expect(ttl).toBeGreaterThan(60_000);
+        expect(ttl).toBeLessThanOrEqual(3 * 60_000 + 30_000);
+      }
+    });
+
+    it('encodes model names so odd names keep one valid tag and never share keys', () => {
+      const names = ['a', '{', '}', '{}', 'a}b', 'a:b', 'a%3Ab', ':', 'a b', 'ünï😀', '\n', 'x'.repeat(1024), 'A', 'a.b'];
+      const tags = names.map((name) => {
+        const { window, ring } = modelKeys('llmrl', name);
+        const tag = window.slice(0, window.lastIndexOf('}') + 1);
+        expect(ring.startsWith(tag)).toBe(true);
+        // exactly one '{' and the first '}' closes it: Redis Cluster hashes what lies between
+        expect(tag.indexOf('{')).toBe(0);
+        expect(tag.indexOf('}')).toBe(tag.length - 1);
+        return tag;
+      });
+      expect(new Set(tags).size).toBe(names.length);
+    });
+  });
+
+  describe('repeated and cancelled operations', () => {
+    it('counts a repeated op id once and answers it with the original slot', async () => {
+      const store = manager.limiterStore.forModel('m', uniquePrefix());
+      const first = await store.acquire(command('AAAAAAAAAAAAAAAA'));
+      const again = await store.acquire(command('AAAAAAAAAAAAAAAA'));
+      expect(first.status).toBe('ok');
+      expect(again).toMatchObject({ status: 'dup', slotMs: first.slotMs, bucket: first.bucket });
+      expect((await store.status(60_000)).used).toEqual({ tokens: 100, inputTokens: 100, outputTokens: 0, requests: 1 });
+    });
+
+    it('turns an acquire that arrives after its cancel into a no-op', async () => {
+      const store = manager.limiterStore.forModel('m', uniquePrefix());
+      const cancel = await store.release({ opId: 'BBBBBBBBBBBBBBBB', mode: 'cancel', bucket: -1, windowMs: 60_000, charged: command('x').cost });
+      expect(cancel.status).toBe('cancelled');
+      const late = await store.acquire(command('BBBBBBBBBBBBBBBB'));
+      expect(late.status).toBe('released');
+      expect((await store.status(60_000)).used.requests).toBe(0);
+    });
+
+    it('takes back an acquire whose reply was lost when it is cancelled', async () => {
+      const store = manager.limiterStore.forModel('m', uniquePrefix());
+      await store.acquire(command('CCCCCCCCCCCCCCCC', 300));
+      const cancel = await store.release({
+        opId: 'CCCCCCCCCCCCCCCC',
+        mode: 'cancel',
+        bucket: -1,
+        windowMs: 60_000,
+        charged: command('x', 300).cost,
+      });
+      expect(cancel.status).toBe('ok');
+      expect((await store.status(60_000)).used).toEqual({ tokens: 0, inputTokens: 0, outputTokens: 0, requests: 0 });
+      await expect(store.release({ opId: 'CCCCCCCCCCCCCCCC', mode: 'cancel', bucket: -1, windowMs: 60_000, charged: command('x').cost })).resolves.toEqual({
+        status: 'dup',
+      });
+    });
+
+    it('applies a re-sent adjust once', async () => {
+      const store = manager.limiterStore.forModel('m', uniquePrefix());
+      const a = await store.acquire(command('DDDDDDDDDDDDDDDD'));
+      const adjust = { opId: 'DDDDDDDDDDDDDDDD', adjustKey: 'a:D:1', bucket: a.bucket, windowMs: 60_000, delta: { tokens: 50, inputTokens: 50, outputTokens: 0 } };
+      expect((await store.adjust(adjust)).status).toBe('ok');
+      expect((await store.adjust(adjust)).status).toBe('dup');
+      expect((await store.status(60_000)).used.tokens).toBe(150);
+    });
+  });
+
+  it('recovers by itself after the server loses its scripts (SCRIPT FLUSH)', async () => {
+    const own = await OwnRedisServer.start();
+    const m = new RedisConnectionManager({ url: own.url, maxConnections: 1 });
+    try {
+      const limiter = new RateLimiter(m, 'm', { tpm: 1000 });
+      await limiter.acquire({ tokens: 100 });
+      await m.client.script('FLUSH');
+      const r = await limiter.acquire({ tokens: 100 });
+      await limiter.adjust(r.recordId, { actualOutput: 50 });
+      await m.client.script('FLUSH');
+      expect((await limiter.getStatus()).tokensUsed).toBe(250);
+    } finally {
+      await m.close();
+      await own.stop();
+    }
+  });
+
+  it('takes time from the Redis server, not from the client clock', async () => {
+    const limiter = new RateLimiter(manager, 'm', { tpm: 100, windowSeconds: 10 }, { keyPrefix: uniquePrefix() });
+    const realNow = Date.now;
+    try {
+      Date.now = () => realNow() + 3_600_000;
+      const a = await limiter.acquire({ tokens: 100 });
+      Date.now = () => realNow() - 3_600_000;
+      const b = await limiter.acquire({ tokens: 50 }, { maxWaitMs: 0 }).catch((e: unknown) => e);
+      Date.now = realNow;
+      const [seconds] = await redis.time();
+      expect(Math.abs(a.slotTime - Number(seconds) * 1000)).toBeLessThan(5000);
+      // a client an hour behind still sees the window as full
+      expect((b as Error).name).toBe('AcquireTimeoutError');
+    } finally {
+      Date.now = realNow;
+    }
+  });
+
+  it('stays within 64 KB of Redis memory for a model after thousands of requests', async () => {
+    const prefix = uniquePrefix();
+    const limiter = new RateLimiter(manager, 'm', { tpm: 1e9, rpm: 1e9 }, { keyPrefix: prefix });
+    for (let batch = 0; batch < 30; batch++) {
+      await Promise.all(Array.from({ length: 100 }, () => limiter.acquire({ inputTokens: 1000, outputTokens: 10 })));
+    }
+    const { window, ring } = modelKeys(prefix, 'm');
+    const bytes = Number(await redis.memory('USAGE', window)) + Number(await redis.memory('USAGE', ring));
+    expect(bytes).toBeLessThan(64 * 1024);
+    expect((await limiter.getStatus()).requestsUsed).toBe(3000);
+  });
+
+  it('sends nothing to Redis for bad input', async () => {
+    const prefix = uniquePrefix();
+    const limiter = new RateLimiter(manager, 'm', { tpm: 100 }, { keyPrefix: prefix });
+    await expect(limiter.acquire({ tokens: -1 })).rejects.toThrow();
+    await expect(limiter.acquire({ tokens: 101 })).rejects.toThrow();
+    expect(await redis.keys(`*${prefix}*`)).toEqual([]);
+  });
+
+  it('uses a bucket of 1/100 of the window', () => {
+    expect(BUCKETS).toBe(100);
+  });
+});
+
+describe('when Redis is unavailable', () => {
+  it('fails open quickly, once logged and reported, against a port nobody listens on', async () => {
+    const port = await freePort();
+    const manager = new RedisConnectionManager({ port, host: '127.0.0.1' });
+    const logger = recordingLogger();
+    const events: RateLimiterEvent[] = [];
+    const limiter = new RateLimiter(manager, 'm', { tpm: 100 }, { logger, onEvent: (e) => events.push(e) });
+    try {
+      const started = performance.now();
+      const results = await Promise.all([1, 2, 3].map(() => limiter.acquire({ tokens: 10 })));
+      const elapsed = performance.now() - started;
+      expect(results.every((r) => r.degraded && r.waitTime === 0 && r.recordId.startsWith('x.'))).toBe(true);
+      // a hang detector, not a timing claim: ioredis alone would wait ~10 s or forever
+      expect(elapsed).toBeLessThan(5000);
+      expect(logger.lines.filter((l) => l.level === 'warn')).toHaveLength(1);
+      expect(events.filter((e) => e.type === 'degraded')).toHaveLength(1);
+      await expect(limiter.adjust(results[0].recordId, { actualOutput: 5 })).resolves.toMatchObject({ status: 'degraded' });
+      await expect(limiter.release(results[0].recordId)).resolves.toBeUndefined();
+      await expect(limiter.getStatus()).rejects.toThrow(RedisUnavailableError);
+    } finally {
+      await manager.close();
+    }
+  });
+
+  it('rejects with RedisUnavailableError in closed mode', async () => {
+    const manager = new RedisConnectionManager({ port: await freePort(), host: '127.0.0.1', retryConfig: { maxRetries: 1 } });
+    const limiter = new RateLimiter(manager, 'm', { tpm: 100 }, { failureMode: 'closed', logger: recordingLogger() });
+    try {
+      await expect(limiter.acquire({ tokens: 10 })).rejects.toThrow(RedisUnavailableError);
+    } finally {
+      await manager.close();
+    }
+  });
+
+  it('limits again, and says so, once Redis is back', async () => {
+    const own = await OwnRedisServer.start();
+    const manager = new RedisConnectionManager({ url: own.url });
+    const events: RateLimiterEvent[] = [];
+    const limiter = new RateLimiter(manager, 'm', { tpm: 100 }, { logger: recordingLogger(), onEvent: (e) => events.push(e) });
+    try {
+      expect((await limiter.acquire({ tokens: 10 })).degraded).toBe(false);
+      await own.kill();
+      expect((await limiter.acquire({ tokens: 10 })).degraded).toBe(true);
+      await own.startAgain();
+      let result = await limiter.acquire({ tokens: 10 });
+      for (let i = 0; result.degraded && i < 100; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        result = await limiter.acquire({ tokens: 10 });
+      }
+      expect(result.degraded).toBe(false);
+      expect(events.filter((e) => e.type === 'degraded' || e.type === 'recovered').map((e) => e.type)).toEqual(['degraded', 'recovered']);
+    } finally {
+      await manager.close();
+      await own.stop();
+    }
+  });
+
+  it('throws configuration errors instead of failing open: wrong password, missing ACL permission', async () => {
+    const admin = inspector();
+    const user = uniquePrefix('user');
+    try {
+      await admin.call('ACL', 'SETUSER', user, 'on', '>right-password', '~*', '+@all', '-time');
+      const wrong = new RedisConnectionManager({ url: redisUrl(), username: user, password: 'wrong-password' });
+      const wrongLimiter = new RateLimiter(wrong, 'm', { tpm: 100 }, { logger: recordingLogger() });
+      await expect(wrongLimiter.acquire({ tokens: 1 })).rejects.toThrow(RedisConfigurationError);
+      await wrong.close();
+
+      const noTime = new RedisConnectionManager({ url: redisUrl(), username: user, password: 'right-password' });
+      const noTimeLimiter = new RateLimiter(noTime, 'm', { tpm: 100 }, { keyPrefix: uniquePrefix(), logger: recordingLogger() });
+      const err = await noTimeLimiter.acquire({ tokens: 1 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RedisConfigurationError);
+      expect((err as Error).message).toMatch(/NOPERM|permission/i);
+      await noTime.close();
+    } finally {
+      await admin.call('ACL', 'DELUSER', user);
+      await closeClient(admin);
+    }
+  });
+});
