@@ -124,11 +124,14 @@ export class RedisConnectionManager implements AsyncDisposable {
     await Promise.all(
       clients.map(async (client) => {
         if (client.status === 'end') return;
-        if (client.status !== 'ready') {
+        const ended = new Promise((resolve) => client.once('end', resolve));
+        if (client.status === 'ready') {
+          await client.quit().catch(() => client.disconnect());
+        } else {
           client.disconnect();
-          return;
         }
-        await client.quit().catch(() => client.disconnect());
+        // Resolve only once the socket is gone, so nothing of ours keeps the process alive.
+        await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
       }),
     );
   }
