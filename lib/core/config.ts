@@ -1,4 +1,8 @@
 import { RateLimitConfigError } from './errors.js';
+import { PROFILES, PROVIDERS, type Provider, type ProviderProfile } from './profiles.js';
+
+/** How capacity comes back: all of a reservation leaves the window at once, or it refills continuously. */
+export type Algorithm = 'sliding-window' | 'token-bucket';
 
 /**
  * The provider's limits for one model. Every limit is per window; 0 or absent turns it off, and
@@ -22,10 +26,24 @@ export interface RateLimitConfig {
   /** Every limit is multiplied by this (default 1, at least 1) and rounded down. */
   burstMultiplier?: number;
   /**
-   * Weight of an output token in the combined figure (default 1). AWS Bedrock counts output
-   * tokens 5x against its token quota: use 5 there.
+   * Weight of an output token in the combined figure (default 1; 5 with `provider: 'bedrock'`).
+   * AWS Bedrock counts output tokens of recent Claude models 5x against its token quota.
    */
   burndownRate?: number;
+  /**
+   * Which provider's counting rules to follow (default `'custom'`: charge what acquire is told,
+   * refund and charge on adjust). See the README's provider table.
+   */
+  provider?: Provider;
+  /**
+   * `'sliding-window'` (default): a reservation counts for one window from its slot.
+   * `'token-bucket'` (default for `provider: 'anthropic'`): capacity refills continuously at
+   * limit / window, and the bucket holds `bucketSeconds` worth of it, so traffic is paced within
+   * the window (for providers that enforce per-minute limits per second).
+   */
+  algorithm?: Algorithm;
+  /** Token bucket only: seconds of refill the bucket holds (default `windowSeconds`). */
+  bucketSeconds?: number;
 }
 
 /** Limits as the store applies them: whole numbers, burst applied, 0 = off. */
@@ -44,13 +62,26 @@ export interface ResolvedConfig {
   readonly limits: EffectiveLimits;
   /** Whether the config has split limits, so acquire needs input and output apart. */
   readonly split: boolean;
+  readonly provider: Provider;
+  readonly profile: ProviderProfile;
+  readonly algorithm: Algorithm;
+  /** Token bucket capacity in ms of refill (equals windowMs for the sliding window). */
+  readonly bucketMs: number;
 }
 
 /** Largest limit accepted: sums of a window stay exact in Redis's Lua doubles. */
 export const MAX_LIMIT = 1e12;
 
 const LIMIT_FIELDS = ['tpm', 'inputTpm', 'outputTpm', 'rpm'] as const;
-const KNOWN_FIELDS = new Set<string>([...LIMIT_FIELDS, 'windowSeconds', 'burstMultiplier', 'burndownRate']);
+const KNOWN_FIELDS = new Set<string>([
+  ...LIMIT_FIELDS,
+  'windowSeconds',
+  'burstMultiplier',
+  'burndownRate',
+  'provider',
+  'algorithm',
+  'bucketSeconds',
+]);
 
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
@@ -105,7 +136,27 @@ export function resolveConfig(config: RateLimitConfig, where = ''): ResolvedConf
   if (typeof burstMultiplier !== 'number' || !Number.isFinite(burstMultiplier) || burstMultiplier < 1 || burstMultiplier > 1000) {
     throw new RateLimitConfigError(`${where}burstMultiplier must be a number from 1 to 1000, got ${describe(burstMultiplier)}`);
   }
-  const burndownRate = config.burndownRate ?? 1;
+  const provider = config.provider ?? 'custom';
+  if (!PROVIDERS.includes(provider)) {
+    throw new RateLimitConfigError(`${where}provider must be one of ${PROVIDERS.map((p) => `'${p}'`).join(', ')}, got ${describe(provider)}`);
+  }
+  const profile = PROFILES[provider];
+  const algorithm = config.algorithm ?? profile.defaultAlgorithm;
+  if (algorithm !== 'sliding-window' && algorithm !== 'token-bucket') {
+    throw new RateLimitConfigError(`${where}algorithm must be 'sliding-window' or 'token-bucket', got ${describe(algorithm)}`);
+  }
+  let bucketMs = windowMs;
+  if (config.bucketSeconds !== undefined) {
+    const b = config.bucketSeconds;
+    bucketMs = typeof b === 'number' ? Math.round(b * 1000) : NaN;
+    if (algorithm !== 'token-bucket') {
+      throw new RateLimitConfigError(`${where}bucketSeconds applies to algorithm 'token-bucket' only; set algorithm: 'token-bucket' or remove it`);
+    }
+    if (typeof b !== 'number' || !Number.isFinite(b) || bucketMs < 1 || bucketMs > windowMs) {
+      throw new RateLimitConfigError(`${where}bucketSeconds must be a number from 0.001 to windowSeconds (${windowMs / 1000}), got ${describe(b)}`);
+    }
+  }
+  const burndownRate = config.burndownRate ?? profile.defaultBurndownRate;
   if (typeof burndownRate !== 'number' || !Number.isFinite(burndownRate) || burndownRate < 0 || burndownRate > 1000) {
     throw new RateLimitConfigError(`${where}burndownRate must be a number from 0 to 1000, got ${describe(burndownRate)}`);
   }
@@ -115,6 +166,10 @@ export function resolveConfig(config: RateLimitConfig, where = ''): ResolvedConf
     burstMultiplier,
     burndownRate,
     split: inputTpm > 0 || outputTpm > 0,
+    provider,
+    profile,
+    algorithm,
+    bucketMs,
     limits: { tokens: burst(tpm), inputTokens: burst(inputTpm), outputTokens: burst(outputTpm), requests: burst(rpm) },
   };
 }

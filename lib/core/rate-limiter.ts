@@ -12,12 +12,23 @@ import {
 import type { LimiterLogger, RateLimiterEvent } from './events.js';
 import { formatDegradedRecordId, formatRecordId, newOpId, parseRecordId } from './record-id.js';
 import type { AcquireResult, AdjustResult, RateLimitStatus } from './results.js';
+import { chargeOf } from './profiles.js';
 import type { Charge, LimiterStore, ModelStore } from './store.js';
 
-/** What one call will use: a combined figure, or input and output apart (needed for split limits). */
+/**
+ * What one call will use: a combined figure, or input and output apart (needed for split limits
+ * and provider profiles). `outputTokens` is the call's `max_tokens` or an estimate; cache figures
+ * are prompt-cache reads and writes, counted as the provider profile says.
+ */
 export type TokenRequest =
   | { readonly tokens: number; readonly inputTokens?: undefined; readonly outputTokens?: undefined }
-  | { readonly inputTokens: number; readonly outputTokens: number; readonly tokens?: undefined };
+  | {
+      readonly inputTokens: number;
+      readonly outputTokens: number;
+      readonly cacheReadTokens?: number;
+      readonly cacheWriteTokens?: number;
+      readonly tokens?: undefined;
+    };
 
 export interface AcquireOptions {
   /** Stops waiting for the slot; the reservation is released and acquire rejects. */
@@ -31,6 +42,18 @@ export interface ActualUsage {
   readonly actualOutput: number;
   /** Defaults to the input the reservation was made with. */
   readonly actualInput?: number;
+  /** Defaults to the cache reads the reservation was made with. */
+  readonly actualCacheRead?: number;
+  /** Defaults to the cache writes the reservation was made with. */
+  readonly actualCacheWrite?: number;
+}
+
+export interface ReleaseOptions {
+  /**
+   * The call reached the provider and failed there. Providers that count failed calls (OpenAI)
+   * keep the charge; for the others the reservation is given back as usual.
+   */
+  readonly reachedProvider?: boolean;
 }
 
 export interface RateLimiterOptions {
@@ -154,7 +177,7 @@ export class RateLimiter {
    * `InvalidTokenCountError` or `RequestTooLargeError` for a request that can never be served.
    */
   async acquire(request: TokenRequest, options: AcquireOptions = {}): Promise<AcquireResult> {
-    const cost = this.costOf(request);
+    const { cost, cacheRead, cacheWrite } = this.costOf(request);
     const maxWaitMs = this.checkAcquireOptions(options);
     const { signal } = options;
     if (signal?.aborted) throw this.aborted(signal);
@@ -185,7 +208,15 @@ export class RateLimiter {
     if (reply.status === 'released') {
       throw new LlmRateLimiterError(`acquire ${opId} for ${this.model} was cancelled before it reached the store`);
     }
-    const recordId = formatRecordId({ bucket: reply.bucket, tokens: cost.tokens, inputTokens: cost.inputTokens, outputTokens: cost.outputTokens, opId });
+    const recordId = formatRecordId({
+      bucket: reply.bucket,
+      tokens: cost.tokens,
+      inputTokens: cost.inputTokens,
+      outputTokens: cost.outputTokens,
+      cacheRead,
+      cacheWrite,
+      opId,
+    });
     if (reply.waitMs > 0) {
       try {
         // One extra ms: timers may fire a fraction early, and the slot must have started.
@@ -215,16 +246,37 @@ export class RateLimiter {
     if (!isCount(usage.actualOutput)) {
       throw new InvalidTokenCountError(`actualOutput must be a non-negative integer, got ${describe(usage.actualOutput)}`);
     }
-    if (usage.actualInput !== undefined && !isCount(usage.actualInput)) {
-      throw new InvalidTokenCountError(`actualInput must be a non-negative integer, got ${describe(usage.actualInput)}`);
+    for (const field of ['actualInput', 'actualCacheRead', 'actualCacheWrite'] as const) {
+      if (usage[field] !== undefined && !isCount(usage[field])) {
+        throw new InvalidTokenCountError(`${field} must be a non-negative integer, got ${describe(usage[field])}`);
+      }
     }
     const none = { tokensDelta: 0, inputTokensDelta: 0, outputTokensDelta: 0 };
     if (record.degraded) return { status: 'degraded', ...none };
 
+    const { profile, burndownRate } = this.resolved;
     const from = this.tracked.get(record.opId)?.charge ?? record;
-    const inputTokens = usage.actualInput ?? from.inputTokens;
-    const outputTokens = usage.actualOutput;
-    const to = { tokens: this.combined(inputTokens, outputTokens), inputTokens, outputTokens };
+    const rawInput =
+      record.inputTokens - (profile.admitCacheRead ? record.cacheRead : 0) - (profile.admitCacheWrite ? record.cacheWrite : 0);
+    const settled = chargeOf(
+      profile,
+      burndownRate,
+      {
+        input: usage.actualInput ?? rawInput,
+        output: usage.actualOutput,
+        cacheRead: usage.actualCacheRead ?? record.cacheRead,
+        cacheWrite: usage.actualCacheWrite ?? record.cacheWrite,
+      },
+      'settle',
+    );
+    // A provider that keeps what it reserved (OpenAI) is never refunded, only charged more.
+    const to = profile.refunds
+      ? settled
+      : {
+          tokens: Math.max(from.tokens, settled.tokens),
+          inputTokens: Math.max(from.inputTokens, settled.inputTokens),
+          outputTokens: Math.max(from.outputTokens, settled.outputTokens),
+        };
     const delta = {
       tokens: to.tokens - from.tokens,
       inputTokens: to.inputTokens - from.inputTokens,
@@ -262,7 +314,14 @@ export class RateLimiter {
    * Gives a reservation back, for a call that never reached the provider. Releasing twice, or
    * after the window has passed, changes nothing.
    */
-  async release(recordId: string): Promise<void> {
+  async release(recordId: string, options: ReleaseOptions = {}): Promise<void> {
+    if (options === null || typeof options !== 'object') {
+      throw new RateLimitConfigError(`release options must be an object such as { reachedProvider: true }, got ${describe(options)}`);
+    }
+    if (options.reachedProvider === true && this.resolved.profile.chargesFailedCalls) {
+      parseRecordId(recordId);
+      return;
+    }
     await this.releaseAs(recordId, 'released');
   }
 
@@ -317,19 +376,15 @@ export class RateLimiter {
     return this.outageSince !== undefined;
   }
 
-  private combined(inputTokens: number, outputTokens: number): number {
-    return Math.ceil(inputTokens + this.resolved.burndownRate * outputTokens);
-  }
-
-  private costOf(request: TokenRequest): Charge {
+  private costOf(request: TokenRequest): { cost: Charge; cacheRead: number; cacheWrite: number } {
     if (request === null || typeof request !== 'object') {
       throw new InvalidTokenCountError(`acquire needs { tokens } or { inputTokens, outputTokens }, got ${describe(request)}`);
     }
-    const { tokens, inputTokens, outputTokens } = request as { tokens?: unknown; inputTokens?: unknown; outputTokens?: unknown };
-    let cost: Charge;
+    const { tokens, inputTokens, outputTokens, cacheReadTokens, cacheWriteTokens } = request as Record<string, unknown>;
+    let call;
     if (tokens !== undefined) {
-      if (inputTokens !== undefined || outputTokens !== undefined) {
-        throw new InvalidTokenCountError('pass either tokens or inputTokens and outputTokens, not both');
+      if (inputTokens !== undefined || outputTokens !== undefined || cacheReadTokens !== undefined || cacheWriteTokens !== undefined) {
+        throw new InvalidTokenCountError('pass either tokens or inputTokens and outputTokens (with optional cache figures), not both');
       }
       if (!isCount(tokens)) throw new InvalidTokenCountError(`tokens must be a non-negative integer, got ${describe(tokens)}`);
       if (this.resolved.split) {
@@ -337,12 +392,16 @@ export class RateLimiter {
           `${this.model} has input or output limits (inputTpm/outputTpm): pass inputTokens and outputTokens instead of tokens`,
         );
       }
-      cost = { tokens, inputTokens: tokens, outputTokens: 0, requests: 1 };
+      call = { input: tokens, output: 0, cacheRead: 0, cacheWrite: 0 };
     } else {
-      if (!isCount(inputTokens)) throw new InvalidTokenCountError(`inputTokens must be a non-negative integer, got ${describe(inputTokens)}`);
-      if (!isCount(outputTokens)) throw new InvalidTokenCountError(`outputTokens must be a non-negative integer, got ${describe(outputTokens)}`);
-      cost = { tokens: this.combined(inputTokens, outputTokens), inputTokens, outputTokens, requests: 1 };
+      const counts = { inputTokens, outputTokens, cacheReadTokens: cacheReadTokens ?? 0, cacheWriteTokens: cacheWriteTokens ?? 0 };
+      for (const [field, value] of Object.entries(counts)) {
+        if (!isCount(value)) throw new InvalidTokenCountError(`${field} must be a non-negative integer, got ${describe(value)}`);
+      }
+      call = { input: inputTokens as number, output: outputTokens as number, cacheRead: counts.cacheReadTokens as number, cacheWrite: counts.cacheWriteTokens as number };
     }
+    const charged = chargeOf(this.resolved.profile, this.resolved.burndownRate, call, 'admit');
+    const cost: Charge = { ...charged, requests: 1 };
     const { limits } = this.resolved;
     const checks: Array<[string, number, number]> = [
       ['tpm', cost.tokens, limits.tokens],
@@ -359,7 +418,7 @@ export class RateLimiter {
         );
       }
     }
-    return cost;
+    return { cost, cacheRead: call.cacheRead, cacheWrite: call.cacheWrite };
   }
 
   private checkAcquireOptions(options: AcquireOptions): number {

@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { InvalidRecordIdError } from './errors.js';
 
 /**
- * A record id carries what adjust and release need (bucket and charges), so the store keeps no
- * record per request. Layout: `<bucket>.<tokens>.<input>.<output>.<op id>`, numbers in base 36;
+ * A record id carries what adjust and release need (bucket, charges, cache figures), so the
+ * store keeps no record per request. Layout:
+ * `<bucket>.<tokens>.<input>.<output>.<cache read>.<cache write>.<op id>`, numbers in base 36;
  * a fail-open reservation is `x.<op id>`.
  */
 export interface ParsedRecordId {
@@ -13,6 +14,8 @@ export interface ParsedRecordId {
   readonly tokens: number;
   readonly inputTokens: number;
   readonly outputTokens: number;
+  readonly cacheRead: number;
+  readonly cacheWrite: number;
 }
 
 const OP_ID = /^[A-Za-z0-9_-]{16}$/;
@@ -23,7 +26,7 @@ export function newOpId(): string {
 }
 
 export function formatRecordId(r: Omit<ParsedRecordId, 'degraded'>): string {
-  return [r.bucket, r.tokens, r.inputTokens, r.outputTokens].map((n) => n.toString(36)).join('.') + '.' + r.opId;
+  return [r.bucket, r.tokens, r.inputTokens, r.outputTokens, r.cacheRead, r.cacheWrite].map((n) => n.toString(36)).join('.') + '.' + r.opId;
 }
 
 export function formatDegradedRecordId(opId: string): string {
@@ -38,11 +41,11 @@ export function parseRecordId(recordId: unknown): ParsedRecordId {
   if (typeof recordId !== 'string') throw fail();
   const parts = recordId.split('.');
   if (parts.length === 2 && parts[0] === 'x' && OP_ID.test(parts[1])) {
-    return { opId: parts[1], degraded: true, bucket: -1, tokens: 0, inputTokens: 0, outputTokens: 0 };
+    return { opId: parts[1], degraded: true, bucket: -1, tokens: 0, inputTokens: 0, outputTokens: 0, cacheRead: 0, cacheWrite: 0 };
   }
-  if (parts.length !== 5 || !OP_ID.test(parts[4])) throw fail();
-  const numbers = parts.slice(0, 4).map((p) => (/^[0-9a-z]{1,12}$/.test(p) ? parseInt(p, 36) : NaN));
+  if (parts.length !== 7 || !OP_ID.test(parts[6])) throw fail();
+  const numbers = parts.slice(0, 6).map((p) => (/^[0-9a-z]{1,12}$/.test(p) ? parseInt(p, 36) : NaN));
   if (!numbers.every(Number.isSafeInteger)) throw fail();
-  const [bucket, tokens, inputTokens, outputTokens] = numbers;
-  return { opId: parts[4], degraded: false, bucket, tokens, inputTokens, outputTokens };
+  const [bucket, tokens, inputTokens, outputTokens, cacheRead, cacheWrite] = numbers;
+  return { opId: parts[6], degraded: false, bucket, tokens, inputTokens, outputTokens, cacheRead, cacheWrite };
 }
