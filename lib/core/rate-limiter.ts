@@ -13,7 +13,7 @@ import type { LimiterLogger, RateLimiterEvent } from './events.js';
 import { formatDegradedRecordId, formatRecordId, newOpId, parseRecordId } from './record-id.js';
 import type { AcquireResult, AdjustResult, RateLimitStatus } from './results.js';
 import { chargeOf } from './profiles.js';
-import type { Charge, LimiterStore, ModelStore } from './store.js';
+import type { Charge, LimiterStore, ModelSettings, ModelStore } from './store.js';
 
 /**
  * What one call will use: a combined figure, or input and output apart (needed for split limits
@@ -133,6 +133,7 @@ export class RateLimiter {
   readonly config: Readonly<RateLimitConfig>;
   readonly failureMode: FailureMode;
   private readonly resolved: ResolvedConfig;
+  private readonly settings: ModelSettings;
   private readonly store: ModelStore;
   private readonly backendKind: 'redis' | 'memory';
   private readonly logger: LimiterLogger;
@@ -148,6 +149,8 @@ export class RateLimiter {
       );
     }
     this.resolved = resolveConfig(config);
+    const { windowMs, algorithm, bucketMs, limits } = this.resolved;
+    this.settings = { windowMs, algorithm, bucketMs, limits };
     const failureMode = options.failureMode ?? 'open';
     if (failureMode !== 'open' && failureMode !== 'closed') {
       throw new RateLimitConfigError(`failureMode must be 'open' or 'closed', got ${describe(failureMode)}`);
@@ -185,7 +188,7 @@ export class RateLimiter {
     const opId = newOpId();
     let reply;
     try {
-      reply = await this.store.acquire({ opId, windowMs: this.resolved.windowMs, cost, limits: this.resolved.limits, maxWaitMs });
+      reply = await this.store.acquire({ opId, settings: this.settings, cost, maxWaitMs });
       this.markUp();
     } catch (error) {
       if (!(error instanceof RedisUnavailableError)) throw error;
@@ -288,7 +291,7 @@ export class RateLimiter {
     const adjustKey = adjustKeyOf(record.opId, from, to);
     let reply;
     try {
-      reply = await this.store.adjust({ opId: record.opId, adjustKey, bucket: record.bucket, windowMs: this.resolved.windowMs, delta });
+      reply = await this.store.adjust({ opId: record.opId, adjustKey, bucket: record.bucket, settings: this.settings, delta });
       this.markUp();
     } catch (error) {
       if (!(error instanceof RedisUnavailableError)) throw error;
@@ -334,7 +337,7 @@ export class RateLimiter {
         opId: record.opId,
         mode: 'release',
         bucket: record.bucket,
-        windowMs: this.resolved.windowMs,
+        settings: this.settings,
         charged: { ...charge, requests: 1 },
       });
       this.markUp();
@@ -349,7 +352,7 @@ export class RateLimiter {
 
   /** Usage of the window ending now, and how many reservations wait. Rejects when the store is down. */
   async getStatus(): Promise<RateLimitStatus> {
-    const reply = await this.store.status(this.resolved.windowMs);
+    const reply = await this.store.status(this.settings);
     const { limits } = this.resolved;
     return {
       model: this.model,
@@ -450,7 +453,7 @@ export class RateLimiter {
 
   private cancelLater(opId: string, cost: Charge): void {
     this.store
-      .release({ opId, mode: 'cancel', bucket: -1, windowMs: this.resolved.windowMs, charged: cost })
+      .release({ opId, mode: 'cancel', bucket: -1, settings: this.settings, charged: cost })
       .then(
         (reply) => {
           if (reply.status === 'ok') this.emit({ type: 'released', model: this.model, recordId: formatDegradedRecordId(opId), reason: 'cancelled' });

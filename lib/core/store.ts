@@ -1,4 +1,4 @@
-import type { EffectiveLimits } from './config.js';
+import type { Algorithm, EffectiveLimits } from './config.js';
 
 /**
  * Shape of the algorithm both stores run: a window is cut into BUCKETS buckets, every
@@ -24,11 +24,19 @@ export interface Charge {
   readonly requests: number;
 }
 
+/** What a store needs to know of a limiter's config on every call. */
+export interface ModelSettings {
+  readonly windowMs: number;
+  readonly algorithm: Algorithm;
+  /** Token bucket size, ms of refill. */
+  readonly bucketMs: number;
+  readonly limits: EffectiveLimits;
+}
+
 export interface AcquireCommand {
   readonly opId: string;
-  readonly windowMs: number;
+  readonly settings: ModelSettings;
   readonly cost: Charge;
-  readonly limits: EffectiveLimits;
   /** Longest acceptable wait in ms, or -1 for no bound. */
   readonly maxWaitMs: number;
 }
@@ -47,7 +55,7 @@ export interface AdjustCommand {
   /** Names this change, so the same change sent twice applies once. */
   readonly adjustKey: string;
   readonly bucket: number;
-  readonly windowMs: number;
+  readonly settings: ModelSettings;
   /** Signed changes; `requests` is ignored. */
   readonly delta: Omit<Charge, 'requests'>;
 }
@@ -64,7 +72,7 @@ export interface ReleaseCommand {
   readonly mode: 'release' | 'cancel';
   /** Bucket of the reservation, -1 when unknown. */
   readonly bucket: number;
-  readonly windowMs: number;
+  readonly settings: ModelSettings;
   readonly charged: Charge;
 }
 
@@ -83,7 +91,7 @@ export interface ModelStore {
   acquire(command: AcquireCommand): Promise<AcquireReply>;
   adjust(command: AdjustCommand): Promise<AdjustReply>;
   release(command: ReleaseCommand): Promise<ReleaseReply>;
-  status(windowMs: number): Promise<StatusReply>;
+  status(settings: ModelSettings): Promise<StatusReply>;
 }
 
 /**

@@ -5,6 +5,7 @@ import type {
   AdjustCommand,
   AdjustReply,
   LimiterStore,
+  ModelSettings,
   ModelStore,
   ReleaseCommand,
   ReleaseReply,
@@ -21,12 +22,15 @@ class ModelState {
   readonly buckets = new Map<number, Figures>();
   /** Op id -> slot ms (acquire), minus release ms (tombstone) or apply ms (adjust key). */
   readonly ring = new Map<string, number>();
+  /** Token bucket: per figure, the epoch us at which its bucket would be full again. */
+  readonly arrival: (number | undefined)[] = [undefined, undefined, undefined, undefined];
 
   constructor(private readonly clock: () => number) {}
 
   acquire(c: AcquireCommand): AcquireReply {
+    if (c.settings.algorithm === 'token-bucket') return this.acquireFromBucket(c);
     const now = this.clock();
-    const W = c.windowMs;
+    const W = c.settings.windowMs;
     const n = bucketOf(now, W);
     const seen = this.ring.get(c.opId);
     if (seen !== undefined) {
@@ -35,7 +39,7 @@ class ModelState {
     }
     this.advance(n - BUCKETS);
     const cost: Figures = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
-    const limit: Figures = [c.limits.tokens, c.limits.inputTokens, c.limits.outputTokens, c.limits.requests];
+    const limit = limitsOf(c.settings);
     const fits = (used: Figures) => used.every((u, d) => limit[d] === 0 || u + cost[d] <= limit[d]);
 
     let j: number;
@@ -72,9 +76,13 @@ class ModelState {
   }
 
   adjust(c: AdjustCommand): AdjustReply {
+    if (c.settings.algorithm === 'token-bucket') {
+      const moved = this.settleBucket(c.opId, 'adjust', c.adjustKey, [c.delta.tokens, c.delta.inputTokens, c.delta.outputTokens, 0], c.settings);
+      return { status: moved as AdjustReply['status'], applied: moved === 'ok' ? c.delta : { tokens: 0, inputTokens: 0, outputTokens: 0 } };
+    }
     const now = this.clock();
     const none = { tokens: 0, inputTokens: 0, outputTokens: 0 };
-    if (this.base === undefined || c.bucket < Math.max(this.base, bucketOf(now, c.windowMs) - BUCKETS)) return { status: 'expired', applied: none };
+    if (this.base === undefined || c.bucket < Math.max(this.base, bucketOf(now, c.settings.windowMs) - BUCKETS)) return { status: 'expired', applied: none };
     if ((this.ring.get(c.opId) ?? 0) < 0) return { status: 'released', applied: none };
     if (this.ring.has(c.adjustKey)) return { status: 'dup', applied: none };
     const bucket = this.buckets.get(c.bucket) ?? [0, 0, 0, 0];
@@ -91,6 +99,10 @@ class ModelState {
   }
 
   release(c: ReleaseCommand): ReleaseReply {
+    if (c.settings.algorithm === 'token-bucket') {
+      const refund = [c.charged.tokens, c.charged.inputTokens, c.charged.outputTokens, c.charged.requests].map((x) => -x) as Figures;
+      return { status: this.settleBucket(c.opId, c.mode, '', refund, c.settings) as ReleaseReply['status'] };
+    }
     const now = this.clock();
     const seen = this.ring.get(c.opId);
     if (seen !== undefined && seen < 0) return { status: 'dup' };
@@ -100,12 +112,12 @@ class ModelState {
       this.trim(now);
     };
     let j: number | undefined = c.bucket;
-    if (c.mode === 'cancel') j = seen === undefined ? undefined : bucketOf(seen, c.windowMs);
+    if (c.mode === 'cancel') j = seen === undefined ? undefined : bucketOf(seen, c.settings.windowMs);
     if (j === undefined) {
       tombstone();
       return { status: 'cancelled' };
     }
-    if (this.base === undefined || j < Math.max(this.base, bucketOf(now, c.windowMs) - BUCKETS)) {
+    if (this.base === undefined || j < Math.max(this.base, bucketOf(now, c.settings.windowMs) - BUCKETS)) {
       tombstone();
       return { status: 'expired' };
     }
@@ -123,14 +135,91 @@ class ModelState {
     return { status: 'ok' };
   }
 
-  status(windowMs: number): StatusReply {
+  status(settings: ModelSettings): StatusReply {
     const now = this.clock();
-    const n = bucketOf(now, windowMs);
     const used: Figures = [0, 0, 0, 0];
-    for (let k = n - BUCKETS; k <= n; k++) addTo(used, this.buckets.get(k), 1);
+    if (settings.algorithm === 'token-bucket') {
+      const limit = limitsOf(settings);
+      for (let d = 0; d < 4; d++) {
+        const tat = this.arrival[d];
+        if (limit[d] > 0 && tat !== undefined) used[d] = Math.ceil((Math.max(0, tat - now * 1000) * limit[d]) / (settings.windowMs * 1000));
+      }
+    } else {
+      const n = bucketOf(now, settings.windowMs);
+      for (let k = n - BUCKETS; k <= n; k++) addTo(used, this.buckets.get(k), 1);
+    }
     let queueDepth = 0;
     for (const score of this.ring.values()) if (score > now) queueDepth++;
     return { nowMs: now, used: { tokens: used[0], inputTokens: used[1], outputTokens: used[2], requests: used[3] }, queueDepth };
+  }
+
+  /** Token bucket (GCRA), as tb-acquire.lua. */
+  private acquireFromBucket(c: AcquireCommand): AcquireReply {
+    const now = this.clock();
+    const us = now * 1000;
+    const seen = this.ring.get(c.opId);
+    if (seen !== undefined) {
+      if (seen < 0) return { status: 'released', slotMs: 0, waitMs: 0, queuePosition: 0, bucket: -1, nowMs: now };
+      return { status: 'dup', slotMs: seen, waitMs: Math.max(0, seen - now), queuePosition: 0, bucket: 0, nowMs: now };
+    }
+    const { windowMs, bucketMs } = c.settings;
+    const limit = limitsOf(c.settings);
+    const cost: Figures = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
+    const tau = bucketMs * 1000;
+    const after: (number | undefined)[] = [undefined, undefined, undefined, undefined];
+    let start = us;
+    for (let d = 0; d < 4; d++) {
+      if (limit[d] === 0) continue;
+      const inc = refillUs(cost[d], limit[d], windowMs);
+      after[d] = Math.max(this.arrival[d] ?? 0, us) + inc;
+      start = Math.max(start, after[d]! - Math.max(tau, inc));
+    }
+    const slot = Math.max(now, Math.ceil(start / 1000));
+    if (c.maxWaitMs >= 0 && slot - now > c.maxWaitMs) {
+      return { status: 'wait', slotMs: slot, waitMs: slot - now, queuePosition: 0, bucket: 0, nowMs: now };
+    }
+    let position = 0;
+    if (slot > now) for (const score of this.ring.values()) if (score > now) position++;
+    after.forEach((tat, d) => {
+      if (tat !== undefined) this.arrival[d] = tat;
+    });
+    this.ring.set(c.opId, slot);
+    this.trim(now);
+    return { status: 'ok', slotMs: slot, waitMs: slot - now, queuePosition: position, bucket: 0, nowMs: now };
+  }
+
+  /** Token bucket adjust, release and cancel, as tb-settle.lua. */
+  private settleBucket(opId: string, mode: 'adjust' | 'release' | 'cancel', key: string, delta: Figures, settings: ModelSettings): string {
+    const now = this.clock();
+    const us = now * 1000;
+    const seen = this.ring.get(opId);
+    const released = seen !== undefined && seen < 0;
+    if (mode === 'adjust') {
+      if (released) return 'released';
+      if (this.ring.has(key)) return 'dup';
+    } else if (released) {
+      return 'dup';
+    }
+    if (mode === 'cancel' && seen === undefined) {
+      this.ring.set(opId, -now);
+      this.trim(now);
+      return 'cancelled';
+    }
+    const limit = limitsOf(settings);
+    for (let d = 0; d < 4; d++) {
+      const tat = this.arrival[d];
+      if (limit[d] === 0 || delta[d] === 0 || tat === undefined) continue;
+      const change = refillUs(delta[d], limit[d], settings.windowMs);
+      this.arrival[d] = change > 0 ? Math.max(tat, us) + change : Math.max(tat + change, us);
+    }
+    if (mode === 'adjust') {
+      this.ring.set(key, now);
+    } else {
+      this.ring.delete(opId);
+      this.ring.set(opId, -now);
+    }
+    this.trim(now);
+    return 'ok';
   }
 
   private advance(oldest: number): void {
@@ -151,6 +240,17 @@ class ModelState {
       this.ring.delete(id);
     }
   }
+}
+
+function limitsOf(settings: ModelSettings): Figures {
+  const l = settings.limits;
+  return [l.tokens, l.inputTokens, l.outputTokens, l.requests];
+}
+
+/** Microseconds of refill `amount` tokens take, rounded away from zero, as in lua/includes/bucket.lua. */
+function refillUs(amount: number, limit: number, windowMs: number): number {
+  const us = (amount * windowMs * 1000) / limit;
+  return us >= 0 ? Math.ceil(us) : -Math.floor(-us);
 }
 
 function bucketOf(ms: number, windowMs: number): number {
@@ -193,7 +293,7 @@ export class MemoryStore implements LimiterStore {
       acquire: async (c) => s.acquire(c),
       adjust: async (c) => s.adjust(c),
       release: async (c) => s.release(c),
-      status: async (windowMs) => s.status(windowMs),
+      status: async (settings) => s.status(settings),
     };
   }
 

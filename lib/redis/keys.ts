@@ -4,7 +4,11 @@
  * colons, spaces or unicode in a name can neither break the tag nor make two models share keys.
  */
 export interface ModelKeys {
+  /** Sliding-window state: running sums, tail, bucket counters. */
   readonly window: string;
+  /** Token-bucket state: one arrival time per limited figure. */
+  readonly bucket: string;
+  /** Recent operation ids (dedupe and cancel tombstones). */
   readonly ring: string;
 }
 
@@ -19,5 +23,5 @@ export function encodeKeyPart(value: string): string {
 
 export function modelKeys(keyPrefix: string, model: string): ModelKeys {
   const tag = `{${encodeKeyPart(keyPrefix)}:${encodeKeyPart(model)}}`;
-  return { window: `${tag}:w`, ring: `${tag}:o` };
+  return { window: `${tag}:w`, bucket: `${tag}:b`, ring: `${tag}:o` };
 }

@@ -1,5 +1,6 @@
 import { BUCKETS, RING_CAPACITY, RING_HORIZON_MS } from '../core/store.js';
 import type {
+  ModelSettings,
   AcquireCommand,
   AcquireReply,
   AdjustCommand,
@@ -12,7 +13,7 @@ import type {
 } from '../core/store.js';
 import type { RedisExecutor } from './executor.js';
 import { modelKeys } from './keys.js';
-import { defineScripts } from './scripts.js';
+import { defineScripts, type RedisClient } from './scripts.js';
 
 const num = Number;
 
@@ -26,17 +27,23 @@ export class RedisStore implements LimiterStore {
   constructor(private readonly executor: RedisExecutor) {}
 
   forModel(model: string, keyPrefix: string): ModelStore {
-    const { window, ring } = modelKeys(keyPrefix, model);
-    const run = (operation: string, call: Parameters<RedisExecutor['run']>[1]) => this.executor.run(operation, call) as Promise<string[]>;
+    const { window, bucket, ring } = modelKeys(keyPrefix, model);
+    const run = (operation: string, call: (client: RedisClient) => Promise<string[]>) =>
+      this.executor.run(`${operation} ${model}`, (client) => {
+        defineScripts(client);
+        return call(client);
+      });
+    const limitsOf = (s: ModelSettings) => [s.limits.tokens, s.limits.inputTokens, s.limits.outputTokens, s.limits.requests];
+    const ringArgs = [RING_HORIZON_MS, RING_CAPACITY];
     return {
       acquire: async (c: AcquireCommand): Promise<AcquireReply> => {
-        const r = await run(`acquire ${model}`, (client) => {
-          defineScripts(client);
-          return client.llmrlAcquire(window, ring, c.opId, c.windowMs, BUCKETS,
-            c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests,
-            c.limits.tokens, c.limits.inputTokens, c.limits.outputTokens, c.limits.requests,
-            c.maxWaitMs, RING_HORIZON_MS, RING_CAPACITY);
-        });
+        const cost = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
+        const s = c.settings;
+        const r = await run('acquire', (client) =>
+          s.algorithm === 'token-bucket'
+            ? client.llmrlTbAcquire(bucket, ring, c.opId, s.windowMs, s.bucketMs, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs)
+            : client.llmrlAcquire(window, ring, c.opId, s.windowMs, BUCKETS, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs),
+        );
         return {
           status: r[0] as AcquireReply['status'],
           slotMs: num(r[1]),
@@ -47,31 +54,38 @@ export class RedisStore implements LimiterStore {
         };
       },
       adjust: async (c: AdjustCommand): Promise<AdjustReply> => {
-        const r = await run(`adjust ${model}`, (client) => {
-          defineScripts(client);
-          return client.llmrlAdjust(window, ring, c.opId, c.adjustKey, c.bucket,
-            c.delta.tokens, c.delta.inputTokens, c.delta.outputTokens,
-            c.windowMs, BUCKETS, RING_HORIZON_MS, RING_CAPACITY);
-        });
+        const s = c.settings;
+        const delta = [c.delta.tokens, c.delta.inputTokens, c.delta.outputTokens];
+        if (s.algorithm === 'token-bucket') {
+          const r = await run('adjust', (client) =>
+            client.llmrlTbSettle(bucket, ring, c.opId, 'adjust', c.adjustKey, ...delta, 0, ...limitsOf(s), s.windowMs, ...ringArgs),
+          );
+          return { status: r[0] as AdjustReply['status'], applied: r[0] === 'ok' ? c.delta : { tokens: 0, inputTokens: 0, outputTokens: 0 } };
+        }
+        const r = await run('adjust', (client) =>
+          client.llmrlAdjust(window, ring, c.opId, c.adjustKey, c.bucket, ...delta, s.windowMs, BUCKETS, ...ringArgs),
+        );
         return {
           status: r[0] as AdjustReply['status'],
           applied: { tokens: num(r[1]), inputTokens: num(r[2]), outputTokens: num(r[3]) },
         };
       },
       release: async (c: ReleaseCommand): Promise<ReleaseReply> => {
-        const r = await run(`release ${model}`, (client) => {
-          defineScripts(client);
-          return client.llmrlRelease(window, ring, c.opId, c.mode, c.bucket,
-            c.charged.tokens, c.charged.inputTokens, c.charged.outputTokens, c.charged.requests,
-            c.windowMs, BUCKETS, RING_HORIZON_MS, RING_CAPACITY);
-        });
+        const s = c.settings;
+        const charged = [c.charged.tokens, c.charged.inputTokens, c.charged.outputTokens, c.charged.requests];
+        const r = await run('release', (client) =>
+          s.algorithm === 'token-bucket'
+            ? client.llmrlTbSettle(bucket, ring, c.opId, c.mode, '', ...charged.map((x) => -x), ...limitsOf(s), s.windowMs, ...ringArgs)
+            : client.llmrlRelease(window, ring, c.opId, c.mode, c.bucket, ...charged, s.windowMs, BUCKETS, ...ringArgs),
+        );
         return { status: r[0] as ReleaseReply['status'] };
       },
-      status: async (windowMs: number): Promise<StatusReply> => {
-        const r = await run(`status ${model}`, (client) => {
-          defineScripts(client);
-          return client.llmrlStatus(window, ring, windowMs, BUCKETS);
-        });
+      status: async (s: ModelSettings): Promise<StatusReply> => {
+        const r = await run('status', (client) =>
+          s.algorithm === 'token-bucket'
+            ? client.llmrlTbStatus(bucket, ring, s.windowMs, ...limitsOf(s))
+            : client.llmrlStatus(window, ring, s.windowMs, BUCKETS),
+        );
         return {
           nowMs: num(r[0]),
           used: { tokens: num(r[1]), inputTokens: num(r[2]), outputTokens: num(r[3]), requests: num(r[4]) },

@@ -12,6 +12,9 @@ declare module 'ioredis' {
     llmrlAdjust(window: string, ring: string, ...args: (string | number)[]): Reply;
     llmrlRelease(window: string, ring: string, ...args: (string | number)[]): Reply;
     llmrlStatus(window: string, ring: string, ...args: (string | number)[]): Reply;
+    llmrlTbAcquire(bucket: string, ring: string, ...args: (string | number)[]): Reply;
+    llmrlTbSettle(bucket: string, ring: string, ...args: (string | number)[]): Reply;
+    llmrlTbStatus(bucket: string, ring: string, ...args: (string | number)[]): Reply;
   }
 }
 
@@ -29,6 +32,9 @@ const COMMANDS = {
   llmrlAdjust: 'adjust',
   llmrlRelease: 'release',
   llmrlStatus: 'status',
+  llmrlTbAcquire: 'tb-acquire',
+  llmrlTbSettle: 'tb-settle',
+  llmrlTbStatus: 'tb-status',
 } as const;
 
 let sources: Record<string, string> | undefined;

@@ -12,11 +12,16 @@ import { recordingLogger } from '../support/backends.js';
 import { closeClient, inspector, redisUrl, uniquePrefix } from '../support/redis.js';
 import { freePort, OwnRedisServer } from '../support/redis-server.js';
 
+const settings = {
+  windowMs: 60_000,
+  algorithm: 'sliding-window' as const,
+  bucketMs: 60_000,
+  limits: { tokens: 1000, inputTokens: 0, outputTokens: 0, requests: 0 },
+};
 const command = (opId: string, tokens = 100) => ({
   opId,
-  windowMs: 60_000,
+  settings,
   cost: { tokens, inputTokens: tokens, outputTokens: 0, requests: 1 },
-  limits: { tokens: 1000, inputTokens: 0, outputTokens: 0, requests: 0 },
   maxWaitMs: -1,
 });
 
@@ -69,16 +74,16 @@ describe('RedisStore', () => {
       const again = await store.acquire(command('AAAAAAAAAAAAAAAA'));
       expect(first.status).toBe('ok');
       expect(again).toMatchObject({ status: 'dup', slotMs: first.slotMs, bucket: first.bucket });
-      expect((await store.status(60_000)).used).toEqual({ tokens: 100, inputTokens: 100, outputTokens: 0, requests: 1 });
+      expect((await store.status(settings)).used).toEqual({ tokens: 100, inputTokens: 100, outputTokens: 0, requests: 1 });
     });
 
     it('turns an acquire that arrives after its cancel into a no-op', async () => {
       const store = manager.limiterStore.forModel('m', uniquePrefix());
-      const cancel = await store.release({ opId: 'BBBBBBBBBBBBBBBB', mode: 'cancel', bucket: -1, windowMs: 60_000, charged: command('x').cost });
+      const cancel = await store.release({ opId: 'BBBBBBBBBBBBBBBB', mode: 'cancel', bucket: -1, settings, charged: command('x').cost });
       expect(cancel.status).toBe('cancelled');
       const late = await store.acquire(command('BBBBBBBBBBBBBBBB'));
       expect(late.status).toBe('released');
-      expect((await store.status(60_000)).used.requests).toBe(0);
+      expect((await store.status(settings)).used.requests).toBe(0);
     });
 
     it('takes back an acquire whose reply was lost when it is cancelled', async () => {
@@ -88,12 +93,12 @@ describe('RedisStore', () => {
         opId: 'CCCCCCCCCCCCCCCC',
         mode: 'cancel',
         bucket: -1,
-        windowMs: 60_000,
+        settings,
         charged: command('x', 300).cost,
       });
       expect(cancel.status).toBe('ok');
-      expect((await store.status(60_000)).used).toEqual({ tokens: 0, inputTokens: 0, outputTokens: 0, requests: 0 });
-      await expect(store.release({ opId: 'CCCCCCCCCCCCCCCC', mode: 'cancel', bucket: -1, windowMs: 60_000, charged: command('x').cost })).resolves.toEqual({
+      expect((await store.status(settings)).used).toEqual({ tokens: 0, inputTokens: 0, outputTokens: 0, requests: 0 });
+      await expect(store.release({ opId: 'CCCCCCCCCCCCCCCC', mode: 'cancel', bucket: -1, settings, charged: command('x').cost })).resolves.toEqual({
         status: 'dup',
       });
     });
@@ -101,10 +106,10 @@ describe('RedisStore', () => {
     it('applies a re-sent adjust once', async () => {
       const store = manager.limiterStore.forModel('m', uniquePrefix());
       const a = await store.acquire(command('DDDDDDDDDDDDDDDD'));
-      const adjust = { opId: 'DDDDDDDDDDDDDDDD', adjustKey: 'a:D:1', bucket: a.bucket, windowMs: 60_000, delta: { tokens: 50, inputTokens: 50, outputTokens: 0 } };
+      const adjust = { opId: 'DDDDDDDDDDDDDDDD', adjustKey: 'a:D:1', bucket: a.bucket, settings, delta: { tokens: 50, inputTokens: 50, outputTokens: 0 } };
       expect((await store.adjust(adjust)).status).toBe('ok');
       expect((await store.adjust(adjust)).status).toBe('dup');
-      expect((await store.status(60_000)).used.tokens).toBe(150);
+      expect((await store.status(settings)).used.tokens).toBe(150);
     });
   });
 

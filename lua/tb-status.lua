@@ -1,0 +1,30 @@
+--[[
+  tb-status: how much of each bucket is spoken for (tokens it still has to refill, queued
+  reservations included), and how many reservations wait for a later slot. Reads only.
+
+  KEYS[1]  bucket hash of the model
+  KEYS[2]  ops ring of the model
+  ARGV[1]  window length, ms
+  ARGV[2..5]  limits: combined tokens, input, output, requests (0 = off)
+
+  Returns { server now ms, combined tokens, input, output, requests, queue depth }, all strings.
+]]
+--- @include "common"
+--- @include "bucket"
+
+local state, ring = KEYS[1], KEYS[2]
+local W = tonumber(ARGV[1])
+local limit = { tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]) }
+
+local us = now_us()
+local now = math.floor(us / 1000)
+local current = redis.call('HMGET', state, 't', 'i', 'o', 'r')
+local used = { '0', '0', '0', '0' }
+for d = 1, 4 do
+  if limit[d] > 0 and current[d] then
+    local owed = math.max(0, tonumber(current[d]) - us)
+    used[d] = fmt(math.ceil(owed * limit[d] / (W * 1000)))
+  end
+end
+local queued = redis.call('ZCOUNT', ring, '(' .. fmt(now), '+inf')
+return { fmt(now), used[1], used[2], used[3], used[4], fmt(queued) }
