@@ -54,7 +54,9 @@ if seen then
   return { 'dup', fmt(s), fmt(math.max(0, s - now)), '0', fmt(bucket_of(s, W, B)), fmt(now) }
 end
 
-local state = redis.call('HMGET', window, 'base', 'tail', 'st', 'si', 'so', 'sr', 'exp', fmt(n))
+local state = redis.call('HMGET', window, 'base', 'tail', 'st', 'si', 'so', 'sr', 'exp', fmt(n), 'p', 'f', 'fa', 'fc')
+local pause = tonumber(state[9]) or 0
+limit = scale_limits(limit, limit_factor(state[10], state[11], now, W))
 local oldest = n - B
 local base = tonumber(state[1]) or oldest
 local tail = tonumber(state[2]) or (oldest - 1)
@@ -68,6 +70,12 @@ if base < oldest then
     redis.call('DEL', window)
     sums = { 0, 0, 0, 0 }
     exp = 0
+    if state[10] then
+      redis.call('HSET', window, 'f', state[10], 'fa', state[11], 'fc', state[12] or state[11])
+    end
+    if pause > now then
+      redis.call('HSET', window, 'p', fmt(pause))
+    end
   else
     local from = base
     while from < oldest do
@@ -108,14 +116,15 @@ end
 
 local j, slot, position
 local charged = { 0, 0, 0, 0 }
-if tail <= n and fits(sums) then
+if tail <= n and pause <= now and fits(sums) then
   -- Nothing is queued ahead and the sums are exactly the window ending now.
   j, slot, position = n, now, 0
   charged[1], charged[2], charged[3], charged[4] = unpack_bucket(current)
 else
   -- Start at the queue's tail and slide the window forward, dropping its oldest bucket each
   -- step, until the request fits. Buckets after the tail are empty, so B + 1 steps suffice.
-  local first = math.max(n, tail)
+  -- While paused, nothing is placed before the pause ends.
+  local first = math.max(n, tail, bucket_of(pause, W, B))
   local fields = {}
   for k = first - B, first do
     fields[#fields + 1] = fmt(k)
@@ -140,7 +149,7 @@ else
   if step == 0 then
     charged = buckets[B + 1]
   end
-  slot = math.max(now, bucket_start(j, W, B))
+  slot = math.max(now, pause, bucket_start(j, W, B))
   if max_wait >= 0 and slot - now > max_wait then
     return { 'wait', fmt(slot), fmt(slot - now), '0', fmt(j), fmt(now) }
   end

@@ -7,8 +7,8 @@
   ARGV[1]  window length, ms
   ARGV[2]  number of buckets per window (B)
 
-  Returns { server now ms, combined tokens, input tokens, output tokens, requests, queue depth },
-  all strings.
+  Returns { server now ms, combined tokens, input tokens, output tokens, requests, queue depth,
+  paused until ms (0 = not paused), limit factor }, all strings.
 ]]
 --- @include "common"
 
@@ -29,5 +29,11 @@ for x = 1, #fields do
   used[1], used[2], used[3], used[4] = used[1] + t, used[2] + i, used[3] + o, used[4] + r
 end
 local queued = redis.call('ZCOUNT', ring, '(' .. fmt(now), '+inf')
+local control = redis.call('HMGET', window, 'p', 'f', 'fa')
+local pause = tonumber(control[1]) or 0
+if pause <= now then
+  pause = 0
+end
+local factor = limit_factor(control[2], control[3], now, W)
 
-return { fmt(now), fmt(used[1]), fmt(used[2]), fmt(used[3]), fmt(used[4]), fmt(queued) }
+return { fmt(now), fmt(used[1]), fmt(used[2]), fmt(used[3]), fmt(used[4]), fmt(queued), fmt(pause), tostring(factor) }

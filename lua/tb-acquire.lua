@@ -44,9 +44,11 @@ if seen then
   return { 'dup', fmt(s), fmt(math.max(0, s - now)), '0', '0', fmt(now) }
 end
 
-local current = redis.call('HMGET', state, 't', 'i', 'o', 'r', 'exp')
+local current = redis.call('HMGET', state, 't', 'i', 'o', 'r', 'exp', 'p', 'f', 'fa')
 local exp = tonumber(current[5]) or 0
-local start = us
+limit = scale_limits(limit, limit_factor(current[7], current[8], now, W))
+-- While paused, nothing starts before the pause ends.
+local start = math.max(us, (tonumber(current[6]) or 0) * 1000)
 local after = {}
 local latest = us
 for d = 1, 4 do

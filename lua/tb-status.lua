@@ -7,7 +7,8 @@
   ARGV[1]  window length, ms
   ARGV[2..5]  limits: combined tokens, input, output, requests (0 = off)
 
-  Returns { server now ms, combined tokens, input, output, requests, queue depth }, all strings.
+  Returns { server now ms, combined tokens, input, output, requests, queue depth, paused until
+  ms (0 = not paused), limit factor }, all strings.
 ]]
 --- @include "common"
 --- @include "bucket"
@@ -18,7 +19,7 @@ local limit = { tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumbe
 
 local us = now_us()
 local now = math.floor(us / 1000)
-local current = redis.call('HMGET', state, 't', 'i', 'o', 'r')
+local current = redis.call('HMGET', state, 't', 'i', 'o', 'r', 'p', 'f', 'fa')
 local used = { '0', '0', '0', '0' }
 for d = 1, 4 do
   if limit[d] > 0 and current[d] then
@@ -27,4 +28,9 @@ for d = 1, 4 do
   end
 end
 local queued = redis.call('ZCOUNT', ring, '(' .. fmt(now), '+inf')
-return { fmt(now), used[1], used[2], used[3], used[4], fmt(queued) }
+local pause = tonumber(current[5]) or 0
+if pause <= now then
+  pause = 0
+end
+local factor = limit_factor(current[6], current[7], now, W)
+return { fmt(now), used[1], used[2], used[3], used[4], fmt(queued), fmt(pause), tostring(factor) }

@@ -31,9 +31,22 @@ export type RateLimiterEvent =
       /** The store stopped answering; emitted once per outage, not once per call. */
       readonly type: 'degraded';
       readonly model: string;
-      readonly operation: 'acquire' | 'adjust' | 'release' | 'status';
+      readonly operation: 'acquire' | 'adjust' | 'release' | 'status' | 'observe';
       readonly failureMode: 'open' | 'closed';
       readonly cause: Error;
+    }
+  | {
+      /** The provider answered 429: every process pauses, and the limits are cut. */
+      readonly type: 'backoff';
+      readonly model: string;
+      readonly pausedUntil: number;
+      readonly limitFactor: number;
+    }
+  | {
+      /** The provider's headers showed quota spent elsewhere; it is now charged. */
+      readonly type: 'reconciled';
+      readonly model: string;
+      readonly foreign: { tokens: number; inputTokens: number; outputTokens: number; requests: number };
     }
   | {
       /** The store answers again after a `degraded` event. */

@@ -11,9 +11,10 @@ import {
 } from './errors.js';
 import type { LimiterLogger, RateLimiterEvent } from './events.js';
 import { formatDegradedRecordId, formatRecordId, newOpId, parseRecordId } from './record-id.js';
-import type { AcquireResult, AdjustResult, RateLimitStatus } from './results.js';
 import { chargeOf } from './profiles.js';
-import type { Charge, LimiterStore, ModelSettings, ModelStore } from './store.js';
+import { type HeaderSource, readProviderHeaders } from './provider-headers.js';
+import type { AcquireResult, AdjustResult, ObserveResult, RateLimitStatus } from './results.js';
+import { BACKOFF_CUT, BACKOFF_FLOOR, type Charge, type LimiterStore, type ModelSettings, type ModelStore } from './store.js';
 
 /**
  * What one call will use: a combined figure, or input and output apart (needed for split limits
@@ -366,7 +367,74 @@ export class RateLimiter {
       requestsUsed: reply.used.requests,
       requestsLimit: limits.requests,
       queueDepth: reply.queueDepth,
+      pausedUntil: reply.pausedUntil,
+      limitFactor: reply.limitFactor,
     };
+  }
+
+  /**
+   * Tells every process that the provider answered 429 (or is overloaded): admissions of this
+   * model pause for `retryAfterMs` (default 1 s), and its limits are cut to 75% (down to 5%),
+   * recovering by 10% of the limit per window. 429s within a second of a cut (one burst of
+   * in-flight calls) cut once.
+   */
+  async backOff(options: { retryAfterMs?: number } = {}): Promise<{ pausedUntil: number; limitFactor: number }> {
+    const retryAfterMs = options.retryAfterMs ?? 1000;
+    if (typeof retryAfterMs !== 'number' || !Number.isFinite(retryAfterMs) || retryAfterMs < 0) {
+      throw new RateLimitConfigError(`retryAfterMs must be a non-negative number of ms, got ${describe(retryAfterMs)}`);
+    }
+    const pauseMs = Math.min(Math.ceil(retryAfterMs), Math.max(this.resolved.windowMs, 60_000));
+    const reply = await this.store.backOff(this.settings, { pauseMs, cut: BACKOFF_CUT, floor: BACKOFF_FLOOR, settleMs: Math.max(1000, pauseMs) });
+    this.markUp();
+    this.logger.warn(
+      `${this.model}: the provider answered 429; admissions paused until ${new Date(reply.pausedUntil).toISOString()}, limits at ${Math.round(reply.limitFactor * 100)}%`,
+    );
+    this.emit({ type: 'backoff', model: this.model, pausedUntil: reply.pausedUntil, limitFactor: reply.limitFactor });
+    return reply;
+  }
+
+  /**
+   * Feeds a provider response's headers back into the shared state: on a 429 (or 529), every
+   * process pauses for the provider's retry-after (see `backOff`); and where the provider's
+   * remaining figures (`x-ratelimit-remaining-*`, `anthropic-ratelimit-*-remaining`) show less
+   * room than this limiter counts, the difference (quota spent by others) is charged now.
+   *
+   * @example
+   * const { data, response } = await openai.chat.completions.create(body).withResponse();
+   * await limiter.observe(response.headers, { status: response.status });
+   */
+  async observe(headers: HeaderSource, options: { status?: number } = {}): Promise<ObserveResult> {
+    if (headers === null || typeof headers !== 'object') {
+      throw new RateLimitConfigError(`observe needs the response headers, got ${describe(headers)}`);
+    }
+    const report = readProviderHeaders(headers);
+    const none = { tokens: 0, inputTokens: 0, outputTokens: 0, requests: 0 };
+    try {
+      let backoff: { pausedUntil: number; limitFactor: number } | undefined;
+      if (options.status === 429 || options.status === 529) {
+        backoff = await this.backOff({ retryAfterMs: report.retryAfterMs ?? report.exhaustedResetMs ?? 1000 });
+      }
+      const { limits } = this.resolved;
+      const noise = (limit: number, precision: number) => Math.max(precision, Math.ceil(limit * 0.01));
+      const tolerance = {
+        tokens: noise(limits.tokens, report.tokenPrecision),
+        inputTokens: noise(limits.inputTokens, report.tokenPrecision),
+        outputTokens: noise(limits.outputTokens, report.tokenPrecision),
+        requests: noise(limits.requests, 1),
+      };
+      const reported = Object.values(report.remaining).some((v) => v !== undefined);
+      const foreign = reported ? await this.store.reconcile(this.settings, { remaining: report.remaining, tolerance }) : none;
+      this.markUp();
+      if (foreign.tokens + foreign.inputTokens + foreign.outputTokens + foreign.requests > 0) {
+        this.emit({ type: 'reconciled', model: this.model, foreign });
+      }
+      return { ...backoff, foreign };
+    } catch (error) {
+      if (!(error instanceof RedisUnavailableError)) throw error;
+      this.markDown('observe', error);
+      if (this.failureMode === 'closed') throw error;
+      return { foreign: none };
+    }
   }
 
   /** Round-trip time to the store, ms (0 for memory); rejects when it cannot be reached. */
@@ -479,7 +547,7 @@ export class RateLimiter {
     return result;
   }
 
-  private markDown(operation: 'acquire' | 'adjust' | 'release' | 'status', cause: RedisUnavailableError): void {
+  private markDown(operation: 'acquire' | 'adjust' | 'release' | 'status' | 'observe', cause: RedisUnavailableError): void {
     if (this.outageSince !== undefined) return;
     this.outageSince = Date.now();
     const then = this.failureMode === 'open' ? 'letting calls through unlimited' : 'rejecting calls';

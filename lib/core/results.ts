@@ -41,4 +41,17 @@ export interface RateLimitStatus {
   readonly requestsLimit: number;
   /** Reservations granted a slot that has not started yet. */
   readonly queueDepth: number;
+  /** Admissions are paused after a 429 until this epoch ms; 0 when not paused. */
+  readonly pausedUntil: number;
+  /** Fraction of the limits in force after 429s (1 = all); it recovers by 0.1 per window. */
+  readonly limitFactor: number;
+}
+
+/** What `observe` made of a provider response. */
+export interface ObserveResult {
+  /** Set when the response was a 429/529 and admissions were paused. */
+  readonly pausedUntil?: number;
+  readonly limitFactor?: number;
+  /** What others spent of the quota beyond our own figures, now charged in the store. */
+  readonly foreign: { tokens: number; inputTokens: number; outputTokens: number; requests: number };
 }

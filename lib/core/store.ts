@@ -84,7 +84,39 @@ export interface StatusReply {
   readonly nowMs: number;
   readonly used: Charge;
   readonly queueDepth: number;
+  /** Admissions are paused until this epoch ms (0 = not paused). */
+  readonly pausedUntil: number;
+  /** Fraction of the configured limits in force after 429 back-off (1 = all). */
+  readonly limitFactor: number;
 }
+
+/** After a 429: pause every process, and cut the limits (AIMD). */
+export interface BackOffCommand {
+  readonly pauseMs: number;
+  /** Multiply the limit factor by this (1 = no cut). */
+  readonly cut: number;
+  /** Smallest factor. */
+  readonly floor: number;
+  /** After a cut, further 429s within this many ms do not cut again. */
+  readonly settleMs: number;
+}
+
+export interface BackOffReply {
+  readonly pausedUntil: number;
+  readonly limitFactor: number;
+}
+
+/** The provider's view of the room left, to charge what others spent. */
+export interface ReconcileCommand {
+  /** Per figure; undefined = not reported. */
+  readonly remaining: Partial<Charge>;
+  /** Per figure, differences this small are noise. */
+  readonly tolerance: Charge;
+}
+
+/** Backoff's and reconcile's fixed settings: the AIMD shape. */
+export const BACKOFF_CUT = 0.75;
+export const BACKOFF_FLOOR = 0.05;
 
 /** The state of one model in a store. */
 export interface ModelStore {
@@ -92,6 +124,9 @@ export interface ModelStore {
   adjust(command: AdjustCommand): Promise<AdjustReply>;
   release(command: ReleaseCommand): Promise<ReleaseReply>;
   status(settings: ModelSettings): Promise<StatusReply>;
+  backOff(settings: ModelSettings, command: BackOffCommand): Promise<BackOffReply>;
+  /** Charges now what the provider counts beyond this store's figures; resolves with what was charged. */
+  reconcile(settings: ModelSettings, command: ReconcileCommand): Promise<Charge>;
 }
 
 /**

@@ -1,5 +1,9 @@
 import { BUCKETS, RING_CAPACITY, RING_HORIZON_MS } from '../core/store.js';
 import type {
+  BackOffCommand,
+  BackOffReply,
+  Charge,
+  ReconcileCommand,
   AcquireCommand,
   AcquireReply,
   AdjustCommand,
@@ -22,6 +26,9 @@ class ModelState {
   readonly buckets = new Map<number, Figures>();
   /** Op id -> slot ms (acquire), minus release ms (tombstone) or apply ms (adjust key). */
   readonly ring = new Map<string, number>();
+  /** 429 back-off, as the 'p', 'f', 'fa', 'fc' fields of the scripts. */
+  pausedUntil = 0;
+  factor?: { value: number; at: number; cutAt: number };
   /** Token bucket: per figure, the epoch us at which its bucket would be full again. */
   readonly arrival: (number | undefined)[] = [undefined, undefined, undefined, undefined];
 
@@ -39,18 +46,19 @@ class ModelState {
     }
     this.advance(n - BUCKETS);
     const cost: Figures = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
-    const limit = limitsOf(c.settings);
+    const limit = this.scaledLimits(c.settings, now);
+    const pause = this.pausedUntil;
     const fits = (used: Figures) => used.every((u, d) => limit[d] === 0 || u + cost[d] <= limit[d]);
 
     let j: number;
     let slot: number;
     let position = 0;
-    if (this.tail <= n && fits(this.sums)) {
+    if (this.tail <= n && pause <= now && fits(this.sums)) {
       j = n;
       slot = now;
     } else {
       // Slide from the queue's tail, dropping the window's oldest bucket per step (see acquire.lua).
-      const first = Math.max(n, this.tail);
+      const first = Math.max(n, this.tail, bucketOf(pause, W));
       const used: Figures = [0, 0, 0, 0];
       for (let k = first - BUCKETS; k <= first; k++) addTo(used, this.buckets.get(k), 1);
       let step = 0;
@@ -59,7 +67,7 @@ class ModelState {
         addTo(used, this.buckets.get(first - BUCKETS + step - 1), -1);
       }
       j = first + step;
-      slot = Math.max(now, bucketStart(j, W));
+      slot = Math.max(now, pause, bucketStart(j, W));
       if (c.maxWaitMs >= 0 && slot - now > c.maxWaitMs) {
         return { status: 'wait', slotMs: slot, waitMs: slot - now, queuePosition: 0, bucket: j, nowMs: now };
       }
@@ -150,7 +158,75 @@ class ModelState {
     }
     let queueDepth = 0;
     for (const score of this.ring.values()) if (score > now) queueDepth++;
-    return { nowMs: now, used: { tokens: used[0], inputTokens: used[1], outputTokens: used[2], requests: used[3] }, queueDepth };
+    return {
+      nowMs: now,
+      used: { tokens: used[0], inputTokens: used[1], outputTokens: used[2], requests: used[3] },
+      queueDepth,
+      pausedUntil: this.pausedUntil > now ? this.pausedUntil : 0,
+      limitFactor: this.limitFactor(now, settings.windowMs),
+    };
+  }
+
+  backOff(settings: ModelSettings, c: BackOffCommand): BackOffReply {
+    const now = this.clock();
+    this.pausedUntil = Math.max(this.pausedUntil, now + c.pauseMs);
+    let value = this.limitFactor(now, settings.windowMs);
+    let cutAt = this.factor?.cutAt ?? 0;
+    if (c.cut < 1 && now - cutAt >= c.settleMs) {
+      value = Math.max(c.floor, value * c.cut);
+      cutAt = now;
+    }
+    this.factor = { value, at: now, cutAt };
+    return { pausedUntil: this.pausedUntil, limitFactor: value };
+  }
+
+  /** As reconcile.lua: charge now what the provider reports beyond our own figures. */
+  reconcile(settings: ModelSettings, c: ReconcileCommand): Charge {
+    const now = this.clock();
+    const limit = this.scaledLimits(settings, now);
+    const remaining = [c.remaining.tokens, c.remaining.inputTokens, c.remaining.outputTokens, c.remaining.requests];
+    const tolerance = [c.tolerance.tokens, c.tolerance.inputTokens, c.tolerance.outputTokens, c.tolerance.requests];
+    const excess: Figures = [0, 0, 0, 0];
+    if (settings.algorithm === 'token-bucket') {
+      const us = now * 1000;
+      for (let d = 0; d < 4; d++) {
+        const left = remaining[d];
+        if (limit[d] === 0 || left === undefined) continue;
+        const base = Math.max(this.arrival[d] ?? 0, us);
+        const room = (limit[d] * settings.bucketMs) / settings.windowMs - ((base - us) * limit[d]) / (settings.windowMs * 1000);
+        excess[d] = Math.max(0, Math.floor(room - left - tolerance[d]));
+        if (excess[d] > 0) this.arrival[d] = base + refillUs(excess[d], limit[d], settings.windowMs);
+      }
+    } else {
+      const used = this.status(settings).used;
+      const usedFigures = [used.tokens, used.inputTokens, used.outputTokens, used.requests];
+      for (let d = 0; d < 4; d++) {
+        const left = remaining[d];
+        if (limit[d] === 0 || left === undefined) continue;
+        excess[d] = Math.max(0, Math.floor(limit[d] - usedFigures[d] - left - tolerance[d]));
+      }
+      if (excess.some((x) => x > 0)) {
+        const n = bucketOf(now, settings.windowMs);
+        if (this.base === undefined) this.base = n - BUCKETS;
+        const bucket = this.buckets.get(n) ?? [0, 0, 0, 0];
+        addTo(bucket, excess, 1);
+        this.buckets.set(n, bucket);
+        addTo(this.sums, excess, 1);
+      }
+    }
+    return { tokens: excess[0], inputTokens: excess[1], outputTokens: excess[2], requests: excess[3] };
+  }
+
+  private limitFactor(now: number, windowMs: number): number {
+    if (!this.factor) return 1;
+    return Math.min(1, this.factor.value + (BACKOFF_RECOVERY * (now - this.factor.at)) / windowMs);
+  }
+
+  private scaledLimits(settings: ModelSettings, now: number): Figures {
+    const limit = limitsOf(settings);
+    const factor = this.limitFactor(now, settings.windowMs);
+    if (factor >= 1) return limit;
+    return limit.map((l) => (l > 0 ? Math.max(1, Math.floor(l * factor)) : 0)) as Figures;
   }
 
   /** Token bucket (GCRA), as tb-acquire.lua. */
@@ -163,11 +239,11 @@ class ModelState {
       return { status: 'dup', slotMs: seen, waitMs: Math.max(0, seen - now), queuePosition: 0, bucket: 0, nowMs: now };
     }
     const { windowMs, bucketMs } = c.settings;
-    const limit = limitsOf(c.settings);
+    const limit = this.scaledLimits(c.settings, now);
     const cost: Figures = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
     const tau = bucketMs * 1000;
     const after: (number | undefined)[] = [undefined, undefined, undefined, undefined];
-    let start = us;
+    let start = Math.max(us, this.pausedUntil * 1000);
     for (let d = 0; d < 4; d++) {
       if (limit[d] === 0) continue;
       const inc = refillUs(cost[d], limit[d], windowMs);
@@ -242,6 +318,9 @@ class ModelState {
   }
 }
 
+/** Fraction of the limit the factor regains per window, as RECOVERY in lua/includes/common.lua. */
+const BACKOFF_RECOVERY = 0.1;
+
 function limitsOf(settings: ModelSettings): Figures {
   const l = settings.limits;
   return [l.tokens, l.inputTokens, l.outputTokens, l.requests];
@@ -294,6 +373,8 @@ export class MemoryStore implements LimiterStore {
       adjust: async (c) => s.adjust(c),
       release: async (c) => s.release(c),
       status: async (settings) => s.status(settings),
+      backOff: async (settings, c) => s.backOff(settings, c),
+      reconcile: async (settings, c) => s.reconcile(settings, c),
     };
   }
 

@@ -1,5 +1,9 @@
 import { BUCKETS, RING_CAPACITY, RING_HORIZON_MS } from '../core/store.js';
 import type {
+  BackOffCommand,
+  BackOffReply,
+  Charge,
+  ReconcileCommand,
   ModelSettings,
   AcquireCommand,
   AcquireReply,
@@ -90,7 +94,25 @@ export class RedisStore implements LimiterStore {
           nowMs: num(r[0]),
           used: { tokens: num(r[1]), inputTokens: num(r[2]), outputTokens: num(r[3]), requests: num(r[4]) },
           queueDepth: num(r[5]),
+          pausedUntil: num(r[6]),
+          limitFactor: num(r[7]),
         };
+      },
+      backOff: async (s: ModelSettings, c: BackOffCommand): Promise<BackOffReply> => {
+        const state = s.algorithm === 'token-bucket' ? bucket : window;
+        const r = await run('backoff', (client) => client.llmrlBackoff(state, c.pauseMs, s.windowMs, c.cut, c.floor, c.settleMs));
+        return { pausedUntil: num(r[0]), limitFactor: num(r[1]) };
+      },
+      reconcile: async (s: ModelSettings, c: ReconcileCommand): Promise<Charge> => {
+        const tokenBucket = s.algorithm === 'token-bucket';
+        const rem = c.remaining;
+        const t = c.tolerance;
+        const r = await run('reconcile', (client) =>
+          client.llmrlReconcile(tokenBucket ? bucket : window, s.algorithm, s.windowMs, tokenBucket ? s.bucketMs : BUCKETS,
+            rem.tokens ?? -1, rem.inputTokens ?? -1, rem.outputTokens ?? -1, rem.requests ?? -1,
+            ...limitsOf(s), t.tokens, t.inputTokens, t.outputTokens, t.requests),
+        );
+        return { tokens: num(r[0]), inputTokens: num(r[1]), outputTokens: num(r[2]), requests: num(r[3]) };
       },
     };
   }

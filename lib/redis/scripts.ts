@@ -15,6 +15,8 @@ declare module 'ioredis' {
     llmrlTbAcquire(bucket: string, ring: string, ...args: (string | number)[]): Reply;
     llmrlTbSettle(bucket: string, ring: string, ...args: (string | number)[]): Reply;
     llmrlTbStatus(bucket: string, ring: string, ...args: (string | number)[]): Reply;
+    llmrlBackoff(state: string, ...args: (string | number)[]): Reply;
+    llmrlReconcile(state: string, ...args: (string | number)[]): Reply;
   }
 }
 
@@ -35,7 +37,12 @@ const COMMANDS = {
   llmrlTbAcquire: 'tb-acquire',
   llmrlTbSettle: 'tb-settle',
   llmrlTbStatus: 'tb-status',
+  llmrlBackoff: 'backoff',
+  llmrlReconcile: 'reconcile',
 } as const;
+
+/** Scripts that touch one key; the others take two (state, ops ring). */
+const ONE_KEY = new Set<string>(['llmrlBackoff', 'llmrlReconcile']);
 
 let sources: Record<string, string> | undefined;
 const defined = new WeakSet<object>();
@@ -48,7 +55,7 @@ export function defineScripts(client: RedisClient): void {
   if (defined.has(client)) return;
   sources ??= Object.fromEntries(Object.entries(COMMANDS).map(([command, file]) => [command, loadScript(file)]));
   for (const [command, lua] of Object.entries(sources)) {
-    client.defineCommand(command, { numberOfKeys: 2, lua });
+    client.defineCommand(command, { numberOfKeys: ONE_KEY.has(command) ? 1 : 2, lua });
   }
   defined.add(client);
 }

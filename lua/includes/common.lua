@@ -63,3 +63,31 @@ local function keep_alive(window, ring, expire_at)
   redis.call('PEXPIREAT', window, expire_at)
   redis.call('PEXPIREAT', ring, expire_at)
 end
+
+-- Back-off after the provider answered 429 (see backoff.lua): fields 'p' (pause admissions
+-- until this epoch ms), 'f' (limit factor after the last cut or re-base), 'fa' (when 'f' was
+-- set), 'fc' (when the limit was last cut). The factor recovers linearly, RECOVERY of the limit
+-- per window, back to 1.
+local RECOVERY = 0.1
+
+local function limit_factor(f, fa, now, window_ms)
+  if not f then
+    return 1
+  end
+  return math.min(1, tonumber(f) + RECOVERY * (now - tonumber(fa)) / window_ms)
+end
+
+local function scale_limits(limit, factor)
+  if factor >= 1 then
+    return limit
+  end
+  local scaled = {}
+  for d = 1, #limit do
+    if limit[d] > 0 then
+      scaled[d] = math.max(1, math.floor(limit[d] * factor))
+    else
+      scaled[d] = 0
+    end
+  end
+  return scaled
+end

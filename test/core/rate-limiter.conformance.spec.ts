@@ -47,6 +47,8 @@ describe.each([
         requestsUsed: 2,
         requestsLimit: 10,
         queueDepth: 0,
+        pausedUntil: 0,
+        limitFactor: 1,
       });
     });
 
