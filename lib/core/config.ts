@@ -175,10 +175,11 @@ export function resolveConfig(config: RateLimitConfig, where = ''): ResolvedConf
 }
 
 /**
- * How a failed Redis call is handled. `'open'` lets the call through, marked `degraded`, as the
- * Python original does; `'closed'` rejects with `RedisUnavailableError`.
+ * How calls are handled while Redis is unavailable. `'open'` lets them through, marked
+ * `degraded`, as the Python original does; `'closed'` rejects with `RedisUnavailableError`;
+ * `'local'` limits them in each process to its share of every limit, marked `degraded`.
  */
-export type FailureMode = 'open' | 'closed';
+export type FailureMode = 'open' | 'closed' | 'local';
 
 /**
  * Backoff for retrying transient Redis errors: delay n (from 0) is

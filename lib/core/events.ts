@@ -32,7 +32,7 @@ export type RateLimiterEvent =
       readonly type: 'degraded';
       readonly model: string;
       readonly operation: 'acquire' | 'adjust' | 'release' | 'status' | 'observe';
-      readonly failureMode: 'open' | 'closed';
+      readonly failureMode: 'open' | 'closed' | 'local';
       readonly cause: Error;
     }
   | {

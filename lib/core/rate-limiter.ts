@@ -11,6 +11,7 @@ import {
 } from './errors.js';
 import type { LimiterLogger, RateLimiterEvent } from './events.js';
 import { formatDegradedRecordId, formatRecordId, newOpId, parseRecordId } from './record-id.js';
+import { MemoryStore } from '../memory/memory-store.js';
 import { chargeOf } from './profiles.js';
 import { type HeaderSource, readProviderHeaders } from './provider-headers.js';
 import type { AcquireResult, AdjustResult, ObserveResult, RateLimitStatus } from './results.js';
@@ -58,8 +59,17 @@ export interface ReleaseOptions {
 }
 
 export interface RateLimiterOptions {
-  /** `'open'` (default) lets calls through while Redis is unavailable; `'closed'` rejects them. */
+  /**
+   * While Redis is unavailable: `'open'` (default) lets calls through unlimited, `'closed'`
+   * rejects them with `RedisUnavailableError`, `'local'` limits them in this process to
+   * limit / `expectedInstances` (or the number of live instances last seen in Redis).
+   */
   readonly failureMode?: FailureMode;
+  /**
+   * How many processes share the limits, for `failureMode: 'local'`. Without it, instances
+   * announce themselves in Redis every few seconds and the last count seen is used.
+   */
+  readonly expectedInstances?: number;
   /** Prefix of every key (default `'llmrl'`); limiters with different prefixes never share state. */
   readonly keyPrefix?: string;
   /** Receives the limiter's few log lines (default: `console`). */
@@ -77,6 +87,10 @@ interface Tracked {
 }
 
 const MAX_MODEL_LENGTH = 1024;
+/** While Redis is down, how often it is asked whether it answers again. */
+const PROBE_INTERVAL_MS = 500;
+/** An instance that has not announced itself for this long no longer counts. */
+const HEARTBEAT_TTL_MS = 15_000;
 
 function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
@@ -141,6 +155,13 @@ export class RateLimiter {
   private readonly onEvent?: (event: RateLimiterEvent) => void;
   private readonly tracked = new Map<string, Tracked>();
   private outageSince: number | undefined;
+  private outageCause: RedisUnavailableError | undefined;
+  private probe: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly instanceId = newOpId();
+  private readonly expectedInstances?: number;
+  private liveInstances = 1;
+  private local?: { store: ModelStore; settings: ModelSettings };
   private readonly pingStore: () => Promise<number>;
 
   constructor(backend: RateLimiterBackend, model: string, config: RateLimitConfig, options: RateLimiterOptions = {}) {
@@ -153,9 +174,14 @@ export class RateLimiter {
     const { windowMs, algorithm, bucketMs, limits } = this.resolved;
     this.settings = { windowMs, algorithm, bucketMs, limits };
     const failureMode = options.failureMode ?? 'open';
-    if (failureMode !== 'open' && failureMode !== 'closed') {
-      throw new RateLimitConfigError(`failureMode must be 'open' or 'closed', got ${describe(failureMode)}`);
+    if (failureMode !== 'open' && failureMode !== 'closed' && failureMode !== 'local') {
+      throw new RateLimitConfigError(`failureMode must be 'open', 'closed' or 'local', got ${describe(failureMode)}`);
     }
+    const expected = options.expectedInstances;
+    if (expected !== undefined && (typeof expected !== 'number' || !Number.isInteger(expected) || expected < 1 || expected > 100_000)) {
+      throw new RateLimitConfigError(`expectedInstances must be an integer from 1 to 100000, got ${describe(expected)}`);
+    }
+    this.expectedInstances = expected;
     const keyPrefix = options.keyPrefix ?? 'llmrl';
     if (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || /[{}]/.test(keyPrefix)) {
       throw new RateLimitConfigError(`keyPrefix must be a non-empty string without braces, got ${describe(keyPrefix)}`);
@@ -187,19 +213,33 @@ export class RateLimiter {
     if (signal?.aborted) throw this.aborted(signal);
 
     const opId = newOpId();
+    const command = { opId, settings: this.settings, cost, maxWaitMs };
     let reply;
-    try {
-      reply = await this.store.acquire({ opId, settings: this.settings, cost, maxWaitMs });
-      this.markUp();
-    } catch (error) {
-      if (!(error instanceof RedisUnavailableError)) throw error;
-      this.markDown('acquire', error);
-      // The command may have run with its reply lost: cancel by id, so it counts at most until then.
-      this.cancelLater(opId, cost);
-      if (this.failureMode === 'closed') throw error;
-      const recordId = formatDegradedRecordId(opId);
-      this.emit({ type: 'acquired', model: this.model, recordId, waitMs: 0, queuePosition: 0, degraded: true });
-      return { slotTime: Date.now(), waitTime: 0, queuePosition: 0, recordId, degraded: true };
+    if (this.outageSince === undefined) {
+      try {
+        reply = await this.store.acquire(command);
+        this.markUp();
+        this.startHeartbeat();
+      } catch (error) {
+        if (!(error instanceof RedisUnavailableError)) throw error;
+        this.markDown('acquire', error);
+        // The command may have run with its reply lost: cancel by id, so it counts at most until then.
+        this.cancelLater(opId, cost);
+      }
+    }
+    let local = false;
+    if (!reply) {
+      // Redis is unavailable, found now or by an earlier call (then it is not asked again until
+      // the background probe sees it answer).
+      if (this.failureMode === 'closed') throw this.unavailable();
+      if (this.failureMode === 'open') {
+        const recordId = formatDegradedRecordId(opId);
+        this.emit({ type: 'acquired', model: this.model, recordId, waitMs: 0, queuePosition: 0, degraded: true });
+        return { slotTime: Date.now(), waitTime: 0, queuePosition: 0, recordId, degraded: true };
+      }
+      const fallback = this.localFallback();
+      reply = await fallback.store.acquire({ ...command, settings: fallback.settings });
+      local = true;
     }
 
     if (reply.status === 'wait') {
@@ -220,6 +260,7 @@ export class RateLimiter {
       cacheRead,
       cacheWrite,
       opId,
+      local,
     });
     if (reply.waitMs > 0) {
       try {
@@ -233,8 +274,8 @@ export class RateLimiter {
       await this.releaseQuietly(recordId, 'aborted');
       throw this.aborted(signal);
     }
-    this.emit({ type: 'acquired', model: this.model, recordId, waitMs: reply.waitMs, queuePosition: reply.queuePosition, degraded: false });
-    return { slotTime: reply.slotMs, waitTime: reply.waitMs, queuePosition: reply.queuePosition, recordId, degraded: false };
+    this.emit({ type: 'acquired', model: this.model, recordId, waitMs: reply.waitMs, queuePosition: reply.queuePosition, degraded: local });
+    return { slotTime: reply.slotMs, waitTime: reply.waitMs, queuePosition: reply.queuePosition, recordId, degraded: local };
   }
 
   /**
@@ -291,9 +332,14 @@ export class RateLimiter {
     }
     const adjustKey = adjustKeyOf(record.opId, from, to);
     let reply;
+    const target = this.targetOf(record);
+    if (!target) {
+      if (this.failureMode === 'closed') throw this.unavailable();
+      return this.reportAdjust(recordId, { status: 'degraded', ...none });
+    }
     try {
-      reply = await this.store.adjust({ opId: record.opId, adjustKey, bucket: record.bucket, settings: this.settings, delta });
-      this.markUp();
+      reply = await target.store.adjust({ opId: record.opId, adjustKey, bucket: record.bucket, settings: target.settings, delta });
+      if (!record.local) this.markUp();
     } catch (error) {
       if (!(error instanceof RedisUnavailableError)) throw error;
       this.markDown('adjust', error);
@@ -333,15 +379,20 @@ export class RateLimiter {
     const record = parseRecordId(recordId);
     if (record.degraded) return;
     const charge = this.tracked.get(record.opId)?.charge ?? record;
+    const target = this.targetOf(record);
+    if (!target) {
+      if (this.failureMode === 'closed') throw this.unavailable();
+      return;
+    }
     try {
-      const reply = await this.store.release({
+      const reply = await target.store.release({
         opId: record.opId,
         mode: 'release',
         bucket: record.bucket,
-        settings: this.settings,
+        settings: target.settings,
         charged: { ...charge, requests: 1 },
       });
-      this.markUp();
+      if (!record.local) this.markUp();
       this.tracked.delete(record.opId);
       if (reply.status === 'ok') this.emit({ type: 'released', model: this.model, recordId, reason });
     } catch (error) {
@@ -440,6 +491,14 @@ export class RateLimiter {
   /** Round-trip time to the store, ms (0 for memory); rejects when it cannot be reached. */
   ping(): Promise<number> {
     return this.pingStore();
+  }
+
+  /**
+   * How many limiter instances for this model were live at the last heartbeat (counted only with
+   * `failureMode: 'local'` and no `expectedInstances`; 1 until the first beat).
+   */
+  get liveInstanceCount(): number {
+    return this.liveInstances;
   }
 
   /** True while the last store call failed and no later one has succeeded. */
@@ -547,10 +606,80 @@ export class RateLimiter {
     return result;
   }
 
+  /** Where a record's adjust or release goes: its store, or nowhere while Redis is known down. */
+  private targetOf(record: { local: boolean }): { store: ModelStore; settings: ModelSettings } | undefined {
+    if (record.local) return this.localFallback();
+    return this.outageSince === undefined ? { store: this.store, settings: this.settings } : undefined;
+  }
+
+  private unavailable(): RedisUnavailableError {
+    const since = new Date(this.outageSince ?? Date.now()).toISOString();
+    return new RedisUnavailableError(`${this.model}: Redis has been unavailable since ${since}; ${this.outageCause?.message ?? ''}`, {
+      cause: this.outageCause,
+    });
+  }
+
+  /** The in-process limiter of `failureMode: 'local'`: this process's share of every limit. */
+  private localFallback(): { store: ModelStore; settings: ModelSettings } {
+    const instances = Math.max(1, this.expectedInstances ?? this.liveInstances);
+    if (!this.local || this.local.settings.limits !== this.localLimits?.[1] || this.localLimits[0] !== instances) {
+      const share = (limit: number) => (limit > 0 ? Math.max(1, Math.floor(limit / instances)) : 0);
+      const l = this.settings.limits;
+      const limits = { tokens: share(l.tokens), inputTokens: share(l.inputTokens), outputTokens: share(l.outputTokens), requests: share(l.requests) };
+      this.localLimits = [instances, limits];
+      this.local = { store: this.local?.store ?? new MemoryStore().forModel(this.model, 'local'), settings: { ...this.settings, limits } };
+    }
+    return this.local;
+  }
+
+  private localLimits?: [number, ModelSettings['limits']];
+
+  /** Announces this instance in Redis every few seconds, to learn how many share the limits. */
+  private startHeartbeat(): void {
+    if (this.heartbeat || this.failureMode !== 'local' || this.expectedInstances !== undefined) return;
+    const beat = () => {
+      if (this.outageSince !== undefined) return;
+      this.store.heartbeat(this.instanceId, HEARTBEAT_TTL_MS).then(
+        (count) => {
+          this.liveInstances = Math.max(1, count);
+        },
+        (error: unknown) => this.logger.warn(`${this.model}: heartbeat failed: ${String(error)}`),
+      );
+    };
+    beat();
+    this.heartbeat = setInterval(beat, HEARTBEAT_TTL_MS / 3);
+    this.heartbeat.unref();
+  }
+
+  private startProbe(): void {
+    if (this.probe) return;
+    let probing = false;
+    this.probe = setInterval(() => {
+      if (probing) return;
+      probing = true;
+      this.pingStore().then(
+        () => {
+          probing = false;
+          this.markUp();
+        },
+        () => {
+          probing = false;
+        },
+      );
+    }, PROBE_INTERVAL_MS);
+    this.probe.unref();
+  }
+
   private markDown(operation: 'acquire' | 'adjust' | 'release' | 'status' | 'observe', cause: RedisUnavailableError): void {
+    this.outageCause = cause;
     if (this.outageSince !== undefined) return;
     this.outageSince = Date.now();
-    const then = this.failureMode === 'open' ? 'letting calls through unlimited' : 'rejecting calls';
+    this.startProbe();
+    const then = {
+      open: 'letting calls through unlimited',
+      closed: 'rejecting calls',
+      local: `limiting in this process to 1/${Math.max(1, this.expectedInstances ?? this.liveInstances)} of each limit`,
+    }[this.failureMode];
     this.logger.warn(`${this.model}: Redis is unavailable (${cause.message}); ${then} until it answers again`);
     this.emit({ type: 'degraded', model: this.model, operation, failureMode: this.failureMode, cause });
   }
@@ -559,6 +688,8 @@ export class RateLimiter {
     if (this.outageSince === undefined) return;
     const outageMs = Date.now() - this.outageSince;
     this.outageSince = undefined;
+    clearInterval(this.probe);
+    this.probe = undefined;
     this.logger.log?.(`${this.model}: Redis answers again after ${outageMs} ms; limiting resumed`);
     this.emit({ type: 'recovered', model: this.model, outageMs });
   }

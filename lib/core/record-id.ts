@@ -5,7 +5,7 @@ import { InvalidRecordIdError } from './errors.js';
  * A record id carries what adjust and release need (bucket, charges, cache figures), so the
  * store keeps no record per request. Layout:
  * `<bucket>.<tokens>.<input>.<output>.<cache read>.<cache write>.<op id>`, numbers in base 36;
- * a fail-open reservation is `x.<op id>`.
+ * a fail-open reservation is `x.<op id>`, one made by the local fallback starts with `l.`.
  */
 export interface ParsedRecordId {
   readonly opId: string;
@@ -16,6 +16,8 @@ export interface ParsedRecordId {
   readonly outputTokens: number;
   readonly cacheRead: number;
   readonly cacheWrite: number;
+  /** Made by the in-process fallback of `failureMode: 'local'`: adjust and release stay local. */
+  readonly local: boolean;
 }
 
 const OP_ID = /^[A-Za-z0-9_-]{16}$/;
@@ -26,7 +28,7 @@ export function newOpId(): string {
 }
 
 export function formatRecordId(r: Omit<ParsedRecordId, 'degraded'>): string {
-  return [r.bucket, r.tokens, r.inputTokens, r.outputTokens, r.cacheRead, r.cacheWrite].map((n) => n.toString(36)).join('.') + '.' + r.opId;
+  return (r.local ? 'l.' : '') + [r.bucket, r.tokens, r.inputTokens, r.outputTokens, r.cacheRead, r.cacheWrite].map((n) => n.toString(36)).join('.') + '.' + r.opId;
 }
 
 export function formatDegradedRecordId(opId: string): string {
@@ -41,11 +43,13 @@ export function parseRecordId(recordId: unknown): ParsedRecordId {
   if (typeof recordId !== 'string') throw fail();
   const parts = recordId.split('.');
   if (parts.length === 2 && parts[0] === 'x' && OP_ID.test(parts[1])) {
-    return { opId: parts[1], degraded: true, bucket: -1, tokens: 0, inputTokens: 0, outputTokens: 0, cacheRead: 0, cacheWrite: 0 };
+    return { opId: parts[1], degraded: true, bucket: -1, tokens: 0, inputTokens: 0, outputTokens: 0, cacheRead: 0, cacheWrite: 0, local: false };
   }
+  const local = parts[0] === 'l';
+  if (local) parts.shift();
   if (parts.length !== 7 || !OP_ID.test(parts[6])) throw fail();
   const numbers = parts.slice(0, 6).map((p) => (/^[0-9a-z]{1,12}$/.test(p) ? parseInt(p, 36) : NaN));
   if (!numbers.every(Number.isSafeInteger)) throw fail();
   const [bucket, tokens, inputTokens, outputTokens, cacheRead, cacheWrite] = numbers;
-  return { opId: parts[6], degraded: false, bucket, tokens, inputTokens, outputTokens, cacheRead, cacheWrite };
+  return { opId: parts[6], degraded: false, bucket, tokens, inputTokens, outputTokens, cacheRead, cacheWrite, local };
 }

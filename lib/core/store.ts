@@ -127,6 +127,8 @@ export interface ModelStore {
   backOff(settings: ModelSettings, command: BackOffCommand): Promise<BackOffReply>;
   /** Charges now what the provider counts beyond this store's figures; resolves with what was charged. */
   reconcile(settings: ModelSettings, command: ReconcileCommand): Promise<Charge>;
+  /** Announces a limiter instance for `ttlMs`; resolves with how many instances are live. */
+  heartbeat(instanceId: string, ttlMs: number): Promise<number>;
 }
 
 /**

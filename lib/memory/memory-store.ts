@@ -375,6 +375,8 @@ export class MemoryStore implements LimiterStore {
       status: async (settings) => s.status(settings),
       backOff: async (settings, c) => s.backOff(settings, c),
       reconcile: async (settings, c) => s.reconcile(settings, c),
+      // One process: one instance.
+      heartbeat: async () => 1,
     };
   }
 

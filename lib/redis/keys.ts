@@ -10,6 +10,8 @@ export interface ModelKeys {
   readonly bucket: string;
   /** Recent operation ids (dedupe and cancel tombstones). */
   readonly ring: string;
+  /** Live limiter instances (heartbeats). */
+  readonly instances: string;
 }
 
 export function encodeKeyPart(value: string): string {
@@ -23,5 +25,5 @@ export function encodeKeyPart(value: string): string {
 
 export function modelKeys(keyPrefix: string, model: string): ModelKeys {
   const tag = `{${encodeKeyPart(keyPrefix)}:${encodeKeyPart(model)}}`;
-  return { window: `${tag}:w`, bucket: `${tag}:b`, ring: `${tag}:o` };
+  return { window: `${tag}:w`, bucket: `${tag}:b`, ring: `${tag}:o`, instances: `${tag}:i` };
 }

@@ -31,7 +31,7 @@ export class RedisStore implements LimiterStore {
   constructor(private readonly executor: RedisExecutor) {}
 
   forModel(model: string, keyPrefix: string): ModelStore {
-    const { window, bucket, ring } = modelKeys(keyPrefix, model);
+    const { window, bucket, ring, instances } = modelKeys(keyPrefix, model);
     const run = (operation: string, call: (client: RedisClient) => Promise<string[]>) =>
       this.executor.run(`${operation} ${model}`, (client) => {
         defineScripts(client);
@@ -113,6 +113,13 @@ export class RedisStore implements LimiterStore {
             ...limitsOf(s), t.tokens, t.inputTokens, t.outputTokens, t.requests),
         );
         return { tokens: num(r[0]), inputTokens: num(r[1]), outputTokens: num(r[2]), requests: num(r[3]) };
+      },
+      heartbeat: async (instanceId: string, ttlMs: number): Promise<number> => {
+        const r = await this.executor.run(`heartbeat ${model}`, (client) => {
+          defineScripts(client);
+          return client.llmrlHeartbeat(instances, instanceId, ttlMs);
+        });
+        return num(r);
       },
     };
   }

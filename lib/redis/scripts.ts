@@ -17,6 +17,7 @@ declare module 'ioredis' {
     llmrlTbStatus(bucket: string, ring: string, ...args: (string | number)[]): Reply;
     llmrlBackoff(state: string, ...args: (string | number)[]): Reply;
     llmrlReconcile(state: string, ...args: (string | number)[]): Reply;
+    llmrlHeartbeat(instances: string, ...args: (string | number)[]): Promise<number>;
   }
 }
 
@@ -39,10 +40,11 @@ const COMMANDS = {
   llmrlTbStatus: 'tb-status',
   llmrlBackoff: 'backoff',
   llmrlReconcile: 'reconcile',
+  llmrlHeartbeat: 'heartbeat',
 } as const;
 
 /** Scripts that touch one key; the others take two (state, ops ring). */
-const ONE_KEY = new Set<string>(['llmrlBackoff', 'llmrlReconcile']);
+const ONE_KEY = new Set<string>(['llmrlBackoff', 'llmrlReconcile', 'llmrlHeartbeat']);
 
 let sources: Record<string, string> | undefined;
 const defined = new WeakSet<object>();

@@ -1,0 +1,87 @@
+import { Redis } from 'ioredis';
+import { AcquireTimeoutError, RateLimiter, RedisConnectionManager, RedisUnavailableError, type RateLimiterEvent } from '../../lib/index.js';
+import { modelKeys } from '../../lib/redis/keys.js';
+import { recordingLogger } from '../support/backends.js';
+import { closeClient, waitFor } from '../support/redis.js';
+import { freePort, OwnRedisServer } from '../support/redis-server.js';
+
+describe("failureMode 'local'", () => {
+  it('limits each process to its share of every limit while Redis is unavailable', async () => {
+    const manager = new RedisConnectionManager({ host: '127.0.0.1', port: await freePort() });
+    const limiter = new RateLimiter(manager, 'm', { tpm: 1000, rpm: 10 }, { failureMode: 'local', expectedInstances: 2, logger: recordingLogger() });
+    try {
+      const first = await limiter.acquire({ inputTokens: 300, outputTokens: 200 });
+      expect(first.degraded).toBe(true);
+      expect(first.recordId.startsWith('l.')).toBe(true);
+      // half of 1000 tokens: 500 used, nothing more fits now
+      await expect(limiter.acquire({ tokens: 1 }, { maxWaitMs: 0 })).rejects.toThrow(AcquireTimeoutError);
+      await expect(limiter.adjust(first.recordId, { actualOutput: 100 })).resolves.toMatchObject({ status: 'applied', tokensDelta: -100 });
+      await expect(limiter.acquire({ tokens: 100 }, { maxWaitMs: 0 })).resolves.toMatchObject({ degraded: true, waitTime: 0 });
+      await limiter.release(first.recordId);
+      await expect(limiter.acquire({ tokens: 400 }, { maxWaitMs: 0 })).resolves.toMatchObject({ degraded: true });
+    } finally {
+      await manager.close();
+    }
+  });
+
+  it('learns how many instances share the limits from their heartbeats, and hands back to Redis when it returns', async () => {
+    const own = await OwnRedisServer.start();
+    const admin = new Redis(own.url);
+    const managers = [0, 1, 2].map(() => new RedisConnectionManager({ url: own.url }));
+    const events: RateLimiterEvent[] = [];
+    const limiters = managers.map(
+      (m, i) =>
+        new RateLimiter(m, 'm', { tpm: 900 }, { failureMode: 'local', logger: recordingLogger(), onEvent: i === 0 ? (e) => events.push(e) : undefined }),
+    );
+    try {
+      await Promise.all(limiters.map((l) => l.acquire({ tokens: 1 })));
+      await waitFor(async () => (await admin.zcard(modelKeys('llmrl', 'm').instances)) === 3, 5000, 'three heartbeats');
+      // each instance learns the count at its next beat (every 5 s)
+      await waitFor(() => limiters[0].liveInstanceCount === 3, 10_000, 'the first instance to count three');
+      await own.kill();
+      const mine = limiters[0];
+      // a third of 900 each
+      await expect(mine.acquire({ tokens: 300 }, { maxWaitMs: 0 })).resolves.toMatchObject({ degraded: true, waitTime: 0 });
+      await expect(mine.acquire({ tokens: 1 }, { maxWaitMs: 0 })).rejects.toThrow(AcquireTimeoutError);
+      await own.startAgain();
+      await waitFor(() => !mine.degraded, 10_000, 'the probe to see Redis again');
+      await expect(mine.acquire({ tokens: 1 })).resolves.toMatchObject({ degraded: false });
+      expect(events.filter((e) => e.type === 'degraded' || e.type === 'recovered').map((e) => [e.type, 'failureMode' in e ? e.failureMode : ''])).toEqual([
+        ['degraded', 'local'],
+        ['recovered', ''],
+      ]);
+    } finally {
+      await Promise.all(managers.map((m) => m.close()));
+      await closeClient(admin);
+      await own.stop();
+    }
+  });
+});
+
+describe('while Redis is known to be down', () => {
+  it('answers from the failure mode without asking Redis again, until a probe sees it answer', async () => {
+    const own = await OwnRedisServer.start();
+    const manager = new RedisConnectionManager({ url: own.url });
+    const closed = new RateLimiter(manager, 'm', { tpm: 100 }, { failureMode: 'closed', logger: recordingLogger() });
+    try {
+      await closed.acquire({ tokens: 1 });
+      await own.kill();
+      await expect(closed.acquire({ tokens: 1 })).rejects.toThrow(RedisUnavailableError);
+      expect(closed.degraded).toBe(true);
+      // the second call does not wait for retries: it fails from the known outage
+      const err = await closed.acquire({ tokens: 1 }).catch((e: unknown) => e);
+      expect((err as Error).message).toMatch(/unavailable since/);
+      await expect(closed.adjust('x.AAAAAAAAAAAAAAAA', { actualOutput: 1 })).resolves.toMatchObject({ status: 'degraded' });
+      await own.startAgain();
+      await waitFor(() => !closed.degraded, 10_000, 'the probe to see Redis again');
+      await expect(closed.acquire({ tokens: 1 })).resolves.toMatchObject({ degraded: false });
+    } finally {
+      await manager.close();
+      await own.stop();
+    }
+  });
+
+  it('rejects a bad expectedInstances', () => {
+    expect(() => new RateLimiter({} as never, 'm', { tpm: 1 }, { expectedInstances: 0 })).toThrow(/expectedInstances/);
+  });
+});
