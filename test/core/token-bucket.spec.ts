@@ -55,8 +55,10 @@ describe.each([
     const s = await limiter.acquire({ tokens: 500 }, { maxWaitMs: 0 });
     await limiter.release(s.recordId);
     await limiter.release(s.recordId);
-    expect((await limiter.getStatus()).tokensUsed).toBeGreaterThanOrEqual(398);
-    expect((await limiter.getStatus()).tokensUsed).toBeLessThanOrEqual(400);
+    // 400 left owed, less what refilled meanwhile (0.1 token per ms)
+    const owed = (await limiter.getStatus()).tokensUsed;
+    expect(owed).toBeGreaterThanOrEqual(350);
+    expect(owed).toBeLessThanOrEqual(400);
     await expect(limiter.acquire({ tokens: 600 }, { maxWaitMs: 0 })).resolves.toMatchObject({ waitTime: 0 });
   });
 
