@@ -21,6 +21,8 @@ export {
   RequestTooLargeError,
 } from './core/errors.js';
 export { RedisConnectionManager } from './redis/connection-manager.js';
-export type { RedisConnectionOptions } from './redis/connection-manager.js';
+export type { RedisConnectionOptions, RedisTopology } from './redis/connection-manager.js';
+export type { RedisClusterConnection, RedisNodeAddress, RedisSentinelConnection } from './redis/client-options.js';
+export type { RedisEvictionSetting, RedisSelfCheckOptions, RedisSelfCheckReport } from './redis/self-check.js';
 export { MemoryStore } from './memory/memory-store.js';
 import './redis/client-adapter.js';

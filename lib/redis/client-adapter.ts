@@ -5,6 +5,7 @@ import type { LimiterStore } from '../core/store.js';
 import { RedisExecutor } from './executor.js';
 import { RedisStore } from './redis-store.js';
 import type { RedisClient } from './scripts.js';
+import { watchErrors } from './watch-errors.js';
 
 const stores = new WeakMap<object, LimiterStore>();
 
@@ -23,7 +24,7 @@ export function storeForClient(client: RedisClient): LimiterStore {
   let store = stores.get(client);
   if (!store) {
     let lastError: unknown;
-    client.on('error', (error: unknown) => {
+    watchErrors(client, (error) => {
       lastError = error;
     });
     store = new RedisStore(new RedisExecutor(() => client, { retry: DEFAULT_RETRY_CONFIG, commandTimeoutMs: 500 }, () => lastError));

@@ -1,5 +1,5 @@
 import { backoffDelayMs, type ResolvedRetryConfig } from '../core/config.js';
-import { classify, CommandDeadlineError, ConnectionDownError, isTransient } from './redis-errors.js';
+import { classify, CommandDeadlineError, ConnectionDownError, isTransient, ManagerClosedError } from './redis-errors.js';
 import type { RedisClient } from './scripts.js';
 
 export interface ExecutorOptions {
@@ -22,10 +22,51 @@ function withDeadline<T>(work: Promise<T>, operation: string, timeoutMs: number)
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
+/** One wait per connecting client, however many calls wait for it. */
+const connecting = new WeakMap<RedisClient, Promise<void>>();
+
+function waitForConnection(client: RedisClient, lastError: () => unknown): Promise<void> {
+  let waiting = connecting.get(client);
+  if (waiting) return waiting;
+  waiting = new Promise<void>((resolve, reject) => {
+    const onReady = () => {
+      done();
+      resolve();
+    };
+    const onFail = (error?: unknown) => {
+      done();
+      const cause = error ?? lastError();
+      // An auth, ACL or TLS failure while connecting is the cause, not a passing condition.
+      reject(cause !== undefined && !isTransient(cause) ? cause : new ConnectionDownError(client.status, cause));
+    };
+    const onDown = () => onFail();
+    const done = () => {
+      connecting.delete(client);
+      client.off('ready', onReady);
+      client.off('error', onFail);
+      client.off('close', onDown);
+      client.off('end', onDown);
+      client.off('reconnecting', onDown);
+    };
+    client.once('ready', onReady);
+    client.once('error', onFail);
+    // A Cluster that fails to connect goes to 'close' and then 'reconnecting' or 'end'; a single
+    // connection emits 'close' before either as well.
+    client.once('close', onDown);
+    client.once('end', onDown);
+    client.once('reconnecting', onDown);
+  });
+  // Settled by every waiter's own handler; this one only keeps an unobserved failure quiet.
+  waiting.catch(() => undefined);
+  connecting.set(client, waiting);
+  return waiting;
+}
+
 /**
- * Resolves when the client can take a command. A client still making its first connection is
- * waited for (within the attempt's deadline); one that lost its connection fails at once, so a
- * command never sits in an offline queue to be replayed late.
+ * Resolves when the client can take a command. A client still making its first connection (or,
+ * for a Cluster, still loading its slot map and checking the cluster state) is waited for,
+ * within the attempt's deadline; one that lost its connection fails at once, so a command never
+ * sits in an offline queue to be replayed late.
  */
 function whenReady(client: RedisClient, lastError: () => unknown): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
@@ -34,29 +75,9 @@ function whenReady(client: RedisClient, lastError: () => unknown): Promise<void>
     case 'wait':
     case 'connecting':
     case 'connect':
-      return new Promise((resolve, reject) => {
-        const onReady = () => {
-          done();
-          resolve();
-        };
-        const onFail = (error?: unknown) => {
-          done();
-          // An auth, ACL or TLS failure while connecting is the cause, not a passing condition.
-          reject(error !== undefined && !isTransient(error) ? error : new ConnectionDownError(client.status, error ?? lastError()));
-        };
-        const onEnd = () => onFail();
-        const done = () => {
-          client.off('ready', onReady);
-          client.off('error', onFail);
-          client.off('end', onEnd);
-          client.off('reconnecting', onEnd);
-        };
-        client.once('ready', onReady);
-        client.once('error', onFail);
-        client.once('end', onEnd);
-        client.once('reconnecting', onEnd);
-      });
+      return waitForConnection(client, lastError);
     default: {
+      // 'reconnecting', 'close', 'disconnecting', 'end' (Redis and Cluster alike).
       const cause = lastError();
       return Promise.reject(cause !== undefined && !isTransient(cause) ? cause : new ConnectionDownError(client.status, cause));
     }
@@ -86,7 +107,9 @@ export class RedisExecutor {
           commandTimeoutMs,
         );
       } catch (error) {
-        if (!isTransient(error) || attempt >= retry.maxRetries) throw classify(operation, error, attempt + 1);
+        if (!isTransient(error) || attempt >= retry.maxRetries || error instanceof ManagerClosedError) {
+          throw classify(operation, error, attempt + 1);
+        }
         await delay(backoffDelayMs(retry, attempt));
       }
     }

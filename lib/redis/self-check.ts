@@ -1,0 +1,255 @@
+import { connect as tlsConnect } from 'node:tls';
+import { Cluster } from 'ioredis';
+import type { Algorithm } from '../core/config.js';
+import { RedisConfigurationError, RedisUnavailableError } from '../core/errors.js';
+import type { LimiterLogger } from '../core/events.js';
+import { RateLimiter } from '../core/rate-limiter.js';
+import type { LimiterStore } from '../core/store.js';
+import type { RedisExecutor } from './executor.js';
+import { modelKeys } from './keys.js';
+import { messageOf } from './redis-errors.js';
+import { scriptCommands } from './script-commands.js';
+import type { RedisClient } from './scripts.js';
+
+/** What `RedisConnectionManager.verify()` checks against. */
+export interface RedisSelfCheckOptions {
+  /** Key prefix the limiters use (default `'llmrl'`); the scratch model lives under it. */
+  readonly keyPrefix?: string;
+  /** Receives each warning (default: none; the report carries them too). Nest's `Logger` fits. */
+  readonly logger?: Pick<LimiterLogger, 'warn'>;
+}
+
+/** The eviction settings of one Redis node. */
+export interface RedisEvictionSetting {
+  /** `host:port` of the node, as the client knows it. */
+  readonly node: string;
+  readonly policy: string;
+  /** 0 = no memory limit, so nothing is evicted. */
+  readonly maxmemoryBytes: number;
+}
+
+/** What `RedisConnectionManager.verify()` found. Problems that stop the limiter are thrown instead. */
+export interface RedisSelfCheckReport {
+  readonly topology: 'standalone' | 'sentinel' | 'cluster';
+  /** The ACL user the limiter runs as. */
+  readonly username: string;
+  readonly keyPrefix: string;
+  /** `redis_version` from INFO, when the user may run INFO. */
+  readonly serverVersion?: string;
+  /** Round trip of one PING, ms. */
+  readonly roundTripMs: number;
+  /** Algorithms whose scripts (acquire, adjust, release, status) ran once on the scratch model. */
+  readonly algorithms: readonly Algorithm[];
+  /** Eviction settings of every master read, when the user may run CONFIG GET. */
+  readonly eviction: readonly RedisEvictionSetting[];
+  /** Things that do not stop the limiter but may break its guarantees; each is also logged. */
+  readonly warnings: readonly string[];
+}
+
+/** What the manager lends the check. */
+export interface SelfCheckContext {
+  readonly topology: RedisSelfCheckReport['topology'];
+  readonly username: string;
+  /** Host and port of a single server, for telling a TLS port apart; absent for Sentinel and Cluster. */
+  readonly endpoint?: { readonly host: string; readonly port: number; readonly tls: boolean };
+  readonly executor: RedisExecutor;
+  readonly store: LimiterStore;
+}
+
+/** The model the check writes to; its keys expire about 31 s after the check. */
+export const SELF_CHECK_MODEL = '__llmrl_self_check__';
+const ALGORITHMS: readonly Algorithm[] = ['sliding-window', 'token-bucket'];
+
+/**
+ * Calls, with harmless arguments on the scratch keys, every command the limiter's scripts call,
+ * and names those the server refuses. A refused command inside a real script only says "the user
+ * executing the script can't run this command", without naming it.
+ */
+const PROBE = `
+local h, z = KEYS[1], KEYS[2]
+local args = {
+  TIME = {}, DEL = KEYS, EXISTS = { h }, PEXPIREAT = { h, '1' }, PEXPIRE = { h, '1' }, EXPIRE = { h, '1' },
+  PTTL = { h }, TTL = { h }, GET = { h }, SET = { h, '0' }, INCR = { h }, INCRBY = { h, '0' },
+  HGET = { h, 'probe' }, HMGET = { h, 'probe' }, HSET = { h, 'probe', '0' }, HDEL = { h, 'probe' },
+  HGETALL = { h }, HEXISTS = { h, 'probe' }, HINCRBY = { h, 'probe', '0' }, HINCRBYFLOAT = { h, 'probe', '0' },
+  ZADD = { z, '0', 'probe' }, ZSCORE = { z, 'probe' }, ZCOUNT = { z, '0', '0' }, ZCARD = { z },
+  ZRANGE = { z, '0', '0' }, ZRANGEBYSCORE = { z, '0', '0' }, ZREM = { z, 'probe' },
+  ZREMRANGEBYSCORE = { z, '0', '0' }, ZREMRANGEBYRANK = { z, '0', '-1' },
+}
+local refused = {}
+for _, name in ipairs(ARGV) do
+  local a = args[name]
+  if a == nil then
+    refused[#refused + 1] = name .. '\\tthe self-check has no probe for this command'
+  else
+    local r = redis.pcall(name, unpack(a))
+    -- Only refusals count: a WRONGTYPE on a scratch key says nothing about permissions.
+    if type(r) == 'table' and r.err and (string.find(r.err, "can't", 1, true) or string.find(r.err, 'Unknown', 1, true) or string.find(r.err, 'NOPERM', 1, true)) then
+      refused[#refused + 1] = name .. '\\t' .. r.err
+    end
+  end
+end
+redis.pcall('DEL', unpack(KEYS))
+return refused
+`;
+
+function checkKeyPrefix(keyPrefix: unknown): string {
+  if (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || /[{}]/.test(keyPrefix)) {
+    throw new RedisConfigurationError(`verify: keyPrefix must be a non-empty string without braces, got ${JSON.stringify(keyPrefix)}`);
+  }
+  return keyPrefix;
+}
+
+/** The error a call failed with, before the executor wrapped it. */
+function causeOf(error: unknown): unknown {
+  return error instanceof Error && error.cause !== undefined ? error.cause : error;
+}
+
+function isRefusal(error: unknown): boolean {
+  return /^(ERR )?(NOPERM|unknown command)|no permissions/i.test(messageOf(causeOf(error)));
+}
+
+/** Whether something answering TLS listens on host:port (so a plain connection was the mistake). */
+function speaksTls(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host, port, rejectUnauthorized: false, servername: /^[\d.:]+$/.test(host) ? undefined : host });
+    const finish = (answer: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    socket.once('secureConnect', () => finish(true));
+    socket.once('error', () => finish(false));
+  });
+}
+
+/** Pairs of a CONFIG GET reply, in RESP2 (flat array) or RESP3 (map) shape. */
+function configPairs(reply: unknown): Map<string, string> {
+  const out = new Map<string, string>();
+  if (Array.isArray(reply)) {
+    if (reply.every((x) => Array.isArray(x))) {
+      for (const [k, v] of reply as unknown[][]) out.set(String(k), String(v));
+    } else {
+      for (let i = 0; i + 1 < reply.length; i += 2) out.set(String(reply[i]), String(reply[i + 1]));
+    }
+  } else if (reply instanceof Map) {
+    for (const [k, v] of reply) out.set(String(k), String(v));
+  } else if (reply !== null && typeof reply === 'object') {
+    for (const [k, v] of Object.entries(reply)) out.set(k, String(v));
+  }
+  return out;
+}
+
+function nodeName(client: { options: { host?: string; port?: number } }): string {
+  return `${client.options.host ?? 'localhost'}:${client.options.port ?? 6379}`;
+}
+
+/** The nodes that take the limiter's writes: every master of a Cluster, else the one client. */
+function writableNodes(client: RedisClient) {
+  return client instanceof Cluster ? client.nodes('master') : [client];
+}
+
+export async function runSelfCheck(context: SelfCheckContext, options: RedisSelfCheckOptions): Promise<RedisSelfCheckReport> {
+  if (options === null || typeof options !== 'object') {
+    throw new RedisConfigurationError(`verify options must be an object such as { keyPrefix: 'llmrl' }, got ${String(options)}`);
+  }
+  const keyPrefix = checkKeyPrefix(options.keyPrefix ?? 'llmrl');
+  const { executor, username } = context;
+  const warnings: string[] = [];
+  const warn = (message: string) => {
+    warnings.push(message);
+    options.logger?.warn(message);
+  };
+
+  // 1. Reachable, and the credentials and TLS settings work.
+  const started = performance.now();
+  try {
+    await executor.run('verify: PING', (client) => client.ping());
+  } catch (error) {
+    const endpoint = context.endpoint;
+    if (error instanceof RedisUnavailableError && endpoint && !endpoint.tls && (await speaksTls(endpoint.host, endpoint.port, 1000))) {
+      throw new RedisConfigurationError(
+        `verify: ${endpoint.host}:${endpoint.port} expects TLS but the limiter connects in plain text: use a rediss:// URL or the tls option`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+  const roundTripMs = performance.now() - started;
+
+  // 2. Every command inside the scripts is allowed on the limiter's keys.
+  // Every key of the scratch model, a hash first and the ops ring (a sorted set) second.
+  const { window, ring, ...others } = modelKeys(keyPrefix, SELF_CHECK_MODEL);
+  const keys = [window, ring, ...Object.values(others)];
+  let refused: string[];
+  try {
+    refused = (await executor.run('verify: probe of the scripts\' commands', (client) =>
+      client.eval(PROBE, keys.length, ...keys, ...scriptCommands()),
+    )) as string[];
+  } catch (error) {
+    if (error instanceof RedisConfigurationError && /access (one|at least one) of the keys/i.test(messageOf(causeOf(error)))) {
+      throw new RedisConfigurationError(
+        `verify: the Redis user "${username}" may not use the limiter's keys, which all start with {${keyPrefix}: (${messageOf(causeOf(error))}). Allow them, e.g. ACL SETUSER ${username} ~{${keyPrefix}:*`,
+        { cause: causeOf(error) },
+      );
+    }
+    throw error;
+  }
+  if (refused.length > 0) {
+    const names = refused.map((line) => String(line).split('\t')[0]);
+    throw new RedisConfigurationError(
+      `verify: the Redis user "${username}" may not run ${names.join(', ')}, which the limiter's scripts call (${refused
+        .map((line) => String(line).replace('\t', ': '))
+        .join('; ')}). Allow them, e.g. ACL SETUSER ${username} ${names.map((n) => `+${n.toLowerCase()}`).join(' ')}`,
+    );
+  }
+
+  // 3. Each script loads and runs with this user, and its replies parse: one call of each
+  // operation per algorithm, through the same code path as any limiter.
+  const quiet = { warn: () => undefined, error: () => undefined };
+  for (const algorithm of ALGORITHMS) {
+    const limiter = new RateLimiter(context.store, SELF_CHECK_MODEL, { rpm: 1_000_000, windowSeconds: 1, algorithm }, { keyPrefix, failureMode: 'closed', logger: quiet });
+    const { recordId } = await limiter.acquire({ tokens: 1 });
+    await limiter.adjust(recordId, { actualOutput: 1 });
+    await limiter.release(recordId);
+    await limiter.getStatus();
+  }
+
+  // 4. Facts that only warn: the server version and whether limiter keys can be evicted.
+  let serverVersion: string | undefined;
+  try {
+    const info = await executor.run('verify: INFO server', (client) => client.info('server'));
+    serverVersion = /redis_version:([^\r\n]+)/.exec(String(info))?.[1];
+  } catch (error) {
+    if (!(error instanceof RedisConfigurationError)) throw error;
+    // INFO is optional for the limiter: without it there is just no version to report.
+  }
+  const eviction: RedisEvictionSetting[] = [];
+  try {
+    const settings = await executor.run('verify: CONFIG GET maxmemory*', (client) =>
+      Promise.all(
+        writableNodes(client).map(async (node) => {
+          const pairs = configPairs(await node.config('GET', 'maxmemory*'));
+          return { node: nodeName(node), policy: pairs.get('maxmemory-policy') ?? 'unknown', maxmemoryBytes: Number(pairs.get('maxmemory') ?? 0) };
+        }),
+      ),
+    );
+    eviction.push(...settings);
+  } catch (error) {
+    if (!(error instanceof RedisConfigurationError) || !isRefusal(error)) throw error;
+    warn(
+      `could not read maxmemory-policy: CONFIG GET is not allowed for the Redis user "${username}" (${messageOf(causeOf(error))}). ` +
+        'Make sure the policy is noeviction, or that Redis never reaches maxmemory: an evicting policy drops limiter keys and with them the limits',
+    );
+  }
+  for (const setting of eviction) {
+    if (setting.policy !== 'noeviction' && setting.maxmemoryBytes > 0) {
+      warn(
+        `maxmemory-policy is ${setting.policy} on ${setting.node} (maxmemory ${setting.maxmemoryBytes} bytes): when memory runs out Redis may evict ` +
+          'limiter keys (they all carry a TTL, so volatile-* policies take them too) and the limits silently reset. Use noeviction, or a Redis of its own for the limiter',
+      );
+    }
+  }
+  return { topology: context.topology, username, keyPrefix, serverVersion, roundTripMs, algorithms: ALGORITHMS, eviction, warnings };
+}
