@@ -1,0 +1,50 @@
+import { anthropicUsage, estimateAnthropicRequest, isAnthropicRequest, readAnthropicStreamEvent } from './anthropic.js';
+import { CHARS_PER_TOKEN, estimateFromArguments } from './estimate.js';
+import { estimateGeminiRequest, geminiUsage, isGeminiRequest, readGeminiStreamEvent } from './gemini.js';
+import { type CallEstimate, isRecord, type LlmUsage, type StreamState } from './llm-usage.js';
+import { estimateOpenAiRequest, isOpenAiRequest, openAiUsage, readOpenAiStreamEvent } from './openai.js';
+
+/**
+ * What a decorated method's call is expected to use, read from the first argument that is an
+ * OpenAI, Anthropic or Gemini request; failing that, from the strings among its arguments.
+ */
+export function estimateCall(args: readonly unknown[]): CallEstimate {
+  for (const arg of args) {
+    if (!isRecord(arg)) continue;
+    if (isGeminiRequest(arg)) return estimateGeminiRequest(arg);
+    if (isAnthropicRequest(arg)) return estimateAnthropicRequest(arg);
+    if (isOpenAiRequest(arg)) return estimateOpenAiRequest(arg);
+  }
+  return estimateFromArguments(args);
+}
+
+/** The usage a finished call's result reports, in any of the three SDKs' shapes. */
+export function usageOfResult(result: unknown): LlmUsage | undefined {
+  // Anthropic first: OpenAI's Responses API shares its field names but not its cache fields.
+  return anthropicUsage(result) ?? openAiUsage(result) ?? geminiUsage(result);
+}
+
+/** Reads one chunk of a streamed result into `state`. */
+export function readStreamEvent(chunk: unknown, state: StreamState): void {
+  if (typeof chunk === 'string') {
+    // A method that streams plain text.
+    state.textChars += chunk.length;
+    state.recognised = true;
+    return;
+  }
+  if (!isRecord(chunk)) return;
+  if (readAnthropicStreamEvent(chunk, state) || readOpenAiStreamEvent(chunk, state) || readGeminiStreamEvent(chunk, state)) {
+    state.recognised = true;
+  }
+}
+
+/**
+ * The usage of a stream that has ended, however it ended: the figures its events reported, with
+ * the output estimated from the text seen when none was reported (a stream without
+ * `include_usage`, or one the consumer stopped early). Undefined when no chunk was recognised.
+ */
+export function streamedUsage(state: StreamState): LlmUsage | undefined {
+  const { usage } = state;
+  if (!state.recognised && usage.output === undefined && usage.input === undefined) return undefined;
+  return { ...usage, output: usage.output ?? Math.ceil(state.textChars / CHARS_PER_TOKEN) };
+}
