@@ -1,3 +1,4 @@
+import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { Cluster } from 'ioredis';
 import type { Algorithm } from '../core/config.js';
@@ -124,6 +125,23 @@ function speaksTls(host: string, port: number, timeoutMs: number): Promise<boole
   });
 }
 
+/** Whether a plain-text Redis answers on host:port (so a TLS connection was the mistake). */
+function speaksPlainRedis(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = netConnect({ host, port });
+    const finish = (answer: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    socket.once('connect', () => socket.write('PING\r\n'));
+    // Any RESP reply, +PONG or an -ERR/-NOAUTH, means a plain-text Redis.
+    socket.once('data', (data) => finish(data[0] === 0x2b || data[0] === 0x2d));
+    socket.once('error', () => finish(false));
+  });
+}
+
 /** Pairs of a CONFIG GET reply, in RESP2 (flat array) or RESP3 (map) shape. */
 function configPairs(reply: unknown): Map<string, string> {
   const out = new Map<string, string>();
@@ -168,11 +186,20 @@ export async function runSelfCheck(context: SelfCheckContext, options: RedisSelf
     await executor.run('verify: PING', (client) => client.ping());
   } catch (error) {
     const endpoint = context.endpoint;
-    if (error instanceof RedisUnavailableError && endpoint && !endpoint.tls && (await speaksTls(endpoint.host, endpoint.port, 1000))) {
-      throw new RedisConfigurationError(
-        `verify: ${endpoint.host}:${endpoint.port} expects TLS but the limiter connects in plain text: use a rediss:// URL or the tls option`,
-        { cause: error },
-      );
+    if (error instanceof RedisUnavailableError && endpoint) {
+      const { host, port } = endpoint;
+      if (!endpoint.tls && (await speaksTls(host, port, 1000))) {
+        throw new RedisConfigurationError(
+          `verify: ${host}:${port} expects TLS but the limiter connects in plain text: use a rediss:// URL or the tls option`,
+          { cause: error },
+        );
+      }
+      if (endpoint.tls && (await speaksPlainRedis(host, port, 1000))) {
+        throw new RedisConfigurationError(
+          `verify: ${host}:${port} speaks plain text but the limiter connects with TLS (the TLS handshake failed: no answer): use a redis:// URL and no tls option, or the server's TLS port`,
+          { cause: error },
+        );
+      }
     }
     throw error;
   }
