@@ -26,3 +26,14 @@ export type { RedisClusterConnection, RedisNodeAddress, RedisSentinelConnection 
 export type { RedisEvictionSetting, RedisSelfCheckOptions, RedisSelfCheckReport } from './redis/self-check.js';
 export { MemoryStore } from './memory/memory-store.js';
 import './redis/client-adapter.js';
+export { LlmRateLimiterModule } from './nest/llm-rate-limiter.module.js';
+export type { LlmRateLimiterModuleAsyncOptions, LlmRateLimiterModuleRootOptions } from './nest/llm-rate-limiter.module.js';
+export type { LlmRateLimiterModuleExtras } from './nest/llm-rate-limiter.module-definition.js';
+export type { LlmRateLimiterModuleOptions, LlmRateLimiterRedisOptions } from './nest/llm-rate-limiter.options.js';
+export { RateLimiterRegistry } from './nest/rate-limiter.registry.js';
+export { getRateLimiterToken, InjectRateLimiter } from './nest/inject-rate-limiter.decorator.js';
+export { RateLimitLlm } from './nest/rate-limit-llm.decorator.js';
+export type { RateLimitLlmOptions } from './nest/rate-limit-llm.decorator.js';
+export type { LlmUsage } from './nest/usage/llm-usage.js';
+export { UnknownModelError } from './nest/errors/unknown-model.error.js';
+export { RateLimitLlmNotBoundError } from './nest/errors/rate-limit-llm-not-bound.error.js';

@@ -39,12 +39,16 @@ export function readStreamEvent(chunk: unknown, state: StreamState): void {
 }
 
 /**
- * The usage of a stream that has ended, however it ended: the figures its events reported, with
- * the output estimated from the text seen when none was reported (a stream without
- * `include_usage`, or one the consumer stopped early). Undefined when no chunk was recognised.
+ * The usage of a stream that has ended: the figures its events reported, with the output
+ * estimated from the text seen when none was reported (a stream without `include_usage`). For a
+ * stream that did not finish (the consumer stopped early, or it failed midway), reported output
+ * may be stale (Anthropic's message_start says 1), so the larger of it and the text estimate
+ * counts. Undefined when no chunk was recognised.
  */
-export function streamedUsage(state: StreamState): LlmUsage | undefined {
+export function streamedUsage(state: StreamState, finished = true): LlmUsage | undefined {
   const { usage } = state;
   if (!state.recognised && usage.output === undefined && usage.input === undefined) return undefined;
-  return { ...usage, output: usage.output ?? Math.ceil(state.textChars / CHARS_PER_TOKEN) };
+  const fromText = Math.ceil(state.textChars / CHARS_PER_TOKEN);
+  const output = finished ? (usage.output ?? fromText) : Math.max(usage.output ?? 0, fromText);
+  return { ...usage, output };
 }

@@ -26,6 +26,14 @@ describe('reading a decorated call', () => {
     expect(streamedUsage(state)).toEqual({ output: 3 });
   });
 
+  it('counts the larger of reported and seen output for a stream that did not finish', () => {
+    const state = newStreamState();
+    readStreamEvent({ type: 'message_start', message: { usage: { input_tokens: 9, output_tokens: 1 } } }, state);
+    readStreamEvent({ type: 'content_block_delta', delta: { type: 'text_delta', text: 'x'.repeat(40) } }, state);
+    expect(streamedUsage(state, false)).toEqual({ input: 9, output: 10 });
+    expect(streamedUsage(state, true)).toEqual({ input: 9, output: 1 });
+  });
+
   it('reads a stream of plain strings as generated text', () => {
     const state = newStreamState();
     for (const chunk of ['abcd', 'efgh']) readStreamEvent(chunk, state);

@@ -1,0 +1,111 @@
+import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { RateLimitConfigError } from '../core/errors.js';
+import { RedisConnectionManager } from '../redis/connection-manager.js';
+import { getRateLimiterToken } from './inject-rate-limiter.decorator.js';
+import { LlmRateLimiterFeatureModule } from './llm-rate-limiter-feature.module.js';
+import {
+  ConfigurableLlmRateLimiterModule,
+  LLM_RATE_LIMITER_ASYNC_OPTIONS_TYPE,
+  LLM_RATE_LIMITER_OPTIONS_TYPE,
+} from './llm-rate-limiter.module-definition.js';
+import { RateLimitLlmExplorer } from './rate-limit-llm.explorer.js';
+import { RateLimiterRegistry } from './rate-limiter.registry.js';
+
+/** `forRoot` options: the module options plus `isGlobal`. */
+export type LlmRateLimiterModuleRootOptions = typeof LLM_RATE_LIMITER_OPTIONS_TYPE;
+
+/**
+ * `forRootAsync` options: `imports`, `inject` and one of `useFactory`, `useClass`,
+ * `useExisting`, plus `isGlobal`, plus `models`, the names of the models to make injectable
+ * with `@InjectRateLimiter()` (the factory's result is not known when Nest declares tokens).
+ */
+export type LlmRateLimiterModuleAsyncOptions = typeof LLM_RATE_LIMITER_ASYNC_OPTIONS_TYPE & {
+  readonly models?: readonly string[];
+};
+
+function limiterProvider(model: string, registryOptional: boolean): Provider {
+  return {
+    provide: getRateLimiterToken(model),
+    useFactory: (registry: RateLimiterRegistry | undefined) => {
+      if (!registry) {
+        throw new RateLimitConfigError(
+          `LlmRateLimiterModule.forFeature([${JSON.stringify(model)}]) cannot see a RateLimiterRegistry: ` +
+            'register LlmRateLimiterModule.forRoot() or forRootAsync() with isGlobal: true.',
+        );
+      }
+      return registry.get(model);
+    },
+    inject: [{ token: RateLimiterRegistry, optional: registryOptional }],
+  };
+}
+
+function withLimiters(definition: DynamicModule, models: readonly string[]): DynamicModule {
+  const providers = models.map((model) => limiterProvider(model, false));
+  return {
+    ...definition,
+    providers: [...(definition.providers ?? []), ...providers],
+    exports: [...(definition.exports ?? []), ...providers.map((p) => (p as { provide: string }).provide)],
+  };
+}
+
+const redisConnectionManagerProvider: Provider = {
+  provide: RedisConnectionManager,
+  // Without redis there is no manager: the token resolves to null rather than being absent,
+  // so one module definition serves both cases (forRootAsync cannot know which in advance).
+  useFactory: (registry: RateLimiterRegistry) => registry.connectionManager ?? null,
+  inject: [RateLimiterRegistry],
+};
+
+/**
+ * Keeps calls to LLM providers within their limits across every process sharing Redis.
+ * Provides `RateLimiterRegistry`, `RedisConnectionManager` (null without redis), one
+ * `RateLimiter` per declared model (`@InjectRateLimiter()`), and binds `@RateLimitLlm()`
+ * methods at bootstrap.
+ *
+ * @example
+ * LlmRateLimiterModule.forRoot({ redis: { url: process.env.REDIS_URL }, models: { 'gpt-4o': { tpm: 30_000, rpm: 500 } } })
+ */
+@Module({
+  imports: [DiscoveryModule],
+  providers: [RateLimiterRegistry, redisConnectionManagerProvider, RateLimitLlmExplorer],
+  exports: [RateLimiterRegistry, RedisConnectionManager],
+})
+export class LlmRateLimiterModule extends ConfigurableLlmRateLimiterModule {
+  /** Options known up front; every configured model becomes injectable. */
+  static override forRoot(options: LlmRateLimiterModuleRootOptions): DynamicModule {
+    const models = options !== null && typeof options === 'object' && options.models && typeof options.models === 'object' ? Object.keys(options.models) : [];
+    return withLimiters(super.forRoot(options), models);
+  }
+
+  /**
+   * Options from a factory, class or existing provider. Models listed in `models` become
+   * injectable; `RateLimiterRegistry.get()` works for every configured model.
+   *
+   * @example
+   * LlmRateLimiterModule.forRootAsync({
+   *   imports: [ConfigModule], inject: [ConfigService], models: ['gpt-4o'],
+   *   useFactory: (config: ConfigService) => ({ redis: { url: config.get('REDIS_URL') }, models: { 'gpt-4o': { tpm: 30_000 } } }),
+   * })
+   */
+  static override forRootAsync(options: LlmRateLimiterModuleAsyncOptions): DynamicModule {
+    const { models = [], ...rest } = options;
+    return withLimiters(super.forRootAsync(rest), models);
+  }
+
+  /**
+   * Makes these models' limiters injectable in the importing module, resolved from the registry
+   * at bootstrap (an unknown name fails then). Needs the root module registered with
+   * `isGlobal: true`.
+   *
+   * @example
+   * imports: [LlmRateLimiterModule.forFeature(['gpt-4o'])]
+   */
+  static forFeature(models: readonly string[]): DynamicModule {
+    if (!Array.isArray(models) || models.some((m) => typeof m !== 'string')) {
+      throw new RateLimitConfigError(`LlmRateLimiterModule.forFeature() takes a list of model names, such as ['gpt-4o'], got ${String(models)}`);
+    }
+    const providers = models.map((model) => limiterProvider(model, true));
+    return { module: LlmRateLimiterFeatureModule, providers, exports: providers.map((p) => (p as { provide: string }).provide) };
+  }
+}

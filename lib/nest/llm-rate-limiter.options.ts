@@ -1,0 +1,92 @@
+import type { Cluster, Redis } from 'ioredis';
+import { type FailureMode, type RateLimitConfig, resolveConfig, resolveRetryConfig, type RetryConfig } from '../core/config.js';
+import { RateLimitConfigError } from '../core/errors.js';
+import type { RateLimiterEvent } from '../core/events.js';
+import type { RedisConnectionOptions } from '../redis/connection-manager.js';
+
+/** How the module reaches Redis: connection settings (`retryConfig` sits beside `redis`). */
+export type LlmRateLimiterRedisOptions = Omit<RedisConnectionOptions, 'retryConfig' | 'client'>;
+
+/**
+ * Options of `LlmRateLimiterModule.forRoot()` (and what a `forRootAsync()` factory returns).
+ *
+ * @example
+ * LlmRateLimiterModule.forRoot({
+ *   redis: { url: process.env.REDIS_URL },
+ *   models: { 'gpt-4o': { tpm: 30_000, rpm: 500, provider: 'openai' } },
+ * });
+ */
+export interface LlmRateLimiterModuleOptions {
+  /**
+   * Where limits are shared: `{ url }`, `{ host, port, db, username, password, tls,
+   * maxConnections }` (and the other `RedisConnectionManager` settings), or an ioredis client
+   * the application owns and closes. Absent: an in-memory store, so limits hold per process.
+   */
+  readonly redis?: LlmRateLimiterRedisOptions | Redis | Cluster;
+  /** Retry of transient Redis errors (see `RetryConfig`). */
+  readonly retryConfig?: RetryConfig;
+  /** While Redis is unavailable: `'open'` (default), `'closed'` or `'local'` (see `RateLimiterOptions`). */
+  readonly failureMode?: FailureMode;
+  /** For `failureMode: 'local'`: how many processes share the limits. */
+  readonly expectedInstances?: number;
+  /** Prefix of every Redis key (default `'llmrl'`). */
+  readonly keyPrefix?: string;
+  /** One limiter per model name, with that model's provider limits. */
+  readonly models: Readonly<Record<string, RateLimitConfig>>;
+  /** Receives every limiter's events (acquired, adjusted, released, degraded, recovered, ...). */
+  readonly onEvent?: (event: RateLimiterEvent) => void;
+}
+
+const KNOWN_OPTIONS = ['redis', 'retryConfig', 'failureMode', 'expectedInstances', 'keyPrefix', 'models', 'onEvent'];
+const MAX_MODEL_LENGTH = 1024;
+
+/** An ioredis client (of this copy of ioredis or another), as opposed to connection settings. */
+export function isRedisClient(value: unknown): value is Redis | Cluster {
+  const v = value as Partial<Redis> | null;
+  return v !== null && typeof v === 'object' && typeof v.evalsha === 'function' && typeof v.status === 'string';
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') return String(value);
+  return Array.isArray(value) ? 'an array' : 'an object';
+}
+
+/**
+ * Checks module options before anything connects, naming the model and field of a bad value:
+ * `models["gpt-4o"].tpm must be a non-negative integer ..., got -5`. Settings the limiter itself
+ * checks (failureMode, keyPrefix, Redis settings) are checked when it is built.
+ */
+export function checkModuleOptions(options: LlmRateLimiterModuleOptions): void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new RateLimitConfigError(`LlmRateLimiterModule options must be an object such as { models: { 'gpt-4o': { tpm: 30000 } } }, got ${describe(options)}`);
+  }
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.includes(key)) {
+      throw new RateLimitConfigError(`${key} is not an LlmRateLimiterModule option; known options: ${KNOWN_OPTIONS.join(', ')}`);
+    }
+  }
+  const { models } = options;
+  if (models === null || typeof models !== 'object' || Array.isArray(models) || Object.keys(models).length === 0) {
+    throw new RateLimitConfigError(
+      `models must name at least one model with its limits, such as { 'gpt-4o': { tpm: 30000, rpm: 500 } }, got ${describe(models)}`,
+    );
+  }
+  for (const [model, config] of Object.entries(models)) {
+    const where = `models[${JSON.stringify(model)}]`;
+    if (model.length === 0 || model.length > MAX_MODEL_LENGTH || !model.isWellFormed()) {
+      throw new RateLimitConfigError(`${where}: a model name must be a non-empty, well-formed string of at most ${MAX_MODEL_LENGTH} characters`);
+    }
+    if (config === null || typeof config !== 'object' || Array.isArray(config)) {
+      throw new RateLimitConfigError(`${where} must be an object of limits such as { tpm: 30000, rpm: 500 }, got ${describe(config)}`);
+    }
+    resolveConfig(config, `${where}.`);
+  }
+  if (options.retryConfig !== undefined) resolveRetryConfig(options.retryConfig);
+  if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
+    throw new RateLimitConfigError(`onEvent must be a function receiving limiter events, got ${describe(options.onEvent)}`);
+  }
+  if (options.redis !== undefined && options.redis !== null && (typeof options.redis !== 'object' || Array.isArray(options.redis))) {
+    throw new RateLimitConfigError(`redis must be connection settings such as { url: 'redis://localhost:6379' } or an ioredis client, got ${describe(options.redis)}`);
+  }
+}

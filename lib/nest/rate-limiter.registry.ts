@@ -1,0 +1,107 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { RateLimitConfigError } from '../core/errors.js';
+import { RateLimiter } from '../core/rate-limiter.js';
+import { MemoryStore } from '../memory/memory-store.js';
+import { RedisConnectionManager } from '../redis/connection-manager.js';
+import { UnknownModelError } from './errors/unknown-model.error.js';
+import { LLM_RATE_LIMITER_OPTIONS } from './llm-rate-limiter.module-definition.js';
+import { checkModuleOptions, isRedisClient, type LlmRateLimiterModuleOptions } from './llm-rate-limiter.options.js';
+
+/**
+ * Every model's `RateLimiter`, built from the module options at bootstrap. `get(model)` works
+ * for any configured model, whether or not it was declared for injection; iterate it for
+ * health and metrics.
+ *
+ * @example
+ * constructor(private readonly limiters: RateLimiterRegistry) {}
+ * const status = await this.limiters.get('gpt-4o').getStatus();
+ */
+@Injectable()
+export class RateLimiterRegistry implements Iterable<RateLimiter>, OnApplicationShutdown {
+  /**
+   * The Redis connections the limiters share; undefined with the in-memory store. The module
+   * closes it on application shutdown (a client passed in `redis` stays open: it is yours).
+   */
+  readonly connectionManager: RedisConnectionManager | undefined;
+  private readonly limiters = new Map<string, RateLimiter>();
+  private readonly logger = new Logger('LlmRateLimiter');
+
+  constructor(@Inject(LLM_RATE_LIMITER_OPTIONS) options: LlmRateLimiterModuleOptions) {
+    checkModuleOptions(options);
+    this.connectionManager = this.connect(options);
+    const backend = this.connectionManager ?? new MemoryStore();
+    try {
+      for (const [model, config] of Object.entries(options.models)) {
+        this.limiters.set(
+          model,
+          new RateLimiter(backend, model, config, {
+            failureMode: options.failureMode,
+            expectedInstances: options.expectedInstances,
+            keyPrefix: options.keyPrefix,
+            logger: this.logger,
+            onEvent: options.onEvent,
+          }),
+        );
+      }
+    } catch (error) {
+      void this.connectionManager?.close();
+      throw error;
+    }
+    if (!this.connectionManager) {
+      this.logger.log(
+        `no redis configured: ${this.models.join(', ')} limited by an in-memory store, so limits hold per process (every replica may use the full limits); set redis to share them`,
+      );
+    }
+  }
+
+  /** The configured model names, in configuration order. */
+  get models(): readonly string[] {
+    return [...this.limiters.keys()];
+  }
+
+  /** Where the limiters keep their state: `'redis'` (shared) or `'memory'` (this process). */
+  get backend(): 'redis' | 'memory' {
+    return this.connectionManager ? 'redis' : 'memory';
+  }
+
+  /** The model a `@RateLimitLlm()` without `model` uses: the only one configured, if so. */
+  get defaultModel(): string | undefined {
+    return this.limiters.size === 1 ? this.models[0] : undefined;
+  }
+
+  /** Whether limits are configured for `model`. */
+  has(model: string): boolean {
+    return this.limiters.has(model);
+  }
+
+  /** The limiter of `model`; throws `UnknownModelError`, naming the configured models, for any other name. */
+  get(model: string): RateLimiter {
+    const limiter = this.limiters.get(model);
+    if (!limiter) throw new UnknownModelError(model, this.models);
+    return limiter;
+  }
+
+  [Symbol.iterator](): Iterator<RateLimiter> {
+    return this.limiters.values();
+  }
+
+  /** Round trip to the backend, ms (0 for memory); rejects when Redis cannot be reached. */
+  ping(): Promise<number> {
+    return this.limiters.values().next().value!.ping();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.connectionManager?.close();
+  }
+
+  private connect(options: LlmRateLimiterModuleOptions): RedisConnectionManager | undefined {
+    const { redis, retryConfig } = options;
+    if (redis === undefined || redis === null) return undefined;
+    try {
+      return isRedisClient(redis) ? new RedisConnectionManager({ client: redis, retryConfig }) : new RedisConnectionManager({ ...redis, retryConfig });
+    } catch (error) {
+      if (error instanceof RateLimitConfigError) throw new RateLimitConfigError(`redis: ${error.message}`, { cause: error });
+      throw error;
+    }
+  }
+}
