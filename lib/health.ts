@@ -1,0 +1,2 @@
+export { LlmRateLimiterHealthIndicator } from './nest/llm-rate-limiter.health.js';
+export type { LlmRateLimiterHealthOptions, LlmRateLimiterModelHealth } from './nest/llm-rate-limiter.health.js';
