@@ -246,6 +246,7 @@ export class RedisConnectionManager implements AsyncDisposable {
         }
         // Resolve only once the socket is gone, so nothing of ours keeps the process alive.
         await Promise.race([ended, new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+        closeFailoverDetector(client);
       }),
     );
   }
@@ -282,6 +283,15 @@ export class RedisConnectionManager implements AsyncDisposable {
     this.next = (this.next + 1) % clients.length;
     return clients[this.next];
   }
+}
+
+/**
+ * After quit(), ioredis leaves a Sentinel client's failover detector subscribed: one connection
+ * per sentinel, reconnecting every minute for ever, which keeps the process alive. Close them.
+ */
+function closeFailoverDetector(client: RedisClient): void {
+  const connector = (client as unknown as { connector?: { failoverDetector?: { cleanup?: () => void } | null } }).connector;
+  connector?.failoverDetector?.cleanup?.();
 }
 
 /** Commands written to a connection and not yet answered. */

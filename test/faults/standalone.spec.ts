@@ -1,0 +1,168 @@
+// One Redis server of the test's own behind a FaultProxy: T2, T4, T7, T9, T12, T42, T43.
+import { Redis } from 'ioredis';
+import { AcquireTimeoutError, RateLimiter, RedisConnectionManager, type RateLimiterEvent, type RedisConnectionOptions } from '../../lib/index.js';
+import { recordingLogger } from '../support/backends.js';
+import { FaultProxy } from '../support/fault-proxy.js';
+import { closeClient, uniquePrefix, waitFor } from '../support/redis.js';
+import { OwnRedisServer } from '../support/redis-server.js';
+import { Traffic } from '../support/traffic.js';
+
+describe('one Redis behind a fault proxy', () => {
+  let server: OwnRedisServer;
+  let proxy: FaultProxy;
+  let admin: Redis;
+  const managers: RedisConnectionManager[] = [];
+
+  beforeAll(async () => {
+    server = await OwnRedisServer.start();
+    proxy = await FaultProxy.start(server.port);
+    admin = new Redis(server.url);
+  });
+
+  afterEach(async () => {
+    proxy.setLatency(0);
+    proxy.resume();
+    await proxy.refuse(false);
+    await server.startAgain();
+    await Promise.all(managers.splice(0).map((m) => m.close()));
+  });
+
+  afterAll(async () => {
+    if (admin) await closeClient(admin);
+    await proxy?.close();
+    await server?.stop();
+  });
+
+  function viaProxy(options: RedisConnectionOptions = {}): RedisConnectionManager {
+    const m = new RedisConnectionManager({ url: proxy.url, ...options });
+    managers.push(m);
+    return m;
+  }
+
+  function limiterOn(m: RedisConnectionManager, config = { tpm: 1e9, rpm: 1e9 }) {
+    const events: RateLimiterEvent[] = [];
+    const limiter = new RateLimiter(m, 'gpt-4o', config, { keyPrefix: uniquePrefix(), logger: recordingLogger(), onEvent: (e) => events.push(e) });
+    return { limiter, events };
+  }
+
+  it('fails open while Redis is down, limits again soon after it is back, replays nothing (T2, T42)', async () => {
+    const { limiter, events } = limiterOn(viaProxy(), { tpm: 1e9, rpm: 50 });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      expect((await limiter.acquire({ tokens: 1 })).degraded).toBe(false);
+      await server.kill();
+      // 1000 acquires during the outage: all let through at once, none queued for later
+      const started = performance.now();
+      const during = await Promise.all(Array.from({ length: 1000 }, () => limiter.acquire({ tokens: 1 })));
+      const outageMs = performance.now() - started;
+      expect(during.every((r) => r.degraded)).toBe(true);
+      expect(outageMs).toBeLessThan(5000);
+      expect(events.filter((e) => e.type === 'degraded')).toHaveLength(1);
+
+      await server.startAgain();
+      const backAt = performance.now();
+      // the limiter's probe notices within its interval; until then calls still fail open
+      await waitFor(async () => !(await limiter.acquire({ tokens: 1 })).degraded, 10_000, 'limiting to resume');
+      const recoveryMs = performance.now() - backAt;
+      console.log(`T2 restart: 1000 calls failed open in ${outageMs.toFixed(0)} ms; limiting again ${recoveryMs.toFixed(0)} ms after Redis answered`);
+      expect(recoveryMs).toBeLessThan(3000);
+      expect(events.filter((e) => e.type === 'recovered')).toHaveLength(1);
+      // the server was restarted empty: it holds only the one call made since, nothing replayed
+      expect((await limiter.getStatus()).requestsUsed).toBe(1);
+      // and a burst after recovery is limited as usual
+      const burst = await Promise.allSettled(Array.from({ length: 100 }, () => limiter.acquire({ tokens: 1 }, { maxWaitMs: 0 })));
+      const admitted = burst.filter((r) => r.status === 'fulfilled');
+      expect(admitted).toHaveLength(49);
+      expect(admitted.every((r) => !(r as PromiseFulfilledResult<{ degraded: boolean }>).value.degraded)).toBe(true);
+      expect(burst.filter((r) => r.status === 'rejected').every((r) => (r as PromiseRejectedResult).reason instanceof AcquireTimeoutError)).toBe(true);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  it('fails open against refused connections and recovers when they are accepted again (T11-like, proxy refuse)', async () => {
+    const { limiter } = limiterOn(viaProxy());
+    expect((await limiter.acquire({ tokens: 1 })).degraded).toBe(false);
+    await proxy.refuse(true);
+    expect((await limiter.acquire({ tokens: 1 })).degraded).toBe(true);
+    await proxy.refuse(false);
+    await waitFor(async () => !(await limiter.acquire({ tokens: 1 })).degraded, 10_000, 'limiting to resume');
+  });
+
+  it('counts each reservation once while the script cache is flushed under load (T4)', async () => {
+    const { limiter } = limiterOn(viaProxy());
+    const traffic = new Traffic(limiter, 8, 1).start();
+    for (let i = 0; i < 20; i++) {
+      await admin.script('FLUSH');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const samples = await traffic.stop();
+    expect(samples.filter((s) => s.error || s.degraded)).toEqual([]);
+    expect((await limiter.getStatus()).requestsUsed).toBe(samples.length);
+  });
+
+  it('holds exactly one reservation when a reply is lost after the script ran (T7)', async () => {
+    const m = viaProxy({ maxConnections: 1 });
+    const { limiter } = limiterOn(m);
+    await limiter.acquire({ tokens: 1 });
+    for (let i = 0; i < 5; i++) {
+      proxy.dropNextReply();
+      const r = await limiter.acquire({ tokens: 10 });
+      // the retry (same op id) finds the reservation and reports it, rather than making another
+      expect(r.degraded).toBe(false);
+    }
+    expect(proxy.stats.droppedReplies).toBeGreaterThanOrEqual(5);
+    expect(await limiter.getStatus()).toMatchObject({ requestsUsed: 6, tokensUsed: 51 });
+  });
+
+  it('keeps every window within its limit for several processes over 100 ms each way (T9)', async () => {
+    proxy.setLatency(100);
+    const prefix = uniquePrefix();
+    // three managers stand for three processes: each has its own connections
+    const limiters = [0, 1, 2].map(() => new RateLimiter(viaProxy(), 'gpt-4o', { rpm: 10, windowSeconds: 2 }, { keyPrefix: prefix, logger: recordingLogger() }));
+    const started = Date.now();
+    const results = await Promise.all(limiters.flatMap((l) => Array.from({ length: 8 }, async () => ({ r: await l.acquire({ tokens: 1 }), at: Date.now() }))));
+    const elapsedS = (Date.now() - started) / 1000;
+    expect(results.every(({ r }) => !r.degraded)).toBe(true);
+    // every round trip pays the latency
+    expect(Math.min(...results.map(({ at }) => at - started))).toBeGreaterThanOrEqual(190);
+    const slots = results.map(({ r }) => r.slotTime).sort((a, b) => a - b);
+    for (const s of slots) expect(slots.filter((t) => t >= s && t < s + 2000).length).toBeLessThanOrEqual(10);
+    expect(new Set(results.map(({ r }) => r.recordId)).size).toBe(24);
+    console.log(`T9 100 ms each way: 24 acquires by 3 managers in ${elapsedS.toFixed(1)} s (limit 10 per 2 s)`);
+  });
+
+  it('counts a timed-out acquire that runs later at most once, and its cancel takes it back (T12)', async () => {
+    const m = viaProxy({ commandTimeoutMs: 200, retryConfig: { maxRetries: 1, baseDelayMs: 50, maxDelayMs: 50 } });
+    const { limiter } = limiterOn(m, { tpm: 1e9, rpm: 1e9 });
+    await limiter.acquire({ tokens: 1 });
+    proxy.pause();
+    const r = await limiter.acquire({ tokens: 100 });
+    // both attempts timed out: the caller was let through
+    expect(r.degraded).toBe(true);
+    proxy.resume();
+    // the held attempts (same op id) run now, once between them; the cancel sent after the
+    // failure runs too, in either order: the reservation counts at most once and ends at zero
+    await waitFor(async () => (await limiter.getStatus()).tokensUsed === 1, 10_000, 'the late reservation to be cancelled');
+    expect((await limiter.getStatus()).requestsUsed).toBe(1);
+  });
+
+  it('settles pending acquires at once when the manager closes, and fails later calls open (T43)', async () => {
+    proxy.setLatency(300);
+    const m = viaProxy();
+    const { limiter } = limiterOn(m);
+    const pending = Array.from({ length: 50 }, () => limiter.acquire({ tokens: 1 }));
+    await waitFor(() => proxy.connections > 0, 5000, 'calls to be in flight');
+    const closing = performance.now();
+    await m.close();
+    const results = await Promise.all(pending);
+    const settledMs = performance.now() - closing;
+    expect(settledMs).toBeLessThan(2000);
+    expect(results.every((r) => typeof r.degraded === 'boolean')).toBe(true);
+    await expect(limiter.acquire({ tokens: 1 })).resolves.toMatchObject({ degraded: true });
+    await waitFor(() => proxy.connections === 0, 5000, 'every connection to be closed');
+  });
+});
