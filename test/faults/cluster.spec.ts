@@ -56,6 +56,22 @@ describe('on a Redis Cluster', () => {
     expect(report.warnings).toEqual([expect.stringMatching(/CONFIG GET is not allowed/)]);
   });
 
+  it('reads the eviction policy of every master and warns about the one that may evict (T23)', async () => {
+    const admin = new RedisConnectionManager({ cluster: { nodes: cluster.startupNodes.slice(0, 1) } });
+    const master = cluster.masterOfSlot(0);
+    try {
+      cli(master.port, 'CONFIG', 'SET', 'maxmemory', '256mb');
+      cli(master.port, 'CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lru');
+      const report = await admin.verify();
+      expect(report.eviction).toHaveLength(3);
+      expect(report.warnings).toEqual([expect.stringMatching(new RegExp(`maxmemory-policy is allkeys-lru on 127\\.0\\.0\\.1:${master.port}`))]);
+    } finally {
+      cli(master.port, 'CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+      cli(master.port, 'CONFIG', 'SET', 'maxmemory', '0');
+      await admin.close();
+    }
+  });
+
   it('keeps every key of a model in one slot, for odd model names (T13, T36)', async () => {
     const names = ['{', '}', '{}', 'a}b', '{llmrl:x}', ':', 'a b', 'ünï😀', '\n', 'x'.repeat(1024), 'gpt-4o', 'GPT-4o'];
     const slots = new Set<number>();

@@ -1,4 +1,4 @@
-// One Redis server of the test's own behind a FaultProxy: T2, T4, T7, T9, T12, T42, T43.
+// One Redis server of the test's own behind a FaultProxy: T2, T4, T6, T7, T9, T10, T11, T12, T42, T43.
 import { Redis } from 'ioredis';
 import { AcquireTimeoutError, RateLimiter, RedisConnectionManager, type RateLimiterEvent, type RedisConnectionOptions } from '../../lib/index.js';
 import { recordingLogger } from '../support/backends.js';
@@ -148,6 +148,52 @@ describe('one Redis behind a fault proxy', () => {
     // failure runs too, in either order: the reservation counts at most once and ends at zero
     await waitFor(async () => (await limiter.getStatus()).tokensUsed === 1, 10_000, 'the late reservation to be cancelled');
     expect((await limiter.getStatus()).requestsUsed).toBe(1);
+  });
+
+  it('fails open at the deadline during a silent partition; what ran late is taken back (T6)', async () => {
+    const { limiter } = limiterOn(viaProxy());
+    const traffic = new Traffic(limiter, 4).start();
+    await waitFor(() => traffic.acknowledged().length > 20, 10_000, 'traffic to flow');
+    const pausedAt = Date.now();
+    proxy.pause();
+    await waitFor(() => traffic.since(pausedAt).filter((s) => s.degraded).length >= 4, 10_000, 'callers to fail open');
+    proxy.resume();
+    const resumedAt = Date.now();
+    await waitFor(() => traffic.since(resumedAt).filter((s) => !s.degraded && !s.error).length > 20, 10_000, 'limiting to resume');
+    const samples = await traffic.stop();
+    const outage = traffic.outageAfter(pausedAt);
+    // every call settled within the retry budget (4 attempts of 500 ms + backoff)
+    expect(outage.longestCallMs).toBeLessThan(4000);
+    expect(samples.filter((s) => s.error)).toEqual([]);
+    // the held attempts ran on the heal; each failed-open call's cancel takes its reservation back
+    const acked = traffic.acknowledged().length;
+    await waitFor(async () => (await limiter.getStatus()).requestsUsed === acked, 10_000, 'late reservations to be cancelled');
+  });
+
+  it('survives a reset storm without crashing or counting twice (T10)', async () => {
+    const { limiter } = limiterOn(viaProxy());
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const traffic = new Traffic(limiter, 8, 2).start();
+    try {
+      for (let i = 0; i < 30; i++) {
+        proxy.resetAll();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const samples = await traffic.stop();
+      expect(samples.filter((s) => s.error)).toEqual([]);
+      expect(traffic.acknowledged().length).toBeGreaterThan(0);
+      const acked = traffic.acknowledged().length;
+      const degraded = samples.filter((s) => s.degraded).length;
+      const used = (await limiter.getStatus()).requestsUsed;
+      expect(used).toBeGreaterThanOrEqual(acked);
+      expect(used).toBeLessThanOrEqual(acked + degraded);
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      await traffic.stop();
+    }
   });
 
   it('settles pending acquires at once when the manager closes, and fails later calls open (T43)', async () => {
