@@ -85,14 +85,25 @@ for _, name in ipairs(ARGV) do
   else
     local r = redis.pcall(name, unpack(a))
     -- Only refusals count: a WRONGTYPE on a scratch key says nothing about permissions.
-    if type(r) == 'table' and r.err and (string.find(r.err, "can't", 1, true) or string.find(r.err, 'Unknown', 1, true) or string.find(r.err, 'NOPERM', 1, true)) then
-      refused[#refused + 1] = name .. '\\t' .. r.err
+    if type(r) == 'table' and r.err then
+      if string.find(r.err, 'READONLY', 1, true) then
+        return { '!READONLY\\t' .. r.err }
+      end
+      if string.find(r.err, "can't", 1, true) or string.find(r.err, 'Unknown', 1, true) or string.find(r.err, 'NOPERM', 1, true) then
+        refused[#refused + 1] = name .. '\\t' .. r.err
+      end
     end
   end
 end
 redis.pcall('DEL', unpack(KEYS))
 return refused
 `;
+
+function readOnly(detail: string): RedisConfigurationError {
+  return new RedisConfigurationError(
+    `verify: the limiter is connected to a read-only replica (${detail}): connect to the master, or use the sentinel or cluster option so the client finds it`,
+  );
+}
 
 function checkKeyPrefix(keyPrefix: unknown): string {
   if (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || /[{}]/.test(keyPrefix)) {
@@ -215,6 +226,9 @@ export async function runSelfCheck(context: SelfCheckContext, options: RedisSelf
       client.eval(PROBE, keys.length, ...keys, ...scriptCommands()),
     )) as string[];
   } catch (error) {
+    if (error instanceof RedisUnavailableError && /READONLY/.test(error.message)) {
+      throw readOnly(messageOf(causeOf(error)));
+    }
     if (error instanceof RedisConfigurationError && /access (one|at least one) of the keys/i.test(messageOf(causeOf(error)))) {
       throw new RedisConfigurationError(
         `verify: the Redis user "${username}" may not use the limiter's keys, which all start with {${keyPrefix}: (${messageOf(causeOf(error))}). Allow them, e.g. ACL SETUSER ${username} ~{${keyPrefix}:*`,
@@ -222,6 +236,9 @@ export async function runSelfCheck(context: SelfCheckContext, options: RedisSelf
       );
     }
     throw error;
+  }
+  if (refused.length === 1 && String(refused[0]).startsWith('!READONLY')) {
+    throw readOnly(String(refused[0]).split('\t')[1]);
   }
   if (refused.length > 0) {
     const names = refused.map((line) => String(line).split('\t')[0]);

@@ -1,4 +1,4 @@
-// A master, a replica and three sentinels on loopback: T1, T18, T19. Replication is
+// A master, a replica and three sentinels on loopback: T1, T18, T19, T20, T21. Replication is
 // asynchronous, so a failover may roll back reservations acknowledged by the old master; these
 // tests measure that and hold it to the bound docs/cluster.md states.
 import { RateLimiter, RedisConnectionManager, RedisUnavailableError } from '../../lib/index.js';
@@ -44,6 +44,16 @@ describe('through Redis Sentinel', () => {
     await expect(manager.verify()).resolves.toMatchObject({ topology: 'sentinel', warnings: [] });
   });
 
+  it('says so when pointed at a replica instead of failing open for ever (T21)', async () => {
+    const replica = group.data.find((d) => d.port !== group.masterPort())!;
+    const direct = new RedisConnectionManager({ url: replica.url, retryConfig: { maxRetries: 1 } });
+    try {
+      await expect(direct.verify()).rejects.toThrow(/connected to a read-only replica \(READONLY.*connect to the master, or use the sentinel/);
+    } finally {
+      await direct.close();
+    }
+  });
+
   it('follows SENTINEL FAILOVER at once, bounding what the demoted master takes with it (T19)', async () => {
     const limiter = new RateLimiter(manager, 'switch', { tpm: 1e9, rpm: 1e9 }, { logger: recordingLogger() });
     const oldMaster = group.masterPort();
@@ -75,7 +85,43 @@ describe('through Redis Sentinel', () => {
     }
   });
 
+  it('fails open at the deadline while the master hangs, and keeps what the new master acknowledged (T20)', async () => {
+    await group.waitUntilHealthy(30_000);
+    const limiter = new RateLimiter(manager, 'hung', { tpm: 1e9, rpm: 1e9 }, { logger: recordingLogger() });
+    const master = group.node(group.masterPort());
+    const traffic = new Traffic(limiter, 4).start();
+    try {
+      await waitFor(() => traffic.acknowledged().length > 50, 10_000, 'traffic to flow');
+      const frozenAt = Date.now();
+      master.freeze();
+      await until(() => group.masterPort() !== master.port, 20_000, 'the sentinels to promote the replica');
+      const promotedAt = Date.now();
+      await waitFor(() => traffic.since(promotedAt + 500).filter((s) => !s.degraded && !s.error).length > 50, 15_000, 'traffic on the new master');
+      const samples = await traffic.stop();
+      master.thaw();
+      const acked = traffic.acknowledged();
+      const degraded = samples.filter((s) => s.degraded).length;
+      const used = (await limiter.getStatus()).requestsUsed;
+      const outage = traffic.outageAfter(frozenAt);
+      const lost = Math.max(0, acked.length - used);
+      console.log(
+        `T20 master SIGSTOP: promoted at +${promotedAt - frozenAt} ms; ${outage.calls} calls failed open from +${outage.fromMs} to +${outage.toMs} ms; ` +
+          `longest call ${outage.longestCallMs} ms; ${acked.length} acknowledged, ${used} on the new master, ${lost} lost, ${degraded} degraded`,
+      );
+      expect(samples.filter((s) => s.error)).toEqual([]);
+      expect(outage.longestCallMs).toBeLessThan(4000);
+      // what the frozen master had acknowledged was replicated before it froze; calls that timed
+      // out against it were failed open and cancelled, so they do not count on the new master
+      expect(lost).toBe(0);
+      expect(used).toBe(acked.length);
+    } finally {
+      master.thaw();
+      await traffic.stop();
+    }
+  });
+
   it('fails open within the deadline when the master is killed; what replication had not copied is bounded (T18)', async () => {
+    await group.waitUntilHealthy(30_000);
     const limiter = new RateLimiter(manager, 'killed', { tpm: 1e9, rpm: 1e9 }, { logger: recordingLogger() });
     const master = group.node(group.masterPort());
     const traffic = new Traffic(limiter, 4).start();

@@ -212,3 +212,60 @@ describe('one Redis behind a fault proxy', () => {
     await waitFor(() => proxy.connections === 0, 5000, 'every connection to be closed');
   });
 });
+
+describe('a Redis server under its own limits', () => {
+  it('fails open with the OOM cause when memory is full, and limits again once there is room (T22)', async () => {
+    const own = await OwnRedisServer.start(['--maxmemory', '3mb', '--maxmemory-policy', 'noeviction']);
+    const admin = new Redis(own.url);
+    const manager = new RedisConnectionManager({ url: own.url, retryConfig: { maxRetries: 1 } });
+    try {
+      const events: RateLimiterEvent[] = [];
+      const limiter = new RateLimiter(manager, 'gpt-4o', { tpm: 1000 }, { logger: recordingLogger(), onEvent: (e) => events.push(e) });
+      const filler = 'x'.repeat(64 * 1024);
+      for (let i = 0; ; i++) {
+        const full = await admin.set(`filler:${i}`, filler).then(() => false, (e: Error) => /^OOM/.test(e.message));
+        if (full) break;
+        expect(i).toBeLessThan(200);
+      }
+      const r = await limiter.acquire({ tokens: 10 });
+      expect(r.degraded).toBe(true);
+      const degraded = events.find((e) => e.type === 'degraded');
+      expect(degraded && degraded.type === 'degraded' && degraded.cause.message).toMatch(/OOM command not allowed/);
+      await admin.flushall();
+      await waitFor(async () => !(await limiter.acquire({ tokens: 10 })).degraded, 10_000, 'limiting to resume');
+      expect((await limiter.getStatus()).requestsUsed).toBe(1);
+    } finally {
+      await manager.close();
+      await closeClient(admin);
+      await own.stop();
+    }
+  });
+
+  it("fails open while another client's script keeps Redis BUSY, and recovers when it ends (T24)", async () => {
+    const own = await OwnRedisServer.start(['--busy-reply-threshold', '100']);
+    const admin = new Redis(own.url);
+    const manager = new RedisConnectionManager({ url: own.url });
+    try {
+      const events: RateLimiterEvent[] = [];
+      const limiter = new RateLimiter(manager, 'gpt-4o', { tpm: 1000 }, { logger: recordingLogger(), onEvent: (e) => events.push(e) });
+      await limiter.acquire({ tokens: 1 });
+      // a read-only script that spins for 3.5 s of server time
+      const busy = admin.eval(
+        "local t = redis.call('TIME'); local start = t[1] * 1000 + t[2] / 1000; local now = start; while now - start < 3500 do t = redis.call('TIME'); now = t[1] * 1000 + t[2] / 1000 end; return 1",
+        0,
+      );
+      const started = performance.now();
+      const r = await limiter.acquire({ tokens: 1 });
+      expect(performance.now() - started).toBeLessThan(4000);
+      expect(r.degraded).toBe(true);
+      const degraded = events.find((e) => e.type === 'degraded');
+      expect(degraded && degraded.type === 'degraded' && degraded.cause.message).toMatch(/BUSY/);
+      await busy;
+      await waitFor(async () => !(await limiter.acquire({ tokens: 1 })).degraded, 10_000, 'limiting to resume');
+    } finally {
+      await manager.close();
+      await closeClient(admin);
+      await own.stop();
+    }
+  });
+});

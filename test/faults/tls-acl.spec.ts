@@ -58,6 +58,15 @@ describe('TLS and ACL', () => {
     }
   });
 
+  it('works for a user without INFO: no version in the report, limits as usual (T31)', async () => {
+    await admin.call('ACL', 'SETUSER', 'noinfo', 'reset', 'on', '>pw', '~{llmrl:*', '-@all', ...LIMITER_ACL, '-info');
+    const m = manager({ url: `rediss://noinfo:pw@127.0.0.1:${tls.port}`, tls: { ca: tls.certificates.ca } });
+    const report = await m.verify();
+    expect(report.serverVersion).toBeUndefined();
+    const limiter = new RateLimiter(m, uniquePrefix('model'), { tpm: 1000 });
+    expect((await limiter.acquire({ tokens: 10 })).degraded).toBe(false);
+  });
+
   it('works with the tls option and username/password instead of a URL', async () => {
     const m = manager({ host: '127.0.0.1', port: tls.port, tls: { ca: tls.certificates.ca }, username: 'limiter', password: 'limiter-pw' });
     await expect(m.verify()).resolves.toMatchObject({ topology: 'standalone' });
