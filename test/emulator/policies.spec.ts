@@ -92,6 +92,15 @@ describe("policy 'openai'", () => {
     admitted(policy.admit(1100, call({ estimatedInput: 100, maxTokens: 100 })));
   });
 
+  it("enforces a quantum as a token bucket of one quantum's worth with quantumKind 'bucket'", () => {
+    const policy = createPolicy({ kind: 'openai', windowMs: 6000, tpm: 60_000, quantumMs: 100, quantumKind: 'bucket', chargeRejected: false }, undefined, 0);
+    // 1,000 per quantum, refilled at 10 per ms: no reset at quantum boundaries, no burst beyond one quantum.
+    admitted(policy.admit(0, call({ estimatedInput: 500, maxTokens: 500 })));
+    expect(rejected(policy.admit(99, call({ estimatedInput: 500, maxTokens: 500 }))).retryAfterMs).toBeCloseTo(1, 5);
+    admitted(policy.admit(100, call({ estimatedInput: 500, maxTokens: 500 })));
+    rejected(policy.admit(120, call({ estimatedInput: 250, maxTokens: 0 })));
+  });
+
   it('keeps the charge of a call that failed at the provider', () => {
     const policy = createPolicy({ kind: 'openai', windowMs: 1000, tpm: 5000 });
     const ticket = admitted(policy.admit(0, call({ estimatedInput: 1000, maxTokens: 1000 })));

@@ -174,3 +174,19 @@ describe('ProviderEmulator over HTTP', () => {
     expect(record!.completedAt! - record!.arrivedAt).toBeGreaterThanOrEqual(79);
   });
 });
+
+describe('EmulatorRecorder.windowUtilisation', () => {
+  it('averages what each window ending in the span served, so a burst counts the same wherever it falls', async () => {
+    const { EmulatorRecorder } = await import('./recorder.js');
+    const recorder = new EmulatorRecorder();
+    // A burst of a whole limit at 100, another at 1100: every window ending in [1000, 2000] holds one.
+    recorder.sink({ at: 100, dimension: 'tokens', amount: 500, source: 'call' });
+    recorder.sink({ at: 1100, dimension: 'tokens', amount: 500, source: 'call' });
+    recorder.sink({ at: 1100, dimension: 'tokens', amount: 999, source: 'foreign' });
+    expect(recorder.windowUtilisation(1100, 2000, { tokens: 500 }, 1000).tokens).toBeCloseTo(1);
+    expect(recorder.windowUtilisation(1000, 2000, { tokens: 500 }, 1000).tokens).toBeCloseTo(1);
+    // Windows ending in [2100, 2200] hold nothing: a twelfth of the span.
+    expect(recorder.windowUtilisation(1000, 2200, { tokens: 500 }, 1000).tokens).toBeCloseTo(1100 / 1200);
+    expect(recorder.windowUtilisation(1100, 2000, { tokens: 500 }, 1000, 'foreign').tokens).toBeCloseTo(999 / 500);
+  });
+});

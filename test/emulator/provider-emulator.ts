@@ -105,13 +105,14 @@ export class ProviderEmulator {
   }
 
   /** Admits or refuses one request now, and draws what it will use; no waiting, no HTTP. */
-  decide(protocol: Protocol, request: ParsedRequest): Decision {
+  decide(protocol: Protocol, request: ParsedRequest, clientSentAt?: number): Decision {
     const now = this.clock.now();
     const figures = this.figuresOf(request, now);
     const admission: Admission = this.policy.admit(now, figures);
     const id = this.nextId++;
     if (!admission.admitted) {
-      const record: CallRecord = { id, arrivedAt: now, protocol, status: 429, dimension: admission.dimension, retryAfterMs: admission.retryAfterMs };
+      const { dimension, limit, used, requested, retryAfterMs } = admission;
+      const record: CallRecord = { id, arrivedAt: now, protocol, status: 429, dimension, limit, used, requested, retryAfterMs, clientSentAt };
       this.recorder.calls.push(record);
       return { status: 429, rejection: admission, record };
     }
@@ -121,7 +122,7 @@ export class ProviderEmulator {
     const failed = this.random() < (this.options.errorRate ?? 0);
     const latencyMs = (this.options.latency?.fixedMs ?? 0) + (this.options.latency?.perOutputTokenMs ?? 0) * output;
     const usage: Usage = { input: figures.input, cacheRead: figures.cacheRead, cacheWrite: figures.cacheWrite, output, stoppedAtMax: output >= request.maxTokens };
-    const record: CallRecord = { id, arrivedAt: now, protocol, status: failed ? 500 : 200 };
+    const record: CallRecord = { id, arrivedAt: now, protocol, status: failed ? 500 : 200, clientSentAt };
     this.recorder.calls.push(record);
     return { status: failed ? 500 : 200, ticket: admission.ticket, usage, latencyMs, record };
   }
@@ -222,12 +223,13 @@ export class ProviderEmulator {
         this.send(res, 400, { error: { message } });
         return;
       }
-      this.serve(protocol, request, res);
+      const sentAt = Number(req.headers['x-client-sent-at']);
+      this.serve(protocol, request, res, Number.isFinite(sentAt) && sentAt > 0 ? sentAt : undefined);
     });
   }
 
-  private serve(protocol: Protocol, request: ParsedRequest, res: ServerResponse): void {
-    const decision = this.decide(protocol, request);
+  private serve(protocol: Protocol, request: ParsedRequest, res: ServerResponse, clientSentAt?: number): void {
+    const decision = this.decide(protocol, request, clientSentAt);
     if (decision.status === 429) {
       const headers = { ...this.headersFor(protocol), ...retryAfterHeaders(decision.rejection.retryAfterMs) };
       if (protocol.startsWith('bedrock')) headers['x-amzn-errortype'] = 'ThrottlingException';

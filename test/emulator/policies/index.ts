@@ -12,7 +12,7 @@ export function createPolicy(config: PolicyConfig, sink?: ChargeSink, now = Date
     case 'sliding-window':
       return new SlidingWindowPolicy(config, sink);
     case 'openai':
-      return new OpenAiPolicy(config, sink);
+      return new OpenAiPolicy(config, sink, now);
     case 'anthropic':
       return new AnthropicPolicy(config, sink, now);
     case 'bedrock':

@@ -1,4 +1,4 @@
-import { QuantumCounter } from '../ledger.js';
+import { QuantumCounter, TokenBucket } from '../ledger.js';
 import {
   type Admission,
   type CallFigures,
@@ -20,10 +20,15 @@ export interface OpenAiPolicyConfig {
   readonly rpm?: number;
   readonly tpm?: number;
   /**
-   * Also enforce each limit over fixed quanta this long, at limit x quantum / window each ("60,000
-   * per minute may be enforced as 1,000 per second"). Off by default.
+   * Also enforce each limit over quanta this long, at limit x quantum / window each ("60,000 per
+   * minute may be enforced as 1,000 per second"). Off by default.
    */
   readonly quantumMs?: number;
+  /**
+   * How a quantum is enforced: `'fixed'` (default) counts per fixed interval aligned to the clock;
+   * `'bucket'` is a token bucket holding one quantum's worth, refilled continuously.
+   */
+  readonly quantumKind?: 'fixed' | 'bucket';
   /** Rejected calls count against the limits too (default true): resending does not help. */
   readonly chargeRejected?: boolean;
 }
@@ -39,12 +44,14 @@ export class OpenAiPolicy implements Policy {
   readonly limits: Figures;
   private readonly window: WindowedLimits;
   private readonly quanta = new Map<Dimension, QuantumCounter>();
+  private readonly quantumBuckets = new Map<Dimension, TokenBucket>();
   private readonly chargeRejected: boolean;
   private nextId = 1;
 
   constructor(
     config: OpenAiPolicyConfig,
     private readonly sink?: ChargeSink,
+    now = Date.now(),
   ) {
     this.windowMs = checkWindow(config.windowMs);
     this.limits = { requests: checkLimit('rpm', config.rpm), tokens: checkLimit('tpm', config.tpm) };
@@ -56,7 +63,10 @@ export class OpenAiPolicy implements Policy {
       }
       for (const dimension of ['requests', 'tokens'] as const) {
         const limit = this.limits[dimension];
-        if (limit) this.quanta.set(dimension, new QuantumCounter(config.quantumMs, Math.max(1, Math.floor((limit * config.quantumMs) / this.windowMs))));
+        if (!limit) continue;
+        const perQuantum = Math.max(1, Math.floor((limit * config.quantumMs) / this.windowMs));
+        if (config.quantumKind === 'bucket') this.quantumBuckets.set(dimension, new TokenBucket(perQuantum, limit / this.windowMs, now));
+        else this.quanta.set(dimension, new QuantumCounter(config.quantumMs, perQuantum));
       }
     }
   }
@@ -97,6 +107,7 @@ export class OpenAiPolicy implements Policy {
 
   private add(now: number, cost: Figures, source: 'call' | 'rejected' | 'foreign') {
     for (const [dimension, quantum] of this.quanta) quantum.add(now, cost[dimension] ?? 0);
+    for (const [dimension, bucket] of this.quantumBuckets) bucket.take(now, cost[dimension] ?? 0);
     return this.window.add(now, cost, source);
   }
 
@@ -105,6 +116,11 @@ export class OpenAiPolicy implements Policy {
       const requested = cost[dimension] ?? 0;
       const wait = quantum.msUntilFits(now, requested);
       if (wait > 0) return { dimension, limit: quantum.limit, used: quantum.used(now), requested, retryAfterMs: wait };
+    }
+    for (const [dimension, bucket] of this.quantumBuckets) {
+      const requested = cost[dimension] ?? 0;
+      const wait = bucket.msUntil(now, requested);
+      if (wait > 0) return { dimension, limit: bucket.capacity, used: Math.round(bucket.capacity - bucket.levelAt(now)), requested, retryAfterMs: wait };
     }
     return undefined;
   }

@@ -1,0 +1,105 @@
+import type { Protocol, Usage } from './protocols.js';
+
+/** A prompt as a client would send it: an optional cacheable prefix, the rest, and `max_tokens`. */
+export interface Prompt {
+  readonly model: string;
+  readonly prefix: string;
+  readonly text: string;
+  readonly maxTokens: number;
+}
+
+/** The path and body of a request in the shape of `protocol`, as the providers' SDKs send it. */
+export function buildRequest(protocol: Protocol, prompt: Prompt): { path: string; body: unknown } {
+  const { model, prefix, text, maxTokens } = prompt;
+  switch (protocol) {
+    case 'openai':
+      return {
+        path: '/v1/chat/completions',
+        body: {
+          model,
+          max_tokens: maxTokens,
+          messages: [...(prefix ? [{ role: 'system', content: prefix }] : []), { role: 'user', content: text }],
+        },
+      };
+    case 'anthropic':
+    case 'bedrock-invoke':
+      return {
+        path: protocol === 'anthropic' ? '/v1/messages' : `/model/${encodeURIComponent(model)}/invoke`,
+        body: {
+          ...(protocol === 'anthropic' ? { model } : { anthropic_version: 'bedrock-2023-05-31' }),
+          max_tokens: maxTokens,
+          ...(prefix ? { system: [{ type: 'text', text: prefix, cache_control: { type: 'ephemeral' } }] } : {}),
+          messages: [{ role: 'user', content: [{ type: 'text', text }] }],
+        },
+      };
+    case 'bedrock-converse':
+      return {
+        path: `/model/${encodeURIComponent(model)}/converse`,
+        body: {
+          ...(prefix ? { system: [{ text: prefix }, { cachePoint: { type: 'default' } }] } : {}),
+          messages: [{ role: 'user', content: [{ text }] }],
+          inferenceConfig: { maxTokens },
+        },
+      };
+    case 'vertex':
+      return {
+        path: `/v1/projects/emulator/locations/us-central1/publishers/google/models/${encodeURIComponent(model)}:generateContent`,
+        body: {
+          ...(prefix ? { systemInstruction: { parts: [{ text: prefix }] } } : {}),
+          contents: [{ role: 'user', parts: [{ text }] }],
+          generationConfig: { maxOutputTokens: maxTokens },
+        },
+      };
+  }
+}
+
+type Json = Record<string, any>;
+
+/**
+ * Usage of a response as a client reads it: `input` is the prompt outside the cache. OpenAI and
+ * Vertex report no cache writes (a write is plain input there).
+ */
+export function readUsage(protocol: Protocol, body: Json): Omit<Usage, 'stoppedAtMax'> {
+  switch (protocol) {
+    case 'openai': {
+      const u = body.usage;
+      const cached = u.prompt_tokens_details?.cached_tokens ?? 0;
+      return { input: u.prompt_tokens - cached, cacheRead: cached, cacheWrite: 0, output: u.completion_tokens };
+    }
+    case 'anthropic':
+    case 'bedrock-invoke': {
+      const u = body.usage;
+      return { input: u.input_tokens, cacheRead: u.cache_read_input_tokens ?? 0, cacheWrite: u.cache_creation_input_tokens ?? 0, output: u.output_tokens };
+    }
+    case 'bedrock-converse': {
+      const u = body.usage;
+      return { input: u.inputTokens, cacheRead: u.cacheReadInputTokens ?? 0, cacheWrite: u.cacheWriteInputTokens ?? 0, output: u.outputTokens };
+    }
+    case 'vertex': {
+      const u = body.usageMetadata;
+      const cached = u.cachedContentTokenCount ?? 0;
+      return { input: u.promptTokenCount - cached, cacheRead: cached, cacheWrite: 0, output: u.candidatesTokenCount };
+    }
+  }
+}
+
+/**
+ * How long a 429 asks to wait, ms: `retry-after-ms`, then `retry-after` (seconds or an HTTP
+ * date), as the OpenAI and Anthropic SDKs read them; undefined when neither is usable (0-60 s).
+ */
+export function retryAfterMs(headers: Headers, now = Date.now()): number | undefined {
+  const ms = Number(headers.get('retry-after-ms'));
+  if (headers.has('retry-after-ms') && Number.isFinite(ms) && ms >= 0 && ms <= 60_000) return ms;
+  const value = headers.get('retry-after');
+  if (value === null) return undefined;
+  const seconds = Number(value);
+  const wait = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(value) - now;
+  return Number.isFinite(wait) && wait >= 0 && wait <= 60_000 ? wait : undefined;
+}
+
+/** Text of about `tokens` tokens by the 4-characters estimate, distinct for each `tag`. */
+export function textOfTokens(tokens: number, tag: string): string {
+  const length = Math.max(4, tokens * 4);
+  const head = `${tag} `;
+  return (head + 'lorem ipsum dolor sit amet '.repeat(Math.ceil(length / 27) + 1)).slice(0, length);
+}
