@@ -1,4 +1,4 @@
-import { Injectable, SetMetadata } from '@nestjs/common';
+import { Injectable, Scope, SetMetadata } from '@nestjs/common';
 import type { TestingModule } from '@nestjs/testing';
 import {
   AcquireTimeoutError,
@@ -356,6 +356,22 @@ describe('@RateLimitLlm wiring', () => {
       }
       return Twice;
     }).toThrow('@RateLimitLlm() is applied to Twice.run twice');
+  });
+
+  it('warns at bootstrap that a request-scoped provider cannot be bound', async () => {
+    @Injectable({ scope: Scope.REQUEST })
+    class PerRequest {
+      @RateLimitLlm()
+      run() {
+        return Promise.resolve();
+      }
+    }
+    const logger = quiet();
+    const moduleRef = await initModule({ imports: [LlmRateLimiterModule.forRoot({ models: { m: { rpm: 10 } } })], providers: [PerRequest] }, logger);
+    expect(logger.lines).toContainEqual(
+      expect.objectContaining({ level: 'warn', message: expect.stringMatching(/^PerRequest\.run: PerRequest is request-scoped, so its @RateLimitLlm\(\) methods cannot be bound/) }),
+    );
+    await moduleRef.close();
   });
 
   it('limits a method a subclass inherits, and one it reaches through super', async () => {
