@@ -91,7 +91,7 @@ export class RedisConnectionManager implements AsyncDisposable {
   private readonly create: () => RedisClient;
   private readonly maxConnections: number;
   private readonly username: string;
-  private readonly endpoint: { host: string; port: number; tls: boolean } | undefined;
+  private readonly endpoint: { host: string; port: number; tls?: TlsOptions } | undefined;
   private readonly executor: RedisExecutor;
   private next = 0;
   private lastError: unknown;
@@ -150,6 +150,7 @@ export class RedisConnectionManager implements AsyncDisposable {
       };
       if (options.username === undefined && startup.username) this.username = startup.username;
       this.topology = 'cluster';
+      this.endpoint = { ...startup.nodes[0], tls: clusterCommon.tls };
       this.maxConnections = 1;
       const built = clusterOptions(clusterCommon, options.cluster.options);
       this.create = () => new Cluster(startup.nodes, built);
@@ -176,7 +177,7 @@ export class RedisConnectionManager implements AsyncDisposable {
         port: url?.port ? Number(url.port) : url ? 6379 : (options.port ?? 6379),
         db: url && url.pathname.length > 1 ? Number(url.pathname.slice(1)) : (options.db ?? 0),
       };
-      this.endpoint = { host: address.host, port: address.port, tls: tls !== undefined };
+      this.endpoint = { host: address.host, port: address.port, tls };
       const built = standaloneOptions(common, address);
       this.create = options.url ? () => new Redis(options.url!, built) : () => new Redis(built);
     }

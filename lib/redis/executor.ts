@@ -35,8 +35,10 @@ function waitForConnection(client: RedisClient, lastError: () => unknown): Promi
     };
     const onFail = (error?: unknown) => {
       done();
-      const cause = error ?? lastError();
-      // An auth, ACL or TLS failure while connecting is the cause, not a passing condition.
+      // An auth, ACL or TLS failure while connecting is the cause, not a passing condition, even
+      // when the event that ended the wait was only the connection closing after it.
+      const seen = [error, lastError()];
+      const cause = seen.find((e) => e !== undefined && !isTransient(e)) ?? seen.find((e) => e !== undefined);
       reject(cause !== undefined && !isTransient(cause) ? cause : new ConnectionDownError(client.status, cause));
     };
     const onDown = () => onFail();

@@ -105,7 +105,7 @@ export function isTlsError(error: unknown): boolean {
 }
 
 /** What to try for a configuration error, by its cause. */
-function hintFor(error: unknown): string {
+export function hintFor(error: unknown): string {
   const message = messageOf(error);
   const reply = message.startsWith('ERR ') ? message.slice(4) : message;
   if (isTlsError(error)) {

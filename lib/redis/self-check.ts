@@ -1,5 +1,5 @@
 import { connect as netConnect } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
+import { type ConnectionOptions as TlsOptions, connect as tlsConnect } from 'node:tls';
 import { Cluster } from 'ioredis';
 import type { Algorithm } from '../core/config.js';
 import { RedisConfigurationError, RedisUnavailableError } from '../core/errors.js';
@@ -8,7 +8,7 @@ import { RateLimiter } from '../core/rate-limiter.js';
 import type { LimiterStore } from '../core/store.js';
 import type { RedisExecutor } from './executor.js';
 import { modelKeys } from './keys.js';
-import { messageOf } from './redis-errors.js';
+import { hintFor, isTlsError, messageOf } from './redis-errors.js';
 import { scriptCommands } from './script-commands.js';
 import type { RedisClient } from './scripts.js';
 
@@ -51,8 +51,11 @@ export interface RedisSelfCheckReport {
 export interface SelfCheckContext {
   readonly topology: RedisSelfCheckReport['topology'];
   readonly username: string;
-  /** Host and port of a single server, for telling a TLS port apart; absent for Sentinel and Cluster. */
-  readonly endpoint?: { readonly host: string; readonly port: number; readonly tls: boolean };
+  /**
+   * A server to diagnose when Redis cannot be reached (one server, or a Cluster's first startup
+   * node) with the TLS options the clients use, if any; absent for Sentinel.
+   */
+  readonly endpoint?: { readonly host: string; readonly port: number; readonly tls?: TlsOptions };
   readonly executor: RedisExecutor;
   readonly store: LimiterStore;
 }
@@ -121,18 +124,22 @@ function isRefusal(error: unknown): boolean {
   return /^(ERR )?(NOPERM|unknown command)|no permissions/i.test(messageOf(causeOf(error)));
 }
 
-/** Whether something answering TLS listens on host:port (so a plain connection was the mistake). */
-function speaksTls(host: string, port: number, timeoutMs: number): Promise<boolean> {
+/**
+ * A TLS handshake with host:port: `'ok'`, the handshake's error, or `'none'` when nothing
+ * answered in time. Without options it accepts any certificate (is TLS spoken at all?).
+ */
+function handshake(host: string, port: number, options: TlsOptions | undefined, timeoutMs: number): Promise<'ok' | 'none' | Error> {
   return new Promise((resolve) => {
-    const socket = tlsConnect({ host, port, rejectUnauthorized: false, servername: /^[\d.:]+$/.test(host) ? undefined : host });
-    const finish = (answer: boolean) => {
+    const servername = /^[\d.:]+$/.test(host) ? undefined : host;
+    const socket = tlsConnect({ host, port, servername, ...(options ?? { rejectUnauthorized: false }) });
+    const finish = (answer: 'ok' | 'none' | Error) => {
       clearTimeout(timer);
       socket.destroy();
       resolve(answer);
     };
-    const timer = setTimeout(() => finish(false), timeoutMs);
-    socket.once('secureConnect', () => finish(true));
-    socket.once('error', () => finish(false));
+    const timer = setTimeout(() => finish('none'), timeoutMs);
+    socket.once('secureConnect', () => finish('ok'));
+    socket.once('error', (error) => finish(error));
   });
 }
 
@@ -199,11 +206,17 @@ export async function runSelfCheck(context: SelfCheckContext, options: RedisSelf
     const endpoint = context.endpoint;
     if (error instanceof RedisUnavailableError && endpoint) {
       const { host, port } = endpoint;
-      if (!endpoint.tls && (await speaksTls(host, port, 1000))) {
+      if (!endpoint.tls && (await handshake(host, port, undefined, 1000)) === 'ok') {
         throw new RedisConfigurationError(
           `verify: ${host}:${port} expects TLS but the limiter connects in plain text: use a rediss:// URL or the tls option`,
           { cause: error },
         );
+      }
+      // A Cluster hides its nodes' TLS errors (they happen on its internal connections): ask.
+      const attempt = endpoint.tls ? await handshake(host, port, endpoint.tls, 1000) : 'ok';
+      // Compared by value, not `instanceof Error`: socket errors may come from another realm.
+      if (attempt !== 'ok' && attempt !== 'none' && isTlsError(attempt)) {
+        throw new RedisConfigurationError(`verify: the TLS handshake with ${host}:${port} failed: ${messageOf(attempt)}. ${hintFor(attempt)}`, { cause: attempt });
       }
       if (endpoint.tls && (await speaksPlainRedis(host, port, 1000))) {
         throw new RedisConfigurationError(

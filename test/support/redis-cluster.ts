@@ -1,9 +1,15 @@
 import { spawnSync } from 'node:child_process';
 import { freePort, OwnRedisServer } from './redis-server.js';
+import type { TestCertificates } from './redis-tls.js';
 
 /** Runs redis-cli against a port and returns its output (throws when redis-cli fails). */
 export function cli(port: number, ...args: string[]): string {
-  const r = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8', timeout: 10_000 });
+  return cliWith([], port, ...args);
+}
+
+/** `cli` with connection arguments first (`--tls --cacert ...`). */
+export function cliWith(connection: readonly string[], port: number, ...args: string[]): string {
+  const r = spawnSync('redis-cli', ['-p', String(port), ...connection, ...args], { encoding: 'utf8', timeout: 10_000 });
   if (r.status !== 0) throw new Error(`redis-cli -p ${port} ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
   return r.stdout;
 }
@@ -64,6 +70,8 @@ export interface OwnRedisClusterOptions {
   readonly nodeTimeoutMs?: number;
   /** More redis-server arguments for every node. */
   readonly extraArgs?: string[];
+  /** Speak TLS only, between nodes too, with these certificates. */
+  readonly tls?: TestCertificates;
 }
 
 /**
@@ -71,13 +79,27 @@ export interface OwnRedisClusterOptions {
  * ports, bus ports included. Stops exactly what it started.
  */
 export class OwnRedisCluster {
-  private constructor(readonly nodes: OwnRedisServer[]) {}
+  private constructor(
+    readonly nodes: OwnRedisServer[],
+    /** redis-cli arguments that reach a node (TLS). */
+    private readonly connection: readonly string[] = [],
+  ) {}
+
+  /** redis-cli against a node of this cluster. */
+  cli(port: number, ...args: string[]): string {
+    return cliWith(this.connection, port, ...args);
+  }
 
   static async start(options: OwnRedisClusterOptions = {}): Promise<OwnRedisCluster> {
     const masters = options.masters ?? 3;
     const replicas = options.replicasPerMaster ?? 1;
     const nodes: OwnRedisServer[] = [];
-    const cluster = new OwnRedisCluster(nodes);
+    const tls = options.tls;
+    const connection = tls ? ['--tls', '--cacert', tls.caFile] : [];
+    const tlsArgs = tls
+      ? ['--tls-cluster', 'yes', '--tls-replication', 'yes', '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-ca-cert-file', tls.caFile, '--tls-auth-clients', 'no']
+      : [];
+    const cluster = new OwnRedisCluster(nodes, connection);
     try {
       for (let i = 0; i < masters * (1 + replicas); i++) {
         nodes.push(
@@ -90,12 +112,13 @@ export class OwnRedisCluster {
             // Replicas sync at once, and may always take over: tests kill masters on purpose.
             '--repl-diskless-sync-delay', '0',
             '--cluster-replica-validity-factor', '0',
+            ...tlsArgs,
             ...(options.extraArgs ?? []),
-          ]),
+          ], tls ? { tlsOnly: true, pingArgs: connection } : {}),
         );
       }
       const addresses = nodes.map((n) => `127.0.0.1:${n.port}`);
-      cli(nodes[0].port, '--cluster', 'create', ...addresses, '--cluster-replicas', String(replicas), '--cluster-yes');
+      cluster.cli(nodes[0].port, '--cluster', 'create', ...addresses, '--cluster-replicas', String(replicas), '--cluster-yes');
       await cluster.waitUntilHealthy(20_000);
       return cluster;
     } catch (error) {
@@ -117,7 +140,7 @@ export class OwnRedisCluster {
   private view(): NodeLine[] {
     for (const node of this.live()) {
       try {
-        return parseNodes(cli(node.port, 'cluster', 'nodes'));
+        return parseNodes(this.cli(node.port, 'cluster', 'nodes'));
       } catch {
         // try the next node
       }
@@ -127,7 +150,7 @@ export class OwnRedisCluster {
 
   /** The slot of a key, as the server computes it. */
   keySlot(key: string): number {
-    return Number(cli(this.live()[0].port, 'cluster', 'keyslot', key).trim());
+    return Number(this.cli(this.live()[0].port, 'cluster', 'keyslot', key).trim());
   }
 
   /** The node serving `slot` as master now. */
@@ -154,15 +177,15 @@ export class OwnRedisCluster {
       () => {
         const live = this.live();
         for (const node of live) {
-          if (!cli(node.port, 'cluster', 'info').includes('cluster_state:ok')) return false;
+          if (!this.cli(node.port, 'cluster', 'info').includes('cluster_state:ok')) return false;
         }
         for (const node of live) {
-          const view = parseNodes(cli(node.port, 'cluster', 'nodes'));
+          const view = parseNodes(this.cli(node.port, 'cluster', 'nodes'));
           if (view.some((n) => n.flags.some((f) => f === 'fail' || f === 'fail?' || f === 'handshake' || f === 'noaddr'))) return false;
           if (view.length !== this.nodes.length) return false;
         }
         for (const node of live) {
-          const info = cli(node.port, 'info', 'replication');
+          const info = this.cli(node.port, 'info', 'replication');
           if (info.includes('role:slave') && (!info.includes('master_link_status:up') || info.includes('master_sync_in_progress:1'))) return false;
         }
         return true;
