@@ -22,9 +22,21 @@ const DIMENSION_NAMES: Record<Dimension, string> = {
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const ms = (x: number) => (Number.isFinite(x) ? `${Math.round(x)} ms` : '–');
 
-/** Whether a run of this module meets the target: no 429 and at least 95% of the binding limit. */
+/**
+ * What this module can serve in the long run with a window longer than the provider's: a run of
+ * two windows cannot show it, so the report states it (1 when the window is the provider's).
+ */
+export function longRunCap(run: RunRecord): number {
+  if (run.limiter !== 'module' || !run.variant) return 1;
+  const config = run.scenario.moduleVariants.find((v) => v.label === run.variant)?.config;
+  const providerMs = run.scenario.emulator.policy.windowMs;
+  const ownMs = (config?.windowSeconds ?? providerMs / 1000) * 1000;
+  return Math.min(1, providerMs / ownMs);
+}
+
+/** Whether a run of this module meets the target: no 429 and at least 95% of the binding limit, in the long run too. */
 export function meetsTarget(run: RunRecord): boolean {
-  return run.metrics.refused === 0 && run.metrics.binding.value >= 0.95;
+  return run.metrics.refused === 0 && Math.min(run.metrics.binding.value, longRunCap(run)) >= 0.95;
 }
 
 function labelOf(run: RunRecord): string {
@@ -49,8 +61,10 @@ export function scenarioTable(scenario: Scenario, runs: readonly RunRecord[]): s
       .map(([d, v]) => `${DIMENSION_NAMES[d as Dimension]} ${pct(v)}`)
       .join(', ');
     const refused = m.refusedShare > 0.001 ? ` (refused calls counted: +${pct(m.refusedShare)})` : '';
+    const cap = longRunCap(run);
+    const capped = cap < 1 ? ` (long run ≤ ${pct(cap)})` : '';
     lines.push(
-      `| ${labelOf(run)} | ${m.refused} | ${pct(m.binding.value)} ${DIMENSION_NAMES[m.binding.dimension]}${refused} | ${others} | ${ms(m.waitP50Ms)} | ${ms(m.waitP99Ms)} | ${
+      `| ${labelOf(run)} | ${m.refused} | ${pct(m.binding.value)} ${DIMENSION_NAMES[m.binding.dimension]}${capped}${refused} | ${others} | ${ms(m.waitP50Ms)} | ${ms(m.waitP99Ms)} | ${
         Number.isFinite(m.workerSpread) ? `${m.workerSpread.toFixed(2)}x` : '–'
       } | ${run.limiter === 'none' ? '–' : Math.round(m.redisUsecPerCall)} | ${run.limiter === 'none' ? '–' : m.redisCommandsPerCall.toFixed(1)} | ${m.served} |`,
     );
@@ -71,7 +85,9 @@ export function targetTable(runs: readonly RunRecord[]): string {
   const lines = ['| emulator policy | configuration | 429s | served | target met |', '|---|---|---:|---:|---|'];
   for (const run of runs.filter((r) => r.limiter === 'module')) {
     const m = run.metrics;
-    lines.push(`| ${run.scenario.name} | \`${run.variant}\` | ${m.refused} | ${pct(m.binding.value)} ${DIMENSION_NAMES[m.binding.dimension]} | ${meetsTarget(run) ? 'yes' : '**no**'} |`);
+    const cap = longRunCap(run);
+    const served = `${pct(m.binding.value)} ${DIMENSION_NAMES[m.binding.dimension]}${cap < 1 ? ` (long run ≤ ${pct(cap)})` : ''}`;
+    lines.push(`| ${run.scenario.name} | \`${run.variant}\` | ${m.refused} | ${served} | ${meetsTarget(run) ? 'yes' : '**no**'} |`);
   }
   return lines.join('\n');
 }

@@ -18,7 +18,7 @@ import { Redis } from 'ioredis';
 import { ProviderEmulator } from '../../test/emulator/provider-emulator.js';
 import { OwnRedisServer } from '../../test/support/redis-server.js';
 import { commandStatsDelta, measure, percentile } from './metrics.js';
-import { chartSvg, meetsTarget, type RunRecord, scenarioTable, settingsText, targetTable } from './report.js';
+import { chartSvg, type RunRecord, scenarioTable, settingsText, targetTable } from './report.js';
 import { type BenchSettings, DEFAULT_SETTINGS, LIMITER_LABELS, LIMITERS, type LimiterKind, type ModuleVariant, type Scenario, scenarios } from './scenarios.js';
 import type { WorkerInit, WorkerResult } from './worker.js';
 
@@ -58,26 +58,43 @@ const workerPath = fileURLToPath(new URL('./worker.js', import.meta.url));
 function waitForMessages<T>(children: ChildProcess[], type: string, timeoutMs: number): Promise<T[]> {
   return new Promise((resolvePromise, reject) => {
     const got: T[] = [];
-    const timer = setTimeout(() => reject(new Error(`workers sent ${got.length} of ${children.length} '${type}' messages within ${timeoutMs} ms`)), timeoutMs);
+    const cleanups: Array<() => void> = [];
+    const settle = (error?: Error) => {
+      clearTimeout(timer);
+      for (const cleanup of cleanups) cleanup();
+      if (error) reject(error);
+      else resolvePromise(got);
+    };
+    const timer = setTimeout(() => settle(new Error(`workers sent ${got.length} of ${children.length} '${type}' messages within ${timeoutMs} ms`)), timeoutMs);
     for (const child of children) {
       const onMessage = (message: { type: string }) => {
         if (message.type !== type) return;
         child.off('message', onMessage);
         got.push(message as T);
-        if (got.length === children.length) {
-          clearTimeout(timer);
-          resolvePromise(got);
-        }
+        if (got.length === children.length) settle();
       };
+      const onExit = (code: number | null) => settle(new Error(`a worker exited with code ${code} before sending '${type}'`));
       child.on('message', onMessage);
-      child.once('exit', (code) => {
-        if (!got.some((m) => (m as { index?: number }).index === children.indexOf(child)) && code !== 0) {
-          clearTimeout(timer);
-          reject(new Error(`a worker exited with code ${code} before sending '${type}'`));
-        }
+      child.once('exit', onExit);
+      cleanups.push(() => {
+        child.off('message', onMessage);
+        child.off('exit', onExit);
       });
     }
   });
+}
+
+/** Worker processes kept for every run: starting one costs a second or two of imports. */
+function startWorkers(count: number): ChildProcess[] {
+  return Array.from({ length: count }, () => fork(workerPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+}
+
+function stopWorkers(children: readonly ChildProcess[]): void {
+  for (const child of children) {
+    if (child.exitCode !== null || child.signalCode !== null) continue;
+    child.send({ type: 'exit' }, () => undefined);
+    setTimeout(() => child.kill('SIGKILL'), 2000).unref();
+  }
 }
 
 async function oneRun(
@@ -88,24 +105,24 @@ async function oneRun(
   redisUrl: string,
   stats: Redis,
   index: number,
+  children: ChildProcess[],
 ): Promise<RunRecord> {
   const foreignShare = numberFromEnv('BENCH_FOREIGN_SHARE', 0);
   const emulator = await ProviderEmulator.start({ ...scenario.emulator, ...(foreignShare > 0 ? { foreign: { share: foreignShare } } : {}) });
   const runId = `bench-${process.pid}-${index}-${scenario.name}-${kind}`;
-  const children: ChildProcess[] = [];
   try {
-    for (let i = 0; i < settings.workers; i++) {
-      children.push(fork(workerPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-    }
     const setup = { kind, scenario, variant, redisUrl, runId, inputMargin: settings.inputMargin, libraryUrl };
     children.forEach((child, i) => child.send({ type: 'init', index: i, setup, settings, emulatorUrl: emulator.url } satisfies WorkerInit));
+    const t0 = Date.now();
     await waitForMessages(children, 'ready', 20_000);
+    const tReady = Date.now();
     const runMs = Math.round((kind === 'none' ? settings.noLimiterRunWindows : settings.runWindows) * settings.windowMs);
     const before = await stats.info('commandstats');
     const startAt = Date.now() + 300;
     const deadline = startAt + runMs;
     for (const child of children) child.send({ type: 'start', startAt, deadline });
     const results = await waitForMessages<WorkerResult>(children, 'result', runMs + 60_000);
+    if (process.env.BENCH_DEBUG) console.error(`  phases: ready ${tReady - t0} ms, results ${Date.now() - deadline} ms after the deadline`);
     results.sort((a, b) => a.index - b.index);
     const after = await stats.info('commandstats');
     const metrics = measure({
@@ -130,7 +147,6 @@ async function oneRun(
     }
     return { scenario, limiter: kind, variant: variant?.label, metrics, runMs };
   } finally {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await emulator.close();
   }
 }
@@ -166,6 +182,7 @@ async function main(): Promise<void> {
   const redisUrl = process.env.REDIS_URL || (server = await OwnRedisServer.start()).url;
   const stats = new Redis(redisUrl);
   const groups: Array<{ scenario: Scenario; runs: RunRecord[] }> = [];
+  const children = startWorkers(settings.workers);
   try {
     let index = 0;
     for (const scenario of all.filter((s) => picked.includes(s.name))) {
@@ -173,7 +190,7 @@ async function main(): Promise<void> {
       for (const kind of limiters) {
         const variants = kind === 'module' ? moduleVariants(scenario) : [undefined];
         for (const variant of variants) {
-          const run = await oneRun(settings, scenario, kind, variant, redisUrl, stats, index++);
+          const run = await oneRun(settings, scenario, kind, variant, redisUrl, stats, index++, children);
           runs.push(run);
           const m = run.metrics;
           console.error(
@@ -185,6 +202,7 @@ async function main(): Promise<void> {
       console.log(`\n${scenarioTable(scenario, runs)}\n`);
     }
   } finally {
+    stopWorkers(children);
     stats.disconnect();
     await server?.stop();
   }
@@ -217,7 +235,6 @@ async function main(): Promise<void> {
     writeFileSync(resolve(out, 'results.svg'), chartSvg(groups));
     console.log(`\nWrote ${resolve(out, 'results.md')} and results.svg`);
   }
-  if (all429.some((r) => r.limiter === 'module' && !meetsTarget(r))) process.exitCode = 0;
 }
 
 main().catch((error) => {

@@ -140,7 +140,9 @@ async function run(init: WorkerInit, start: WorkerStart, limiter: ClientLimiter)
 let init: WorkerInit | undefined;
 let limiter: ClientLimiter | undefined;
 
-process.on('message', (message: WorkerInit | WorkerStart) => {
+// One worker serves run after run: init, start, result; 'exit' ends it.
+process.on('message', (message: WorkerInit | WorkerStart | { type: 'exit' }) => {
+  if (message.type === 'exit') process.exit(0);
   if (message.type === 'init') {
     init = message;
     createLimiter(message.setup)
@@ -165,12 +167,16 @@ process.on('message', (message: WorkerInit | WorkerStart) => {
     return;
   }
   if (message.type === 'start' && init && limiter) {
+    const current = limiter;
     const hardStop = setTimeout(() => process.exit(3), message.deadline - Date.now() + 30_000);
     hardStop.unref();
-    run(init, message, limiter)
+    run(init, message, current)
       .then(async (result) => {
-        await limiter!.close().catch(() => undefined);
-        process.send!(result, () => process.exit(0));
+        clearTimeout(hardStop);
+        await current.close().catch(() => undefined);
+        init = undefined;
+        limiter = undefined;
+        process.send!(result);
       })
       .catch((error) => {
         console.error(`worker ${init!.index}: ${String(error)}`);
