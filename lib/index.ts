@@ -33,7 +33,7 @@ export type { LlmRateLimiterModuleOptions, LlmRateLimiterRedisOptions } from './
 export { RateLimiterRegistry } from './nest/rate-limiter.registry.js';
 export { getRateLimiterToken, InjectRateLimiter } from './nest/inject-rate-limiter.decorator.js';
 export { RateLimitLlm } from './nest/rate-limit-llm.decorator.js';
-export type { RateLimitLlmOptions } from './nest/rate-limit-llm.decorator.js';
+export type { RateLimitLlmOptions, UsageSource } from './nest/rate-limit-llm.decorator.js';
 export type { LlmUsage } from './nest/usage/llm-usage.js';
 export { UnknownModelError } from './nest/errors/unknown-model.error.js';
 export { RateLimitLlmNotBoundError } from './nest/errors/rate-limit-llm-not-bound.error.js';

@@ -6,6 +6,9 @@ import type { LlmUsage } from './usage/llm-usage.js';
 /** Metadata key of `@RateLimitLlm()`, read by the explorer from the installed wrapper. */
 export const RATE_LIMIT_LLM_METADATA = 'llm-rate-limiter:rate-limit-llm';
 
+/** What `usage` receives: the awaited result, or each chunk of a streamed one. */
+export type UsageSource<Result> = Awaited<Result> extends AsyncIterable<infer Chunk> ? Chunk : Awaited<Result>;
+
 /**
  * How `@RateLimitLlm()` limits a method. Every function receives the method's arguments.
  * Without `tokens`/`inputTokens`/`outputTokens`, the call is estimated from an OpenAI,
@@ -25,7 +28,7 @@ export interface RateLimitLlmOptions<Args extends unknown[] = any[], Result = an
    * The call's real usage, from its result (for a streamed result: from each chunk, the latest
    * figures winning); undefined to fall back to the SDK shapes this library knows.
    */
-  readonly usage?: (result: Result extends AsyncIterable<infer Chunk> ? Chunk : Awaited<Result>) => LlmUsage | undefined;
+  readonly usage?: (result: UsageSource<Result>) => LlmUsage | undefined;
   /** Reject with `AcquireTimeoutError` instead of waiting longer than this for a slot. */
   readonly maxWaitMs?: number;
 }

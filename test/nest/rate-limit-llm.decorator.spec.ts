@@ -51,6 +51,11 @@ class ChatService {
     return Promise.resolve(this.sdk.create(request) as AsyncIterable<any>);
   }
 
+  @RateLimitLlm<[object], Promise<AsyncIterable<{ n: number }>>>({ model: 'gpt-4o', usage: (chunk) => ({ output: chunk.n }) })
+  counted(request: object): Promise<AsyncIterable<{ n: number }>> {
+    return Promise.resolve(this.sdk.create(request) as AsyncIterable<{ n: number }>);
+  }
+
   @RateLimitLlm({ model: 'gpt-4o' })
   async *streamText(request: object): AsyncGenerator<string> {
     for await (const chunk of this.sdk.create(request) as AsyncIterable<string>) yield chunk;
@@ -207,6 +212,12 @@ describe.each(backends)('@RateLimitLlm on a service method (%s)', (_, backendOpt
     }
     // message_start said 25 input tokens; 40 characters of text had arrived = 10 tokens.
     expect(await status()).toMatchObject({ inputTokensUsed: 25, outputTokensUsed: 10, requestsUsed: 1 });
+  });
+
+  it("reads a stream's usage with a usage function, called with each chunk", async () => {
+    sdk.answer = () => generate([{ n: 1 }, { n: 5 }]);
+    for await (const _ of await chat.counted({ messages: [], max_tokens: 50 }));
+    expect((await status()).outputTokensUsed).toBe(5);
   });
 
   it('limits an async generator method from its first next(), settling when it finishes', async () => {
