@@ -123,10 +123,11 @@ export function chartSvg(groups: ReadonlyArray<{ scenario: Scenario; runs: reado
   const groupGap = 34;
   const left = 64;
   const panelHeight = 210;
-  const top1 = 56;
+  const top1 = 84;
   const top2 = top1 + panelHeight + 70;
   const groupWidths = groups.map((g) => g.runs.length * (barWidth + barGap) - barGap);
-  const width = left + groupWidths.reduce((a, b) => a + b + groupGap, 0) + 190;
+  const plotRight = left + groupWidths.reduce((a, b) => a + b + groupGap, 0);
+  const width = plotRight + 230;
   const height = top2 + panelHeight + 64;
   const maxShare = 1.2;
   const max429 = Math.max(10, ...groups.flatMap((g) => g.runs.map((r) => r.metrics.refused)));
@@ -135,17 +136,17 @@ export function chartSvg(groups: ReadonlyArray<{ scenario: Scenario; runs: reado
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`);
   out.push(`<rect width="100%" height="100%" fill="#ffffff"/>`);
   out.push(`<text x="${left}" y="24" font-size="15" font-weight="bold">Zero 429s at near-full utilisation: this module beside the alternatives</text>`);
-  out.push(`<text x="${left}" y="42" fill="#555">Same emulated provider, same load (4 processes x 32 concurrent calls), one run per bar</text>`);
+  out.push(`<text x="${left}" y="44" fill="#555">Same emulated provider, same load (4 processes x 32 concurrent calls), one run per bar</text>`);
 
   const axis = (top: number, title: string, ticks: Array<[number, string]>, y: (v: number) => number) => {
     out.push(`<text x="${left}" y="${top - 10}" font-size="12" font-weight="bold">${escape(title)}</text>`);
     for (const [v, label] of ticks) {
       const yy = y(v);
-      out.push(`<line x1="${left}" y1="${yy}" x2="${width - 180}" y2="${yy}" stroke="#e5e7eb"/>`);
+      out.push(`<line x1="${left}" y1="${yy}" x2="${plotRight}" y2="${yy}" stroke="#e5e7eb"/>`);
       out.push(`<text x="${left - 6}" y="${yy + 4}" text-anchor="end" fill="#555">${label}</text>`);
     }
     out.push(`<line x1="${left}" y1="${top}" x2="${left}" y2="${top + panelHeight}" stroke="#111"/>`);
-    out.push(`<line x1="${left}" y1="${top + panelHeight}" x2="${width - 180}" y2="${top + panelHeight}" stroke="#111"/>`);
+    out.push(`<line x1="${left}" y1="${top + panelHeight}" x2="${plotRight}" y2="${top + panelHeight}" stroke="#111"/>`);
   };
   const yShare = (v: number) => top1 + panelHeight - (Math.min(v, maxShare) / maxShare) * panelHeight;
   const y429 = (v: number) => top2 + panelHeight - (Math.log10(1 + v) / logMax) * panelHeight;
@@ -154,10 +155,10 @@ export function chartSvg(groups: ReadonlyArray<{ scenario: Scenario; runs: reado
     [1, '6 3'],
     [0.95, '2 3'],
   ] as const) {
-    out.push(`<line x1="${left}" y1="${yShare(v)}" x2="${width - 180}" y2="${yShare(v)}" stroke="#dc2626" stroke-dasharray="${dash}"/>`);
+    out.push(`<line x1="${left}" y1="${yShare(v)}" x2="${plotRight}" y2="${yShare(v)}" stroke="#dc2626" stroke-dasharray="${dash}"/>`);
   }
-  out.push(`<text x="${width - 176}" y="${yShare(1) + 4}" fill="#dc2626">limit</text>`);
-  out.push(`<text x="${width - 176}" y="${yShare(0.95) + 12}" fill="#dc2626">95% target</text>`);
+  out.push(`<text x="${plotRight + 6}" y="${yShare(1) - 2}" fill="#dc2626">limit</text>`);
+  out.push(`<text x="${plotRight + 6}" y="${yShare(0.95) + 10}" fill="#dc2626">95% target</text>`);
   const ticks429: Array<[number, string]> = [[0, '0']];
   for (let p = 1; p <= max429 * 10; p *= 10) ticks429.push([p, String(p)]);
   axis(top2, '429 responses per run (log scale)', ticks429, y429);
@@ -184,15 +185,15 @@ export function chartSvg(groups: ReadonlyArray<{ scenario: Scenario; runs: reado
 
   const legend: Array<[string, string, number]> = [
     [LIMITER_LABELS.module, COLORS.module, 1],
-    [`${LIMITER_LABELS.module}, second configuration`, COLORS.module, 0.55],
+    [`${LIMITER_LABELS.module}, 2nd config`, COLORS.module, 0.55],
     [LIMITER_LABELS['rate-limiter-flexible'], COLORS['rate-limiter-flexible'], 1],
     [LIMITER_LABELS.bottleneck, COLORS.bottleneck, 1],
     [LIMITER_LABELS.none, COLORS.none, 1],
   ];
   legend.forEach(([label, color, opacity], i) => {
-    const ly = top1 + 10 + i * 18;
-    out.push(`<rect x="${width - 170}" y="${ly}" width="12" height="12" fill="${color}" fill-opacity="${opacity}"/>`);
-    out.push(`<text x="${width - 152}" y="${ly + 10}">${escape(label)}</text>`);
+    const ly = top2 + 10 + i * 18;
+    out.push(`<rect x="${plotRight + 12}" y="${ly}" width="12" height="12" fill="${color}" fill-opacity="${opacity}"/>`);
+    out.push(`<text x="${plotRight + 30}" y="${ly + 10}">${escape(label)}</text>`);
   });
   out.push('</svg>');
   return out.join('\n');
