@@ -35,9 +35,16 @@ export interface LlmRateLimiterModuleOptions {
   readonly models: Readonly<Record<string, RateLimitConfig>>;
   /** Receives every limiter's events (acquired, adjusted, released, degraded, recovered, ...). */
   readonly onEvent?: (event: RateLimiterEvent) => void;
+  /**
+   * Check Redis at bootstrap (default true): reachable, the scripts run as the configured user
+   * (ACL), an eviction policy that could drop limiter keys. A wrong password, a missing ACL
+   * permission or a TLS error fail the bootstrap; Redis being unreachable fails it only with
+   * `failureMode: 'closed'`, and is logged otherwise.
+   */
+  readonly verifyOnStartup?: boolean;
 }
 
-const KNOWN_OPTIONS = ['redis', 'retryConfig', 'failureMode', 'expectedInstances', 'keyPrefix', 'models', 'onEvent'];
+const KNOWN_OPTIONS = ['redis', 'retryConfig', 'failureMode', 'expectedInstances', 'keyPrefix', 'models', 'onEvent', 'verifyOnStartup'];
 const MAX_MODEL_LENGTH = 1024;
 
 /** An ioredis client (of this copy of ioredis or another), as opposed to connection settings. */
@@ -85,6 +92,9 @@ export function checkModuleOptions(options: LlmRateLimiterModuleOptions): void {
   if (options.retryConfig !== undefined) resolveRetryConfig(options.retryConfig);
   if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
     throw new RateLimitConfigError(`onEvent must be a function receiving limiter events, got ${describe(options.onEvent)}`);
+  }
+  if (options.verifyOnStartup !== undefined && typeof options.verifyOnStartup !== 'boolean') {
+    throw new RateLimitConfigError(`verifyOnStartup must be true or false, got ${describe(options.verifyOnStartup)}`);
   }
   if (options.redis !== undefined && options.redis !== null && (typeof options.redis !== 'object' || Array.isArray(options.redis))) {
     throw new RateLimitConfigError(`redis must be connection settings such as { url: 'redis://localhost:6379' } or an ioredis client, got ${describe(options.redis)}`);

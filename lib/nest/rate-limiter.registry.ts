@@ -1,5 +1,5 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { RateLimitConfigError } from '../core/errors.js';
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { RateLimitConfigError, RedisUnavailableError } from '../core/errors.js';
 import { RateLimiter } from '../core/rate-limiter.js';
 import { MemoryStore } from '../memory/memory-store.js';
 import { RedisConnectionManager } from '../redis/connection-manager.js';
@@ -17,7 +17,7 @@ import { checkModuleOptions, isRedisClient, type LlmRateLimiterModuleOptions } f
  * const status = await this.limiters.get('gpt-4o').getStatus();
  */
 @Injectable()
-export class RateLimiterRegistry implements Iterable<RateLimiter>, OnApplicationShutdown {
+export class RateLimiterRegistry implements Iterable<RateLimiter>, OnModuleInit, OnApplicationShutdown {
   /**
    * The Redis connections the limiters share; undefined with the in-memory store. The module
    * closes it on application shutdown (a client passed in `redis` stays open: it is yours).
@@ -26,7 +26,7 @@ export class RateLimiterRegistry implements Iterable<RateLimiter>, OnApplication
   private readonly limiters = new Map<string, RateLimiter>();
   private readonly logger = new Logger('LlmRateLimiter');
 
-  constructor(@Inject(LLM_RATE_LIMITER_OPTIONS) options: LlmRateLimiterModuleOptions) {
+  constructor(@Inject(LLM_RATE_LIMITER_OPTIONS) private readonly options: LlmRateLimiterModuleOptions) {
     checkModuleOptions(options);
     this.connectionManager = this.connect(options);
     const backend = this.connectionManager ?? new MemoryStore();
@@ -88,6 +88,23 @@ export class RateLimiterRegistry implements Iterable<RateLimiter>, OnApplication
   /** Round trip to the backend, ms (0 for memory); rejects when Redis cannot be reached. */
   ping(): Promise<number> {
     return this.limiters.values().next().value!.ping();
+  }
+
+  /** The startup self-check (see `verifyOnStartup`). */
+  async onModuleInit(): Promise<void> {
+    const manager = this.connectionManager;
+    if (!manager || this.options.verifyOnStartup === false) return;
+    try {
+      const report = await manager.verify({ keyPrefix: this.options.keyPrefix, logger: this.logger });
+      this.logger.log(`Redis ${report.serverVersion ?? ''} (${report.topology}) checked: scripts run as ${report.username ?? 'default'}, round trip ${report.roundTripMs.toFixed(1)} ms`);
+    } catch (error) {
+      if (error instanceof RedisUnavailableError && this.options.failureMode !== 'closed') {
+        this.logger.warn(`Redis cannot be reached at startup (${error.message}); starting anyway with failureMode '${this.options.failureMode ?? 'open'}'`);
+        return;
+      }
+      await manager.close();
+      throw error;
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {
