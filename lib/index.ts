@@ -1,31 +1,6 @@
-export { RateLimiter } from './core/rate-limiter.js';
-export type { AcquireOptions, ActualUsage, RateLimiterBackend, RateLimiterOptions, ReleaseOptions, TokenRequest } from './core/rate-limiter.js';
-export { DEFAULT_RETRY_CONFIG } from './core/config.js';
-export type { FailureMode, RateLimitConfig, RetryConfig } from './core/config.js';
-export type { AcquireResult, AdjustResult, ObserveResult, RateLimitStatus } from './core/results.js';
-export { readProviderHeaders, parseDurationMs } from './core/provider-headers.js';
-export type { HeaderSource, ProviderLimitReport } from './core/provider-headers.js';
-export type { Algorithm } from './core/config.js';
-export type { Provider } from './core/profiles.js';
-export type { LimiterLogger, RateLimiterEvent } from './core/events.js';
-export type { LimiterStore } from './core/store.js';
-export {
-  AcquireAbortedError,
-  AcquireTimeoutError,
-  InvalidRecordIdError,
-  InvalidTokenCountError,
-  LlmRateLimiterError,
-  RateLimitConfigError,
-  RedisConfigurationError,
-  RedisUnavailableError,
-  RequestTooLargeError,
-} from './core/errors.js';
-export { RedisConnectionManager } from './redis/connection-manager.js';
-export type { RedisConnectionOptions, RedisTopology } from './redis/connection-manager.js';
-export type { RedisClusterConnection, RedisNodeAddress, RedisSentinelConnection } from './redis/client-options.js';
-export type { RedisEvictionSetting, RedisSelfCheckOptions, RedisSelfCheckReport } from './redis/self-check.js';
-export { MemoryStore } from './memory/memory-store.js';
-import './redis/client-adapter.js';
+// The whole public API: the limiter (also at 'nestjs-llm-rate-limiter/core', without Nest) and
+// its Nest integration.
+export * from './limiter.js';
 export { LlmRateLimiterModule } from './nest/llm-rate-limiter.module.js';
 export type { LlmRateLimiterModuleAsyncOptions, LlmRateLimiterModuleRootOptions } from './nest/llm-rate-limiter.module.js';
 export type { LlmRateLimiterModuleExtras } from './nest/llm-rate-limiter.module-definition.js';

@@ -77,7 +77,7 @@ describe('the npm package', () => {
   });
 
   it('ships the build, the Lua scripts and the README, and nothing of the tests or the sample', () => {
-    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/health.js', 'dist/health.d.ts']));
+    expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/health.js', 'dist/health.d.ts', 'dist/limiter.js', 'dist/limiter.d.ts']));
     const lua = readdirSync(join(root, 'lua')).filter((f) => f.endsWith('.lua'));
     for (const script of lua) expect(files).toContain(`lua/${script}`);
     expect(files.filter((f) => /^(test|sample|bench|lib)\//.test(f))).toEqual([]);
@@ -90,5 +90,32 @@ describe('the npm package', () => {
     writeFileSync(join(consumer, file), consumerBody(load));
     const output = run(process.execPath, [file], consumer, { REDIS_URL: redisUrl(), PREFIX: uniquePrefix('pack') });
     expect(JSON.parse(output.trim().split('\n').at(-1)!)).toEqual({ degraded: false, bareUsed: 7, decoratedUsed: 6, health: 'function' });
+  });
+
+  it.each([
+    ['import (ESM)', 'bare.mjs', `import { RateLimiter, RedisConnectionManager } from 'nestjs-llm-rate-limiter/core';`],
+    ['require() (CommonJS)', 'bare.cjs', `const { RateLimiter, RedisConnectionManager } = require('nestjs-llm-rate-limiter/core');`],
+  ])('loads the limiter from /core with %s where only ioredis is installed', (_, file, load) => {
+    const bare = join(work, 'bare');
+    const modules = join(bare, 'node_modules');
+    mkdirSync(modules, { recursive: true });
+    cpSync(join(consumer, 'node_modules', 'nestjs-llm-rate-limiter'), join(modules, 'nestjs-llm-rate-limiter'), { recursive: true });
+    symlinkSync(join(root, 'node_modules', 'ioredis'), join(modules, 'ioredis'), 'dir');
+    writeFileSync(
+      join(bare, file),
+      `${load}
+async function main() {
+  const manager = new RedisConnectionManager({ url: process.env.REDIS_URL });
+  const limiter = new RateLimiter(manager, 'bare', { tpm: 100 }, { keyPrefix: process.env.PREFIX });
+  await limiter.acquire({ tokens: 9 });
+  console.log((await limiter.getStatus()).tokensUsed);
+  await manager.close();
+}
+main().catch((error) => { console.error(error); process.exit(1); });
+`,
+    );
+    const output = run(process.execPath, [file], bare, { REDIS_URL: redisUrl(), PREFIX: uniquePrefix('bare') });
+    expect(output.trim()).toBe('9');
+    rmSync(bare, { recursive: true, force: true });
   });
 });
