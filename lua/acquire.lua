@@ -45,15 +45,6 @@ local capacity = tonumber(ARGV[14])
 local now = now_ms()
 local n = bucket_of(now, W, B)
 
-local seen = redis.call('ZSCORE', ring, op)
-if seen then
-  local s = tonumber(seen)
-  if s < 0 then
-    return { 'released', '0', '0', '0', '-1', fmt(now) }
-  end
-  return { 'dup', fmt(s), fmt(math.max(0, s - now)), '0', fmt(bucket_of(s, W, B)), fmt(now) }
-end
-
 local state = redis.call('HMGET', window, 'base', 'tail', 'st', 'si', 'so', 'sr', 'exp', fmt(n), 'p', 'f', 'fa', 'fc')
 local pause = tonumber(state[9]) or 0
 limit = scale_limits(limit, limit_factor(state[10], state[11], now, W))
@@ -166,12 +157,20 @@ local expire_at = exp
 if exp < needed then
   expire_at = needed + W
 end
+-- Record the op id first: if it is already there, this is a re-sent acquire and nothing more
+-- is written (one call where a lookup and an insert would take two).
+if redis.call('ZADD', ring, 'NX', slot, op) == 0 then
+  local s = tonumber(redis.call('ZSCORE', ring, op))
+  if s < 0 then
+    return { 'released', '0', '0', '0', '-1', fmt(now) }
+  end
+  return { 'dup', fmt(s), fmt(math.max(0, s - now)), '0', fmt(bucket_of(s, W, B)), fmt(now) }
+end
 redis.call('HSET', window, fmt(j), pack_bucket(charged[1], charged[2], charged[3], charged[4]),
   'base', fmt(base), 'tail', fmt(tail),
   'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]), 'sr', fmt(sums[4]),
   'exp', fmt(expire_at))
-redis.call('ZADD', ring, slot, op)
-ring_trim(ring, now, horizon, capacity)
+ring_trim(ring, capacity)
 if expire_at ~= exp then
   keep_alive(window, ring, expire_at)
 end

@@ -59,7 +59,7 @@ end
 redis.call('HSET', window, fmt(j), pack_bucket(after[1], after[2], after[3], r),
   'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]))
 redis.call('ZADD', ring, now, key)
-ring_trim(ring, now, horizon, capacity)
+ring_trim(ring, capacity)
 keep_alive(window, ring, tonumber(state[5]) or ttl_needed(now, W, horizon))
 
 return { 'ok', fmt(applied[1]), fmt(applied[2]), fmt(applied[3]) }

@@ -49,7 +49,7 @@ end
 
 local function tombstone(expire_at)
   redis.call('ZADD', ring, -now, op)
-  ring_trim(ring, now, horizon, capacity)
+  ring_trim(ring, capacity)
   redis.call('PEXPIREAT', ring, expire_at)
 end
 

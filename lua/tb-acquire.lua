@@ -35,15 +35,6 @@ local capacity = tonumber(ARGV[14])
 local us = now_us()
 local now = math.floor(us / 1000)
 
-local seen = redis.call('ZSCORE', ring, op)
-if seen then
-  local s = tonumber(seen)
-  if s < 0 then
-    return { 'released', '0', '0', '0', '-1', fmt(now) }
-  end
-  return { 'dup', fmt(s), fmt(math.max(0, s - now)), '0', '0', fmt(now) }
-end
-
 local current = redis.call('HMGET', state, 't', 'i', 'o', 'r', 'exp', 'p', 'f', 'fa')
 local exp = tonumber(current[5]) or 0
 limit = scale_limits(limit, limit_factor(current[7], current[8], now, W))
@@ -87,9 +78,16 @@ if exp < needed then
 end
 fields[#fields + 1] = 'exp'
 fields[#fields + 1] = fmt(expire_at)
+-- A re-sent acquire finds its op id already recorded and writes nothing more.
+if redis.call('ZADD', ring, 'NX', slot, op) == 0 then
+  local s = tonumber(redis.call('ZSCORE', ring, op))
+  if s < 0 then
+    return { 'released', '0', '0', '0', '-1', fmt(now) }
+  end
+  return { 'dup', fmt(s), fmt(math.max(0, s - now)), '0', '0', fmt(now) }
+end
 redis.call('HSET', state, unpack(fields))
-redis.call('ZADD', ring, slot, op)
-ring_trim(ring, now, horizon, capacity)
+ring_trim(ring, capacity)
 if expire_at ~= exp then
   keep_alive(state, ring, expire_at)
 end

@@ -49,7 +49,7 @@ local current = redis.call('HMGET', state, 't', 'i', 'o', 'r', 'exp')
 local expire_at = tonumber(current[5]) or ttl_needed(now, W, horizon)
 if mode == 'cancel' and not seen then
   redis.call('ZADD', ring, -now, op)
-  ring_trim(ring, now, horizon, capacity)
+  ring_trim(ring, capacity)
   redis.call('PEXPIREAT', ring, expire_at)
   return { 'cancelled' }
 end
@@ -78,6 +78,6 @@ if mode == 'adjust' then
 else
   redis.call('ZADD', ring, -now, op)
 end
-ring_trim(ring, now, horizon, capacity)
+ring_trim(ring, capacity)
 keep_alive(state, ring, expire_at)
 return { 'ok' }

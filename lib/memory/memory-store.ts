@@ -1,4 +1,4 @@
-import { BUCKETS, RING_CAPACITY, RING_HORIZON_MS } from '../core/store.js';
+import { BUCKETS, RING_CAPACITY } from '../core/store.js';
 import type {
   BackOffCommand,
   BackOffReply,
@@ -309,13 +309,14 @@ class ModelState {
     this.base = oldest;
   }
 
-  private trim(now: number): void {
-    const edge = now - RING_HORIZON_MS;
-    for (const [id, score] of this.ring) {
-      if (!(score <= edge && score > -edge) && this.ring.size <= RING_CAPACITY) break;
+  /** As ring_trim in lua/includes/common.lua: keep the newest RING_CAPACITY operations. */
+  private trim(_now: number): void {
+    for (const id of this.ring.keys()) {
+      if (this.ring.size <= RING_CAPACITY) break;
       this.ring.delete(id);
     }
   }
+
 }
 
 /** Fraction of the limit the factor regains per window, as RECOVERY in lua/includes/common.lua. */

@@ -7,8 +7,8 @@
 --                and one field per non-empty bucket, named by its index, valued "t:i:o:r".
 --   ops ring     sorted set of recent operation ids: an acquire's id scored by its slot time
 --                (ms), a released id scored by minus the release time, an adjust key scored by
---                the time it was applied. Bounded by age and by count, it makes a re-sent
---                command count once and lets a late acquire see that it was cancelled.
+--                the time it was applied. Bounded by count, it makes a re-sent command count
+--                once and lets a late acquire see that it was cancelled.
 -- Time is the Redis server's, never a client's, so clock skew between clients changes nothing.
 
 local function fmt(x)
@@ -42,15 +42,11 @@ local function pack_bucket(t, i, o, r)
   return fmt(t) .. ':' .. fmt(i) .. ':' .. fmt(o) .. ':' .. fmt(r)
 end
 
--- Drops operations older than the horizon (acquires whose slot, and tombstones whose release,
--- is that old) and then the oldest beyond the capacity.
-local function ring_trim(ring, now, horizon_ms, capacity)
-  local edge = now - horizon_ms
-  redis.call('ZREMRANGEBYSCORE', ring, '(' .. fmt(-edge), fmt(edge))
-  local size = redis.call('ZCARD', ring)
-  if size > capacity then
-    redis.call('ZREMRANGEBYRANK', ring, 0, size - capacity - 1)
-  end
+-- Keeps the newest `capacity` operations (highest scores) and drops the rest in one call: an
+-- old tombstone (negative score) goes first. Age needs no trimming of its own: the ring expires
+-- with the model's keys, and its size is bounded either way.
+local function ring_trim(ring, capacity)
+  redis.call('ZREMRANGEBYRANK', ring, 0, -capacity - 1)
 end
 
 -- Every key carries a TTL that outlives the last reservation by a window plus the ring horizon.
