@@ -58,16 +58,7 @@ if algorithm == 'token-bucket' then
 else
   local B = size
   local n = bucket_of(now, W, B)
-  local fields = {}
-  for k = n - B, n do
-    fields[#fields + 1] = fmt(k)
-  end
-  local values = redis.call('HMGET', state, unpack(fields))
-  local used = { 0, 0, 0, 0 }
-  for x = 1, #fields do
-    local t, i, o, r = unpack_bucket(values[x])
-    used[1], used[2], used[3], used[4] = used[1] + t, used[2] + i, used[3] + o, used[4] + r
-  end
+  local used, values = window_used(state, n, B)
   local any = false
   for d = 1, 4 do
     if limit[d] > 0 and remaining[d] >= 0 then

@@ -18,16 +18,7 @@ local B = tonumber(ARGV[2])
 
 local now = now_ms()
 local n = bucket_of(now, W, B)
-local fields = {}
-for k = n - B, n do
-  fields[#fields + 1] = fmt(k)
-end
-local values = redis.call('HMGET', window, unpack(fields))
-local used = { 0, 0, 0, 0 }
-for x = 1, #fields do
-  local t, i, o, r = unpack_bucket(values[x])
-  used[1], used[2], used[3], used[4] = used[1] + t, used[2] + i, used[3] + o, used[4] + r
-end
+local used = window_used(window, n, B)
 local queued = redis.call('ZCOUNT', ring, '(' .. fmt(now), '+inf')
 local control = redis.call('HMGET', window, 'p', 'f', 'fa')
 local pause = tonumber(control[1]) or 0

@@ -42,6 +42,22 @@ local function pack_bucket(t, i, o, r)
   return fmt(t) .. ':' .. fmt(i) .. ':' .. fmt(o) .. ':' .. fmt(r)
 end
 
+-- Sums of the B + 1 buckets of the window ending with bucket n, and the raw field values read
+-- (the last one is bucket n itself).
+local function window_used(window, n, buckets)
+  local fields = {}
+  for k = n - buckets, n do
+    fields[#fields + 1] = fmt(k)
+  end
+  local values = redis.call('HMGET', window, unpack(fields))
+  local used = { 0, 0, 0, 0 }
+  for x = 1, #fields do
+    local t, i, o, r = unpack_bucket(values[x])
+    used[1], used[2], used[3], used[4] = used[1] + t, used[2] + i, used[3] + o, used[4] + r
+  end
+  return used, values
+end
+
 -- Keeps the newest `capacity` operations (highest scores) and drops the rest in one call: an
 -- old tombstone (negative score) goes first. Age needs no trimming of its own: the ring expires
 -- with the model's keys, and its size is bounded either way.

@@ -1,20 +1,14 @@
 import { RateLimitConfigError, type RateLimiter } from '../../lib/index.js';
-import { type BackendUnderTest, memoryBackend, redisBackend } from '../support/backends.js';
+import { BACKENDS, type BackendUnderTest, usedOf } from '../support/backends.js';
 
-describe.each([
-  ['memory', memoryBackend],
-  ['redis', redisBackend],
-])('provider profiles on the %s store', (_name, make) => {
+describe.each(BACKENDS)('provider profiles on the %s store', (_name, make) => {
   let backend: BackendUnderTest;
   beforeAll(() => {
     backend = make();
   });
   afterAll(() => backend.close());
 
-  async function used(limiter: RateLimiter) {
-    const s = await limiter.getStatus();
-    return { tokens: s.tokensUsed, input: s.inputTokensUsed, output: s.outputTokensUsed, requests: s.requestsUsed };
-  }
+  const used = usedOf;
 
   describe("'openai'", () => {
     it('keeps what was reserved when the call used less, and charges more when it used more', async () => {

@@ -1,5 +1,5 @@
 import { AcquireTimeoutError, parseDurationMs, readProviderHeaders, type RateLimitConfig, type RateLimiter } from '../../lib/index.js';
-import { type BackendUnderTest, memoryBackend, recordingLogger, redisBackend } from '../support/backends.js';
+import { BACKENDS, type BackendUnderTest, recordingLogger } from '../support/backends.js';
 import { uniquePrefix, waitFor } from '../support/redis.js';
 
 describe('provider headers', () => {
@@ -52,10 +52,7 @@ describe('provider headers', () => {
   });
 });
 
-describe.each([
-  ['memory', memoryBackend],
-  ['redis', redisBackend],
-])('listening to the provider on the %s store', (_name, make) => {
+describe.each(BACKENDS)('listening to the provider on the %s store', (_name, make) => {
   let backend: BackendUnderTest;
   beforeAll(() => {
     backend = make();

@@ -8,23 +8,17 @@ import {
   type RateLimiter,
   type RateLimiterEvent,
 } from '../../lib/index.js';
-import { type BackendUnderTest, memoryBackend, recordingLogger, redisBackend } from '../support/backends.js';
+import { BACKENDS, type BackendUnderTest, recordingLogger, usedOf } from '../support/backends.js';
 
 // One specification, two stores: everything here must hold for Redis and in memory alike.
-describe.each([
-  ['memory', memoryBackend],
-  ['redis', redisBackend],
-])('RateLimiter on the %s store', (_name, make) => {
+describe.each(BACKENDS)('RateLimiter on the %s store', (_name, make) => {
   let backend: BackendUnderTest;
   beforeAll(() => {
     backend = make();
   });
   afterAll(() => backend.close());
 
-  async function used(limiter: RateLimiter) {
-    const s = await limiter.getStatus();
-    return { tokens: s.tokensUsed, input: s.inputTokensUsed, output: s.outputTokensUsed, requests: s.requestsUsed };
-  }
+  const used = usedOf;
 
   describe('combined TPM', () => {
     it('admits requests at once while they fit and reports them in status', async () => {

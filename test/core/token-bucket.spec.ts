@@ -1,12 +1,9 @@
 import { AcquireTimeoutError, type RateLimiter } from '../../lib/index.js';
-import { type BackendUnderTest, memoryBackend, redisBackend } from '../support/backends.js';
+import { BACKENDS, type BackendUnderTest } from '../support/backends.js';
 
 // Waits are planned by the store from its clock, so they are exact to a millisecond or two of
 // call latency; the bounds below leave room for that, not for timing luck.
-describe.each([
-  ['memory', memoryBackend],
-  ['redis', redisBackend],
-])("algorithm 'token-bucket' on the %s store", (_name, make) => {
+describe.each(BACKENDS)("algorithm 'token-bucket' on the %s store", (_name, make) => {
   let backend: BackendUnderTest;
   beforeAll(() => {
     backend = make();

@@ -36,3 +36,15 @@ export function recordingLogger() {
     error: (message: string) => lines.push({ level: 'error', message }),
   };
 }
+
+/** Both stores, for `describe.each(BACKENDS)`: every specification must hold on each. */
+export const BACKENDS: [string, () => BackendUnderTest][] = [
+  ['memory', memoryBackend],
+  ['redis', redisBackend],
+];
+
+/** A limiter's used figures, short. */
+export async function usedOf(limiter: RateLimiter) {
+  const s = await limiter.getStatus();
+  return { tokens: s.tokensUsed, input: s.inputTokensUsed, output: s.outputTokensUsed, requests: s.requestsUsed };
+}
