@@ -23,18 +23,21 @@ export interface ProviderProfile {
   readonly defaultAlgorithm: 'sliding-window' | 'token-bucket';
 }
 
+/** Charge what acquire is told; adjust refunds and charges to real usage. */
+const SETTLES_ON_USAGE: ProviderProfile = Object.freeze({
+  admitCacheRead: true,
+  admitCacheWrite: true,
+  settleCacheRead: true,
+  admitOutputWeight: 'burndown',
+  refunds: true,
+  chargesFailedCalls: false,
+  defaultBurndownRate: 1,
+  defaultAlgorithm: 'sliding-window',
+});
+
 export const PROFILES: Readonly<Record<Provider, ProviderProfile>> = Object.freeze({
   // The seed's behaviour: charge what you say, refund and charge on adjust.
-  custom: {
-    admitCacheRead: true,
-    admitCacheWrite: true,
-    settleCacheRead: true,
-    admitOutputWeight: 'burndown',
-    refunds: true,
-    chargesFailedCalls: false,
-    defaultBurndownRate: 1,
-    defaultAlgorithm: 'sliding-window',
-  },
+  custom: SETTLES_ON_USAGE,
   // Admission counts the prompt estimate plus max_tokens and stays counted: no refunds, and
   // failed requests count too.
   openai: {
@@ -70,17 +73,8 @@ export const PROFILES: Readonly<Record<Provider, ProviderProfile>> = Object.free
     defaultBurndownRate: 5,
     defaultAlgorithm: 'sliding-window',
   },
-  // Separate input and output quotas settled on real usage.
-  vertex: {
-    admitCacheRead: true,
-    admitCacheWrite: true,
-    settleCacheRead: true,
-    admitOutputWeight: 'burndown',
-    refunds: true,
-    chargesFailedCalls: false,
-    defaultBurndownRate: 1,
-    defaultAlgorithm: 'sliding-window',
-  },
+  // Separate input and output quotas settled on real usage: the seed's rules.
+  vertex: SETTLES_ON_USAGE,
 });
 
 /** Token figures of one call as a provider counts them. */
