@@ -100,26 +100,42 @@ const baselineClients = await connectedClients();
 const throughputLimiter = limiter(WIDE);
 const acquireOp = () => throughputLimiter.acquire({ tokens: 1 });
 await throughputLimiter.acquire({ tokens: 1 });
+// Beside the defaults, for diagnosis: the same limiter on a single connection.
+const oneConnection = new RedisConnectionManager({ url: redis.url, maxConnections: 1, redisOptions: { connectionName: 'bench-one' } });
+const oneConnectionLimiter = new RateLimiter(oneConnection, 'one', WIDE, { keyPrefix: prefix, logger: quietLogger });
+const oneConnectionOp = () => oneConnectionLimiter.acquire({ tokens: 1 });
+await oneConnectionLimiter.acquire({ tokens: 1 });
 
+const SIDES = {
+  1: [
+    ['floor', floorOp],
+    ['acquire', acquireOp],
+  ],
+  64: [
+    ['floor', floorOp],
+    ['acquire', acquireOp],
+    ['acquire, maxConnections 1', oneConnectionOp],
+  ],
+};
 const sideBySide = {};
 for (const callers of [1, 64]) {
-  const floorRounds = [];
-  const acquireRounds = [];
+  const sides = SIDES[callers];
+  const rounds = Object.fromEntries(sides.map(([what]) => [what, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    // Alternate which side goes first, so a drift in machine load favours neither.
-    if (round % 2 === 0) {
-      floorRounds.push(await measured(floorOp, callers));
-      acquireRounds.push(await measured(acquireOp, callers));
-    } else {
-      acquireRounds.push(await measured(acquireOp, callers));
-      floorRounds.push(await measured(floorOp, callers));
+    // Rotate which side goes first, so a drift in machine load favours none of them.
+    for (let k = 0; k < sides.length; k++) {
+      const [what, op] = sides[(round + k) % sides.length];
+      rounds[what].push(await measured(op, callers));
     }
   }
-  sideBySide[callers] = { floor: medianOf(floorRounds), acquire: medianOf(acquireRounds) };
+  sideBySide[callers] = Object.fromEntries(sides.map(([what]) => [what, medianOf(rounds[what])]));
   const { floor, acquire } = sideBySide[callers];
   progress(`${callers} caller(s): floor ${Math.round(floor.opsPerSec)}/s, acquire ${Math.round(acquire.opsPerSec)}/s`);
 }
-const managerConnections = (await connectedClients()) - baselineClients;
+const clientList = await admin.client('LIST');
+const managerConnections =
+  (await connectedClients()) - baselineClients - clientList.split('\n').filter((line) => line.includes('name=bench-one ')).length;
+await oneConnection.close();
 
 // ---- b) cost with 100 vs 20,000 requests in the window -----------------------------------
 
@@ -255,8 +271,8 @@ out(
     `Node ${process.versions.node}, ioredis ${ioredisVersion}, Redis ${redisVersion} on loopback${redis.owned ? ' (started by the benchmark)' : ''}.`,
 );
 out(
-  `Medians of ${ROUNDS} rounds of ${ROUND_MS} ms, floor and acquire rounds alternated. RedisConnectionManager defaults ` +
-    `(maxConnections 10): the 64 callers used ${managerConnections} connection(s); the floor used 1 ioredis connection.`,
+  `Medians of ${ROUNDS} rounds of ${ROUND_MS} ms, the order of floor and acquire rounds rotated. \`acquire\` uses the ` +
+    `RedisConnectionManager defaults (maxConnections 10): the 64 callers used ${managerConnections} connection(s); the floor used 1 ioredis connection.`,
 );
 out();
 out('## a) Throughput and latency, acquire next to the floor (EVALSHA of `return 1`)');
@@ -264,17 +280,25 @@ out();
 out('| callers | what | ops/s | p50 | p99 | server time per call | Redis calls per script | server CPU per op | client CPU per op |');
 out('|---|---|---|---|---|---|---|---|---|');
 for (const callers of [1, 64]) {
-  for (const [what, r] of [
-    ['floor', sideBySide[callers].floor],
-    ['acquire', sideBySide[callers].acquire],
-  ]) {
+  const { floor } = sideBySide[callers];
+  for (const [what, r] of Object.entries(sideBySide[callers])) {
     out(
       `| ${callers} | ${what} | ${int(r.opsPerSec)} | ${us(r.p50Us)} | ${us(r.p99Us)} | ${us(r.serverUsPerCall)} | ${r.redisCallsPerScript.toFixed(1)} | ${us(r.serverCpuUsPerOp)} | ${us(r.clientCpuUsPerOp)} |`,
     );
   }
-  const { floor, acquire } = sideBySide[callers];
-  out(`| ${callers} | **acquire / floor** | **${ratio(acquire.opsPerSec / floor.opsPerSec)}** | ${ratio(acquire.p50Us / floor.p50Us)} | ${ratio(acquire.p99Us / floor.p99Us)} | | | | |`);
+  for (const [what, r] of Object.entries(sideBySide[callers])) {
+    if (what === 'floor') continue;
+    const label = what === 'acquire' ? '**acquire / floor**' : `${what} / floor`;
+    const ops = what === 'acquire' ? `**${ratio(r.opsPerSec / floor.opsPerSec)}**` : ratio(r.opsPerSec / floor.opsPerSec);
+    out(`| ${callers} | ${label} | ${ops} | ${ratio(r.p50Us / floor.p50Us)} | ${ratio(r.p99Us / floor.p99Us)} | | | | |`);
+  }
 }
+out();
+out(
+  'Server time per call: EVALSHA usec_per_call (INFO commandstats). Server and client CPU per op: the redis-server process ' +
+    '(INFO cpu) and this process (process.cpuUsage) over the round, divided by its calls. Both run on the same 2 cores, so ' +
+    'their sum per op bounds throughput.',
+);
 out();
 out('## b) Cost of acquire with 100 vs 20,000 requests in the window (1 caller, 60 s window)');
 out();
