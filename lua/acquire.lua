@@ -1,28 +1,29 @@
 --[[
-  acquire: reserve capacity for one request in the first bucket, at or after the queue's tail,
-  where it fits every limit; FIFO across every client of this Redis.
+  acquire: reserve capacity for a batch of requests, in order, each in the first bucket at or
+  after the queue's tail where it fits every limit; FIFO across every client of this Redis.
+  A batch is what one process had waiting while its previous call was in flight: it gives the
+  same results as its requests sent one by one at this moment, for the cost of one call.
 
   KEYS[1]  window hash of the model
   KEYS[2]  ops ring of the model
-  ARGV[1]  op id (client generated; a repeated id is counted once)
-  ARGV[2]  window length, ms
-  ARGV[3]  number of buckets per window (B)
-  ARGV[4]  cost: combined tokens
-  ARGV[5]  cost: input tokens
-  ARGV[6]  cost: output tokens
-  ARGV[7]  cost: requests
-  ARGV[8]  limit: combined tokens (0 = off)
-  ARGV[9]  limit: input tokens (0 = off)
-  ARGV[10] limit: output tokens (0 = off)
-  ARGV[11] limit: requests (0 = off)
-  ARGV[12] longest acceptable wait, ms (-1 = no bound)
-  ARGV[13] ops ring horizon, ms
-  ARGV[14] ops ring capacity
+  ARGV[1]  window length, ms
+  ARGV[2]  number of buckets per window (B)
+  ARGV[3]  limit: combined tokens (0 = off)
+  ARGV[4]  limit: input tokens (0 = off)
+  ARGV[5]  limit: output tokens (0 = off)
+  ARGV[6]  limit: requests (0 = off)
+  ARGV[7]  ops ring horizon, ms
+  ARGV[8]  ops ring capacity
+  ARGV[9]  number of requests in the batch (N)
+  then per request, 5 arguments:
+    op id (client generated, distinct within a batch; a repeated id is counted once), cost in
+    combined tokens, input tokens and output tokens (each request also counts 1 against the
+    request limit), longest acceptable wait in ms (-1 = no bound)
 
-  Returns { status, slot ms, wait ms, queue position, bucket, server now ms }, all strings:
+  Returns { server now ms, then per request: status, slot ms, queue position, bucket }. Status:
     'ok'        reserved in that bucket
     'dup'       this op id was reserved before: its original slot, nothing charged again
-    'released'  this op id was cancelled before it arrived: nothing charged
+    'released'  this op id was cancelled before it arrived: nothing charged (bucket -1)
     'wait'      the slot is further away than the longest acceptable wait: nothing charged
 
   The limits hold over any B + 1 consecutive buckets, so any real window of the configured
@@ -33,14 +34,13 @@
 --- @include "common"
 
 local window, ring = KEYS[1], KEYS[2]
-local op = ARGV[1]
-local W = tonumber(ARGV[2])
-local B = tonumber(ARGV[3])
-local cost = { tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]) }
-local limit = { tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]) }
-local max_wait = tonumber(ARGV[12])
-local horizon = tonumber(ARGV[13])
-local capacity = tonumber(ARGV[14])
+local W = tonumber(ARGV[1])
+local B = tonumber(ARGV[2])
+local limit = { tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]) }
+local horizon = tonumber(ARGV[7])
+local capacity = tonumber(ARGV[8])
+local count = tonumber(ARGV[9])
+local FIRST, PER = 10, 5
 
 local now = now_ms()
 local n = bucket_of(now, W, B)
@@ -53,14 +53,15 @@ local base = tonumber(state[1]) or oldest
 local tail = tonumber(state[2]) or (oldest - 1)
 local sums = { tonumber(state[3]) or 0, tonumber(state[4]) or 0, tonumber(state[5]) or 0, tonumber(state[6]) or 0 }
 local exp = tonumber(state[7]) or 0
-local current = state[8]
+local moved = base < oldest
 
 -- Buckets older than the window leave the running sums, each once.
-if base < oldest then
+if moved then
   if tail < oldest then
     redis.call('DEL', window)
     sums = { 0, 0, 0, 0 }
     exp = 0
+    state[8] = false
     if state[10] then
       redis.call('HSET', window, 'f', state[10], 'fa', state[11], 'fc', state[12] or state[11])
     end
@@ -96,83 +97,148 @@ if base < oldest then
   base = oldest
 end
 
-local function fits(used)
-  for d = 1, 4 do
-    if limit[d] > 0 and used[d] + cost[d] > limit[d] then
-      return false
-    end
-  end
-  return true
+-- Bucket contents read so far (and changed by this batch), by index.
+local buckets = {}
+do
+  local t, i, o, r = unpack_bucket(state[8])
+  buckets[n] = { t, i, o, r }
 end
 
-local j, slot, position
-local charged = { 0, 0, 0, 0 }
-if tail <= n and pause <= now and fits(sums) then
-  -- Nothing is queued ahead and the sums are exactly the window ending now.
-  j, slot, position = n, now, 0
-  charged[1], charged[2], charged[3], charged[4] = unpack_bucket(current)
-else
-  -- Start at the queue's tail and slide the window forward, dropping its oldest bucket each
-  -- step, until the request fits. Buckets after the tail are empty, so B + 1 steps suffice.
-  -- While paused, nothing is placed before the pause ends.
-  local first = math.max(n, tail, bucket_of(pause, W, B))
-  local fields = {}
-  for k = first - B, first do
-    fields[#fields + 1] = fmt(k)
+-- Reads the buckets of [from, to] not read yet, in one call.
+local function load(from, to)
+  local fields, at = {}, {}
+  for k = from, to do
+    if not buckets[k] then
+      fields[#fields + 1] = fmt(k)
+      at[#at + 1] = k
+    end
+  end
+  if #fields == 0 then
+    return
   end
   local values = redis.call('HMGET', window, unpack(fields))
-  local buckets = {}
-  local used = { 0, 0, 0, 0 }
-  for x = 1, B + 1 do
+  for x = 1, #fields do
     local t, i, o, r = unpack_bucket(values[x])
-    buckets[x] = { t, i, o, r }
-    used[1], used[2], used[3], used[4] = used[1] + t, used[2] + i, used[3] + o, used[4] + r
+    buckets[at[x]] = { t, i, o, r }
   end
-  local step = 0
-  while not fits(used) and step <= B do
-    step = step + 1
-    local out = buckets[step]
-    for d = 1, 4 do
-      used[d] = used[d] - out[d]
+end
+
+local max = math.max
+local lt, li, lo, lr = limit[1], limit[2], limit[3], limit[4]
+
+local ids = {}
+for k = 1, count do
+  ids[k] = ARGV[FIRST + (k - 1) * PER]
+end
+local seen = redis.call('ZMSCORE', ring, unpack(ids))
+
+local reply = { now }
+local r = 1
+local added = {}
+local a = 0
+local dirty = {}
+local ahead -- requests already waiting for a later slot (read once, when first needed)
+local latest = now
+for k = 1, count do
+  local at = FIRST + (k - 1) * PER
+  local s = seen[k]
+  if s then
+    s = tonumber(s)
+    if s < 0 then
+      reply[r + 1], reply[r + 2], reply[r + 3], reply[r + 4] = 'released', 0, 0, -1
+    else
+      reply[r + 1], reply[r + 2], reply[r + 3], reply[r + 4] = 'dup', s, 0, bucket_of(s, W, B)
+    end
+    r = r + 4
+  else
+    local ct, ci, co = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
+    local max_wait = tonumber(ARGV[at + 4])
+    local j, slot, position
+    if tail <= n and pause <= now
+      and (lt == 0 or sums[1] + ct <= lt) and (li == 0 or sums[2] + ci <= li)
+      and (lo == 0 or sums[3] + co <= lo) and (lr == 0 or sums[4] + 1 <= lr) then
+      -- Nothing is queued ahead and the sums are exactly the window ending now.
+      j, slot, position = n, now, 0
+    else
+      -- Start at the queue's tail and slide the window forward, dropping its oldest bucket each
+      -- step, until the request fits. Buckets after the tail are empty, so B + 1 steps suffice.
+      -- While paused, nothing is placed before the pause ends.
+      local first = max(n, tail, bucket_of(pause, W, B))
+      load(first - B, first)
+      local ut, ui, uo, ur = 0, 0, 0, 0
+      for x = first - B, first do
+        local b = buckets[x]
+        ut, ui, uo, ur = ut + b[1], ui + b[2], uo + b[3], ur + b[4]
+      end
+      local step = 0
+      while step <= B and ((lt > 0 and ut + ct > lt) or (li > 0 and ui + ci > li) or (lo > 0 and uo + co > lo) or (lr > 0 and ur + 1 > lr)) do
+        local out = buckets[first - B + step]
+        ut, ui, uo, ur = ut - out[1], ui - out[2], uo - out[3], ur - out[4]
+        step = step + 1
+      end
+      j = first + step
+      slot = max(now, pause, bucket_start(j, W, B))
+      if max_wait >= 0 and slot - now > max_wait then
+        reply[r + 1], reply[r + 2], reply[r + 3], reply[r + 4] = 'wait', slot, 0, j
+        r = r + 4
+        slot = nil
+      else
+        if not ahead then
+          ahead = redis.call('ZCOUNT', ring, '(' .. fmt(now), '+inf')
+        end
+        position = ahead
+      end
+    end
+    if slot then
+      local b = buckets[j]
+      if not b then
+        b = { 0, 0, 0, 0 }
+        buckets[j] = b
+      end
+      b[1], b[2], b[3], b[4] = b[1] + ct, b[2] + ci, b[3] + co, b[4] + 1
+      sums[1], sums[2], sums[3], sums[4] = sums[1] + ct, sums[2] + ci, sums[3] + co, sums[4] + 1
+      dirty[j] = true
+      if j > tail then
+        tail = j
+      end
+      if slot > now then
+        ahead = ahead + 1
+        if slot > latest then
+          latest = slot
+        end
+      end
+      added[a + 1], added[a + 2] = slot, ids[k]
+      a = a + 2
+      reply[r + 1], reply[r + 2], reply[r + 3], reply[r + 4] = 'ok', slot, position, j
+      r = r + 4
     end
   end
-  j = first + step
-  if step == 0 then
-    charged = buckets[B + 1]
-  end
-  slot = math.max(now, pause, bucket_start(j, W, B))
-  if max_wait >= 0 and slot - now > max_wait then
-    return { 'wait', fmt(slot), fmt(slot - now), '0', fmt(j), fmt(now) }
-  end
-  position = redis.call('ZCOUNT', ring, '(' .. fmt(now), '+inf')
 end
 
-for d = 1, 4 do
-  charged[d] = charged[d] + cost[d]
-  sums[d] = sums[d] + cost[d]
-end
-tail = math.max(tail, j)
-local needed = ttl_needed(math.max(slot, now), W, horizon)
-local expire_at = exp
-if exp < needed then
-  expire_at = needed + W
-end
--- Record the op id first: if it is already there, this is a re-sent acquire and nothing more
--- is written (one call where a lookup and an insert would take two).
-if redis.call('ZADD', ring, 'NX', slot, op) == 0 then
-  local s = tonumber(redis.call('ZSCORE', ring, op))
-  if s < 0 then
-    return { 'released', '0', '0', '0', '-1', fmt(now) }
+if #added > 0 or moved then
+  local needed = ttl_needed(latest, W, horizon)
+  local expire_at = exp
+  if exp < needed then
+    expire_at = needed + W
   end
-  return { 'dup', fmt(s), fmt(math.max(0, s - now)), '0', fmt(bucket_of(s, W, B)), fmt(now) }
-end
-redis.call('HSET', window, fmt(j), pack_bucket(charged[1], charged[2], charged[3], charged[4]),
-  'base', fmt(base), 'tail', fmt(tail),
-  'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]), 'sr', fmt(sums[4]),
-  'exp', fmt(expire_at))
-ring_trim(ring, capacity)
-if expire_at ~= exp then
-  keep_alive(window, ring, expire_at)
+  local fields = {
+    'base', fmt(base), 'tail', fmt(tail),
+    'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]), 'sr', fmt(sums[4]),
+    'exp', fmt(expire_at),
+  }
+  for j in pairs(dirty) do
+    local b = buckets[j]
+    fields[#fields + 1] = fmt(j)
+    fields[#fields + 1] = pack_bucket(b[1], b[2], b[3], b[4])
+  end
+  redis.call('HSET', window, unpack(fields))
+  if #added > 0 then
+    redis.call('ZADD', ring, unpack(added))
+    ring_trim(ring, capacity)
+  end
+  if expire_at ~= exp then
+    keep_alive(window, ring, expire_at)
+  end
 end
 
-return { 'ok', fmt(slot), fmt(slot - now), fmt(position), fmt(j), fmt(now) }
+return reply

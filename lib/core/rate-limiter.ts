@@ -524,31 +524,30 @@ export class RateLimiter {
       }
       call = { input: tokens, output: 0, cacheRead: 0, cacheWrite: 0 };
     } else {
-      const counts = { inputTokens, outputTokens, cacheReadTokens: cacheReadTokens ?? 0, cacheWriteTokens: cacheWriteTokens ?? 0 };
-      for (const [field, value] of Object.entries(counts)) {
-        if (!isCount(value)) throw new InvalidTokenCountError(`${field} must be a non-negative integer, got ${describe(value)}`);
-      }
-      call = { input: inputTokens as number, output: outputTokens as number, cacheRead: counts.cacheReadTokens as number, cacheWrite: counts.cacheWriteTokens as number };
+      const cacheRead = cacheReadTokens ?? 0;
+      const cacheWrite = cacheWriteTokens ?? 0;
+      if (!isCount(inputTokens)) throw new InvalidTokenCountError(`inputTokens must be a non-negative integer, got ${describe(inputTokens)}`);
+      if (!isCount(outputTokens)) throw new InvalidTokenCountError(`outputTokens must be a non-negative integer, got ${describe(outputTokens)}`);
+      if (!isCount(cacheRead)) throw new InvalidTokenCountError(`cacheReadTokens must be a non-negative integer, got ${describe(cacheRead)}`);
+      if (!isCount(cacheWrite)) throw new InvalidTokenCountError(`cacheWriteTokens must be a non-negative integer, got ${describe(cacheWrite)}`);
+      call = { input: inputTokens, output: outputTokens, cacheRead, cacheWrite };
     }
     const charged = chargeOf(this.resolved.profile, this.resolved.burndownRate, call, 'admit');
-    const cost: Charge = { ...charged, requests: 1 };
+    const cost: Charge = { tokens: charged.tokens, inputTokens: charged.inputTokens, outputTokens: charged.outputTokens, requests: 1 };
     const { limits } = this.resolved;
-    const checks: Array<[string, number, number]> = [
-      ['tpm', cost.tokens, limits.tokens],
-      ['inputTpm', cost.inputTokens, limits.inputTokens],
-      ['outputTpm', cost.outputTokens, limits.outputTokens],
-    ];
-    for (const [name, needed, limit] of checks) {
-      if (limit > 0 && needed > limit) {
-        throw new RequestTooLargeError(
-          `a request for ${needed} tokens can never fit ${this.model}'s ${name} of ${limit} per ${this.resolved.windowMs / 1000} s (burst included); split the request or raise the limit`,
-          name,
-          needed,
-          limit,
-        );
-      }
-    }
+    if (limits.tokens > 0 && cost.tokens > limits.tokens) this.tooLarge('tpm', cost.tokens, limits.tokens);
+    if (limits.inputTokens > 0 && cost.inputTokens > limits.inputTokens) this.tooLarge('inputTpm', cost.inputTokens, limits.inputTokens);
+    if (limits.outputTokens > 0 && cost.outputTokens > limits.outputTokens) this.tooLarge('outputTpm', cost.outputTokens, limits.outputTokens);
     return { cost, cacheRead: call.cacheRead, cacheWrite: call.cacheWrite };
+  }
+
+  private tooLarge(name: string, needed: number, limit: number): never {
+    throw new RequestTooLargeError(
+      `a request for ${needed} tokens can never fit ${this.model}'s ${name} of ${limit} per ${this.resolved.windowMs / 1000} s (burst included); split the request or raise the limit`,
+      name,
+      needed,
+      limit,
+    );
   }
 
   private checkAcquireOptions(options: AcquireOptions): number {

@@ -18,6 +18,7 @@ import type {
 import type { RedisExecutor } from './executor.js';
 import { modelKeys } from './keys.js';
 import { defineScripts, type RedisClient } from './scripts.js';
+import { AcquireBatcher } from './acquire-batcher.js';
 
 const num = Number;
 
@@ -39,14 +40,33 @@ export class RedisStore implements LimiterStore {
       });
     const limitsOf = (s: ModelSettings) => [s.limits.tokens, s.limits.inputTokens, s.limits.outputTokens, s.limits.requests];
     const ringArgs = [RING_HORIZON_MS, RING_CAPACITY];
+    const batcher = new AcquireBatcher(async (batch) => {
+      const s = batch[0].settings;
+      const args: (string | number)[] = [s.windowMs, BUCKETS, ...limitsOf(s), ...ringArgs, batch.length];
+      for (const c of batch) args.push(c.opId, c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.maxWaitMs);
+      // Numbers come back as integers, statuses as strings.
+      const r = (await run('acquire', (client) => client.llmrlAcquire(window, ring, ...args))) as unknown as (string | number)[];
+      const nowMs = Number(r[0]);
+      return batch.map((_, k) => {
+        const at = 1 + k * 4;
+        const slotMs = Number(r[at + 1]);
+        return {
+          status: r[at] as AcquireReply['status'],
+          slotMs,
+          waitMs: Math.max(0, slotMs - nowMs),
+          queuePosition: Number(r[at + 2]),
+          bucket: Number(r[at + 3]),
+          nowMs,
+        };
+      });
+    });
     return {
       acquire: async (c: AcquireCommand): Promise<AcquireReply> => {
         const cost = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
         const s = c.settings;
+        if (s.algorithm !== 'token-bucket') return batcher.submit(c);
         const r = await run('acquire', (client) =>
-          s.algorithm === 'token-bucket'
-            ? client.llmrlTbAcquire(bucket, ring, c.opId, s.windowMs, s.bucketMs, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs)
-            : client.llmrlAcquire(window, ring, c.opId, s.windowMs, BUCKETS, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs),
+          client.llmrlTbAcquire(bucket, ring, c.opId, s.windowMs, s.bucketMs, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs),
         );
         return {
           status: r[0] as AcquireReply['status'],

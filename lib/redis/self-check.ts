@@ -76,7 +76,7 @@ local args = {
   PTTL = { h }, TTL = { h }, GET = { h }, SET = { h, '0' }, INCR = { h }, INCRBY = { h, '0' },
   HGET = { h, 'probe' }, HMGET = { h, 'probe' }, HSET = { h, 'probe', '0' }, HDEL = { h, 'probe' },
   HGETALL = { h }, HEXISTS = { h, 'probe' }, HINCRBY = { h, 'probe', '0' }, HINCRBYFLOAT = { h, 'probe', '0' },
-  ZADD = { z, '0', 'probe' }, ZSCORE = { z, 'probe' }, ZCOUNT = { z, '0', '0' }, ZCARD = { z },
+  ZADD = { z, '0', 'probe' }, ZSCORE = { z, 'probe' }, ZMSCORE = { z, 'probe' }, ZCOUNT = { z, '0', '0' }, ZCARD = { z },
   ZRANGE = { z, '0', '0' }, ZRANGEBYSCORE = { z, '0', '0' }, ZREM = { z, 'probe' },
   ZREMRANGEBYSCORE = { z, '0', '0' }, ZREMRANGEBYRANK = { z, '0', '-1' },
 }

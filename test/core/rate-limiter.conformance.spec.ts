@@ -245,6 +245,24 @@ describe.each(BACKENDS)('RateLimiter on the %s store', (_name, make) => {
       expect(results.map((r) => r.queuePosition)).toEqual([0, 1, 2]);
     });
 
+    it('serves a burst of concurrent callers in call order, as if they came one by one', async () => {
+      const limiter = backend.limiter('m', { rpm: 6, windowSeconds: 0.4 });
+      // Every third caller will not wait: once the window is full, it is refused and charges nothing.
+      const calls = Array.from({ length: 15 }, (_, i) =>
+        limiter.acquire({ tokens: 1 }, { maxWaitMs: i % 3 === 2 ? 0 : undefined }).then(
+          (r) => r,
+          (e: unknown) => e,
+        ),
+      );
+      const results = await Promise.all(calls);
+      const outcome = results.map((r) => (r instanceof AcquireTimeoutError ? 'refused' : (r as { waitTime: number }).waitTime === 0 ? 'now' : 'queued'));
+      expect(outcome).toEqual(['now', 'now', 'now', 'now', 'now', 'now', 'queued', 'queued', 'refused', 'queued', 'queued', 'refused', 'queued', 'queued', 'refused']);
+      const queued = results.filter((r, i) => outcome[i] === 'queued') as { slotTime: number; queuePosition: number }[];
+      expect(queued.map((r) => r.queuePosition)).toEqual([0, 1, 2, 3, 4, 5]);
+      const slots = queued.map((r) => r.slotTime);
+      expect(slots).toEqual([...slots].sort((a, b) => a - b));
+    });
+
     it('never lets a later small request jump a queued large one', async () => {
       const limiter = backend.limiter('m', { tpm: 100, windowSeconds: 0.5 });
       await limiter.acquire({ tokens: 90 });

@@ -113,6 +113,57 @@ describe('RedisStore', () => {
     });
   });
 
+  describe('acquires sent together', () => {
+    /** The window hash's running sums next to the sums of the bucket fields it holds. */
+    async function sumsAndBuckets(prefix: string, model: string) {
+      const hash = await redis.hgetall(modelKeys(prefix, model).window);
+      const buckets = [0, 0, 0, 0];
+      for (const [field, value] of Object.entries(hash)) {
+        if (!/^-?\d+$/.test(field)) continue;
+        value.split(':').forEach((v, d) => (buckets[d] += Number(v)));
+      }
+      return { sums: ['st', 'si', 'so', 'sr'].map((f) => Number(hash[f] ?? 0)), buckets };
+    }
+
+    it('serves overlapping acquires of one process in one script call each batch, in call order', async () => {
+      const prefix = uniquePrefix();
+      const store = manager.limiterStore.forModel('m', prefix);
+      const tight = { ...settings, limits: { ...settings.limits, tokens: 500 } };
+      const ids = Array.from({ length: 12 }, (_, i) => `batch${String(i).padStart(11, '0')}`);
+      // Every third asks not to wait: once the window is full, those are refused and charge nothing.
+      const replies = await Promise.all(ids.map((opId, i) => store.acquire({ ...command(opId), settings: tight, maxWaitMs: i % 3 === 2 ? 0 : -1 })));
+      expect(replies.map((r) => r.status)).toEqual(['ok', 'ok', 'ok', 'ok', 'ok', 'wait', 'ok', 'ok', 'wait', 'ok', 'ok', 'wait']);
+      const admitted = replies.filter((r) => r.status === 'ok');
+      expect(admitted.slice(0, 5).every((r) => r.waitMs === 0 && r.queuePosition === 0)).toBe(true);
+      const queued = admitted.slice(5);
+      expect(queued.map((r) => r.queuePosition)).toEqual([0, 1, 2, 3]);
+      const slots = queued.map((r) => r.slotMs);
+      expect(slots).toEqual([...slots].sort((a, b) => a - b));
+      expect(queued.every((r) => r.waitMs > 59_000)).toBe(true);
+      // Re-sent, the same ids are answered with their first outcome and charge nothing more.
+      const again = await Promise.all(ids.slice(0, 3).map((opId) => store.acquire({ ...command(opId), settings: tight })));
+      expect(again.map((r) => [r.status, r.slotMs])).toEqual(replies.slice(0, 3).map((r) => ['dup', r.slotMs]));
+      expect((await sumsAndBuckets(prefix, 'm')).sums).toEqual([900, 900, 0, 9]);
+    });
+
+    it('keeps its running sums equal to its buckets when old buckets leave and the caller will not wait', async () => {
+      const prefix = uniquePrefix();
+      const store = manager.limiterStore.forModel('m', prefix);
+      const short = { ...settings, windowMs: 400, limits: { ...settings.limits, tokens: 100 } };
+      // One now, one a window later, one two windows later: the queue reaches past the window.
+      for (const opId of ['sumsAAAAAAAAAAAA', 'sumsBBBBBBBBBBBB', 'sumsCCCCCCCCCCCC']) {
+        expect((await store.acquire({ ...command(opId), settings: short })).status).toBe('ok');
+      }
+      await new Promise((r) => setTimeout(r, 450));
+      // The first bucket has left the window; this caller is refused, but the store moved on.
+      const refused = await store.acquire({ ...command('sumsDDDDDDDDDDDD'), settings: short, maxWaitMs: 0 });
+      expect(refused.status).toBe('wait');
+      const { sums, buckets } = await sumsAndBuckets(prefix, 'm');
+      expect(sums).toEqual(buckets);
+      expect(sums).toEqual([200, 200, 0, 2]);
+    });
+  });
+
   it('recovers by itself after the server loses its scripts (SCRIPT FLUSH)', async () => {
     const own = await OwnRedisServer.start();
     const m = new RedisConnectionManager({ url: own.url, maxConnections: 1 });

@@ -1,0 +1,70 @@
+import type { AcquireCommand, AcquireReply, ModelSettings } from '../core/store.js';
+
+/** Most acquires one script call carries; bounds how long one call holds Redis. */
+export const MAX_BATCH = 128;
+/** Script calls one model may have in flight from this process at once. */
+export const MAX_IN_FLIGHT = 2;
+
+interface Waiting {
+  readonly command: AcquireCommand;
+  readonly resolve: (reply: AcquireReply) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+function sameSettings(a: ModelSettings, b: ModelSettings): boolean {
+  if (a === b) return true;
+  const x = a.limits;
+  const y = b.limits;
+  return (
+    a.windowMs === b.windowMs &&
+    a.algorithm === b.algorithm &&
+    x.tokens === y.tokens &&
+    x.inputTokens === y.inputTokens &&
+    x.outputTokens === y.outputTokens &&
+    x.requests === y.requests
+  );
+}
+
+/**
+ * Groups one model's acquires that arrive while this process already has calls in flight, and
+ * sends each group as one script call. The script serves a group exactly as it would serve its
+ * acquires one by one at that moment, in arrival order, so grouping changes the cost per
+ * acquire, not who gets which slot. An acquire that finds a free lane goes out at once: a lone
+ * caller waits for nobody.
+ */
+export class AcquireBatcher {
+  private readonly waiting: Waiting[] = [];
+  private inFlight = 0;
+
+  constructor(
+    private readonly send: (batch: readonly AcquireCommand[]) => Promise<AcquireReply[]>,
+    private readonly maxInFlight = MAX_IN_FLIGHT,
+    private readonly maxBatch = MAX_BATCH,
+  ) {}
+
+  submit(command: AcquireCommand): Promise<AcquireReply> {
+    return new Promise<AcquireReply>((resolve, reject) => {
+      this.waiting.push({ command, resolve, reject });
+      if (this.inFlight < this.maxInFlight) this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.waiting.length === 0) return;
+    // One call carries one configuration: a limiter whose limits changed meanwhile goes next.
+    const settings = this.waiting[0].command.settings;
+    let size = 1;
+    while (size < this.waiting.length && size < this.maxBatch && sameSettings(settings, this.waiting[size].command.settings)) size++;
+    const batch = this.waiting.splice(0, size);
+    this.inFlight++;
+    this.send(batch.map((w) => w.command))
+      .then(
+        (replies) => batch.forEach((w, k) => w.resolve(replies[k])),
+        (error: unknown) => batch.forEach((w) => w.reject(error)),
+      )
+      .finally(() => {
+        this.inFlight--;
+        this.flush();
+      });
+  }
+}

@@ -1,0 +1,77 @@
+import { AcquireBatcher } from '../../lib/redis/acquire-batcher.js';
+import type { AcquireCommand, AcquireReply, ModelSettings } from '../../lib/core/store.js';
+
+// The batcher only groups commands and hands them to `send`; here `send` records each group and
+// lets the test decide when its reply comes, so the grouping itself can be observed.
+
+const settings: ModelSettings = {
+  windowMs: 60_000,
+  algorithm: 'sliding-window',
+  bucketMs: 60_000,
+  limits: { tokens: 1000, inputTokens: 0, outputTokens: 0, requests: 0 },
+};
+const command = (opId: string, s: ModelSettings = settings): AcquireCommand => ({
+  opId,
+  settings: s,
+  cost: { tokens: 1, inputTokens: 1, outputTokens: 0, requests: 1 },
+  maxWaitMs: -1,
+});
+const reply = (c: AcquireCommand): AcquireReply => ({ status: 'ok', slotMs: 0, waitMs: 0, queuePosition: 0, bucket: Number(c.opId.slice(1)), nowMs: 0 });
+
+function recorder() {
+  const sent: { batch: string[]; settle: (error?: Error) => void }[] = [];
+  const send = (batch: readonly AcquireCommand[]) =>
+    new Promise<AcquireReply[]>((resolve, reject) => {
+      sent.push({ batch: batch.map((c) => c.opId), settle: (error) => (error ? reject(error) : resolve(batch.map(reply))) });
+    });
+  return { sent, send };
+}
+
+describe('AcquireBatcher', () => {
+  it('sends a lone acquire at once and groups those that arrive while its lanes are busy', async () => {
+    const { sent, send } = recorder();
+    const batcher = new AcquireBatcher(send, 2, 128);
+    const first = batcher.submit(command('a0'));
+    expect(sent.map((s) => s.batch)).toEqual([['a0']]);
+    const rest = ['a1', 'a2', 'a3', 'a4'].map((id) => batcher.submit(command(id)));
+    // The second lane was free for a1; a2..a4 wait for a lane and then go together.
+    expect(sent.map((s) => s.batch)).toEqual([['a0'], ['a1']]);
+    sent[0].settle();
+    await expect(first).resolves.toMatchObject({ bucket: 0 });
+    expect(sent.map((s) => s.batch)).toEqual([['a0'], ['a1'], ['a2', 'a3', 'a4']]);
+    sent[1].settle();
+    sent[2].settle();
+    await expect(Promise.all(rest)).resolves.toEqual([1, 2, 3, 4].map((b) => expect.objectContaining({ bucket: b })));
+  });
+
+  it('bounds a group and never mixes two configurations in one', async () => {
+    const { sent, send } = recorder();
+    const batcher = new AcquireBatcher(send, 1, 3);
+    const other: ModelSettings = { ...settings, limits: { ...settings.limits, tokens: 500 } };
+    const all = [
+      batcher.submit(command('b0')),
+      ...['b1', 'b2', 'b3', 'b4'].map((id) => batcher.submit(command(id))),
+      // Equal settings in another object go along; different limits wait for the next call.
+      batcher.submit(command('b5', { ...settings })),
+      batcher.submit(command('b6', other)),
+    ];
+    for (let i = 0; i < 4; i++) {
+      sent[i].settle();
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(all);
+    expect(sent.map((s) => s.batch)).toEqual([['b0'], ['b1', 'b2', 'b3'], ['b4', 'b5'], ['b6']]);
+  });
+
+  it('rejects every acquire of a failed group, and only those', async () => {
+    const { sent, send } = recorder();
+    const batcher = new AcquireBatcher(send, 1, 128);
+    const lone = batcher.submit(command('c0'));
+    const grouped = ['c1', 'c2'].map((id) => batcher.submit(command(id)));
+    sent[0].settle(new Error('down'));
+    await expect(lone).rejects.toThrow('down');
+    await new Promise((r) => setImmediate(r));
+    sent[1].settle();
+    await expect(Promise.all(grouped)).resolves.toHaveLength(2);
+  });
+});
