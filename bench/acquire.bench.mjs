@@ -212,7 +212,11 @@ async function requestsFrom(l, from) {
   const hash = await admin.hgetall(keysOf(l).window);
   let requests = 0;
   for (const [field, value] of Object.entries(hash)) {
-    if (/^-?\d+$/.test(field) && Number(field) >= from) requests += Number(value.split(':')[3]);
+    if (!/^-?\d+$/.test(field)) continue;
+    // Field c holds buckets c * 10 .. c * 10 + 9, as "t:i:o:r" entries joined by ','.
+    value.split(',').forEach((entry, k) => {
+      if (entry !== '' && Number(field) * 10 + k >= from) requests += Number(entry.split(':')[3]);
+    });
   }
   return requests;
 }

@@ -45,7 +45,7 @@ local FIRST, PER = 10, 5
 local now = now_ms()
 local n = bucket_of(now, W, B)
 
-local state = redis.call('HMGET', window, 'base', 'tail', 'st', 'si', 'so', 'sr', 'exp', fmt(n), 'p', 'f', 'fa', 'fc')
+local state = redis.call('HMGET', window, 'base', 'tail', 'st', 'si', 'so', 'sr', 'exp', fmt(chunk_of(n)), 'p', 'f', 'fa', 'fc')
 local pause = tonumber(state[9]) or 0
 limit = scale_limits(limit, limit_factor(state[10], state[11], now, W))
 local oldest = n - B
@@ -54,8 +54,10 @@ local tail = tonumber(state[2]) or (oldest - 1)
 local sums = { tonumber(state[3]) or 0, tonumber(state[4]) or 0, tonumber(state[5]) or 0, tonumber(state[6]) or 0 }
 local exp = tonumber(state[7]) or 0
 local moved = base < oldest
+local buckets = bucket_store(window)
 
--- Buckets older than the window leave the running sums, each once.
+-- Buckets older than the window leave the running sums, each once; chunks left wholly behind
+-- go with them.
 if moved then
   if tail < oldest then
     redis.call('DEL', window)
@@ -71,21 +73,19 @@ if moved then
   else
     local from = base
     while from < oldest do
-      local to = math.min(oldest - 1, from + 127)
-      local fields = {}
+      local to = math.min(oldest - 1, from + 127 * CHUNK)
+      local old = bucket_store(window)
+      old.load(from, to)
       for k = from, to do
-        fields[#fields + 1] = fmt(k)
+        local b = old.get(k)
+        if b then
+          sums[1], sums[2], sums[3], sums[4] = sums[1] - b[1], sums[2] - b[2], sums[3] - b[3], sums[4] - b[4]
+        end
       end
-      local values = redis.call('HMGET', window, unpack(fields))
       local gone = {}
-      for x = 1, #fields do
-        if values[x] then
-          local t, i, o, r = unpack_bucket(values[x])
-          sums[1] = sums[1] - t
-          sums[2] = sums[2] - i
-          sums[3] = sums[3] - o
-          sums[4] = sums[4] - r
-          gone[#gone + 1] = fields[x]
+      for c = chunk_of(from), chunk_of(to) do
+        if c < chunk_of(oldest) then
+          gone[#gone + 1] = fmt(c)
         end
       end
       if #gone > 0 then
@@ -96,32 +96,7 @@ if moved then
   end
   base = oldest
 end
-
--- Bucket contents read so far (and changed by this batch), by index.
-local buckets = {}
-do
-  local t, i, o, r = unpack_bucket(state[8])
-  buckets[n] = { t, i, o, r }
-end
-
--- Reads the buckets of [from, to] not read yet, in one call.
-local function load(from, to)
-  local fields, at = {}, {}
-  for k = from, to do
-    if not buckets[k] then
-      fields[#fields + 1] = fmt(k)
-      at[#at + 1] = k
-    end
-  end
-  if #fields == 0 then
-    return
-  end
-  local values = redis.call('HMGET', window, unpack(fields))
-  for x = 1, #fields do
-    local t, i, o, r = unpack_bucket(values[x])
-    buckets[at[x]] = { t, i, o, r }
-  end
-end
+buckets.seed(chunk_of(n), state[8])
 
 local max = math.max
 local lt, li, lo, lr = limit[1], limit[2], limit[3], limit[4]
@@ -136,7 +111,6 @@ local reply = { now }
 local r = 1
 local added = {}
 local a = 0
-local dirty = {}
 local ahead -- requests already waiting for a later slot (read once, when first needed)
 local latest = now
 for k = 1, count do
@@ -164,16 +138,20 @@ for k = 1, count do
       -- step, until the request fits. Buckets after the tail are empty, so B + 1 steps suffice.
       -- While paused, nothing is placed before the pause ends.
       local first = max(n, tail, bucket_of(pause, W, B))
-      load(first - B, first)
+      buckets.load(first - B, first)
       local ut, ui, uo, ur = 0, 0, 0, 0
       for x = first - B, first do
-        local b = buckets[x]
-        ut, ui, uo, ur = ut + b[1], ui + b[2], uo + b[3], ur + b[4]
+        local b = buckets.get(x)
+        if b then
+          ut, ui, uo, ur = ut + b[1], ui + b[2], uo + b[3], ur + b[4]
+        end
       end
       local step = 0
       while step <= B and ((lt > 0 and ut + ct > lt) or (li > 0 and ui + ci > li) or (lo > 0 and uo + co > lo) or (lr > 0 and ur + 1 > lr)) do
-        local out = buckets[first - B + step]
-        ut, ui, uo, ur = ut - out[1], ui - out[2], uo - out[3], ur - out[4]
+        local out = buckets.get(first - B + step)
+        if out then
+          ut, ui, uo, ur = ut - out[1], ui - out[2], uo - out[3], ur - out[4]
+        end
         step = step + 1
       end
       j = first + step
@@ -190,14 +168,8 @@ for k = 1, count do
       end
     end
     if slot then
-      local b = buckets[j]
-      if not b then
-        b = { 0, 0, 0, 0 }
-        buckets[j] = b
-      end
-      b[1], b[2], b[3], b[4] = b[1] + ct, b[2] + ci, b[3] + co, b[4] + 1
+      buckets.add(j, ct, ci, co, 1)
       sums[1], sums[2], sums[3], sums[4] = sums[1] + ct, sums[2] + ci, sums[3] + co, sums[4] + 1
-      dirty[j] = true
       if j > tail then
         tail = j
       end
@@ -226,12 +198,7 @@ if #added > 0 or moved then
     'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]), 'sr', fmt(sums[4]),
     'exp', fmt(expire_at),
   }
-  for j in pairs(dirty) do
-    local b = buckets[j]
-    fields[#fields + 1] = fmt(j)
-    fields[#fields + 1] = pack_bucket(b[1], b[2], b[3], b[4])
-  end
-  redis.call('HSET', window, unpack(fields))
+  write_window(window, buckets, fields)
   if #added > 0 then
     redis.call('ZADD', ring, unpack(added))
     ring_trim(ring, capacity)

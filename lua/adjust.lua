@@ -33,7 +33,7 @@ local horizon = tonumber(ARGV[9])
 local capacity = tonumber(ARGV[10])
 
 local now = now_ms()
-local state = redis.call('HMGET', window, 'base', 'st', 'si', 'so', 'exp', fmt(j))
+local state = redis.call('HMGET', window, 'base', 'st', 'si', 'so', 'exp', fmt(chunk_of(j)))
 local base = tonumber(state[1])
 if not base or j < math.max(base, bucket_of(now, W, B) - B) then
   return { 'expired', '0', '0', '0' }
@@ -46,8 +46,10 @@ if redis.call('ZSCORE', ring, key) then
   return { 'dup', '0', '0', '0' }
 end
 
-local t, i, o, r = unpack_bucket(state[6])
-local before = { t, i, o }
+local buckets = bucket_store(window)
+buckets.seed(chunk_of(j), state[6])
+local b = buckets.get(j) or { 0, 0, 0, 0 }
+local before = { b[1], b[2], b[3] }
 local after = {}
 local applied = {}
 local sums = { tonumber(state[2]) or 0, tonumber(state[3]) or 0, tonumber(state[4]) or 0 }
@@ -56,8 +58,8 @@ for d = 1, 3 do
   applied[d] = after[d] - before[d]
   sums[d] = sums[d] + applied[d]
 end
-redis.call('HSET', window, fmt(j), pack_bucket(after[1], after[2], after[3], r),
-  'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]))
+buckets.set(j, after[1], after[2], after[3], b[4])
+write_window(window, buckets, { 'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]) })
 redis.call('ZADD', ring, now, key)
 ring_trim(ring, capacity)
 keep_alive(window, ring, tonumber(state[5]) or ttl_needed(now, W, horizon))

@@ -58,7 +58,8 @@ if algorithm == 'token-bucket' then
 else
   local B = size
   local n = bucket_of(now, W, B)
-  local used, values = window_used(state, n, B)
+  local buckets = bucket_store(state)
+  local used = window_used(buckets, n, B)
   local any = false
   for d = 1, 4 do
     if limit[d] > 0 and remaining[d] >= 0 then
@@ -71,15 +72,14 @@ else
     local base = tonumber(meta[1]) or (n - B)
     local tail = tonumber(meta[2]) or (n - B - 1)
     local sums = { tonumber(meta[3]) or 0, tonumber(meta[4]) or 0, tonumber(meta[5]) or 0, tonumber(meta[6]) or 0 }
-    local t, i, o, r = unpack_bucket(values[#values])
-    local bucket = { t, i, o, r }
+    buckets.add(n, excess[1], excess[2], excess[3], excess[4])
     for d = 1, 4 do
-      bucket[d] = bucket[d] + excess[d]
       sums[d] = sums[d] + excess[d]
     end
-    redis.call('HSET', state, fmt(n), pack_bucket(bucket[1], bucket[2], bucket[3], bucket[4]),
-      'base', fmt(math.min(base, n)), 'tail', fmt(tail),
-      'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]), 'sr', fmt(sums[4]))
+    write_window(state, buckets, {
+      'base', fmt(math.min(base, n)), 'tail', fmt(math.max(tail, n)),
+      'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]), 'sr', fmt(sums[4]),
+    })
   end
 end
 

@@ -53,7 +53,7 @@ local function tombstone(expire_at)
   redis.call('PEXPIREAT', ring, expire_at)
 end
 
-local state = redis.call('HMGET', window, 'base', 'st', 'si', 'so', 'sr', 'exp', fmt(j or 0))
+local state = redis.call('HMGET', window, 'base', 'st', 'si', 'so', 'sr', 'exp', fmt(chunk_of(j or 0)))
 local base = tonumber(state[1])
 local expire_at = tonumber(state[6]) or ttl_needed(now, W, horizon)
 if not j then
@@ -65,20 +65,18 @@ if not base or j < math.max(base, bucket_of(now, W, B) - B) then
   return { 'expired' }
 end
 
-local before = { unpack_bucket(state[7]) }
+local buckets = bucket_store(window)
+buckets.seed(chunk_of(j), state[7])
+local b = buckets.get(j) or { 0, 0, 0, 0 }
+local before = { b[1], b[2], b[3], b[4] }
 local sums = { tonumber(state[2]) or 0, tonumber(state[3]) or 0, tonumber(state[4]) or 0, tonumber(state[5]) or 0 }
 local after = {}
 for d = 1, 4 do
   after[d] = math.max(0, before[d] - charged[d])
   sums[d] = sums[d] - (before[d] - after[d])
 end
-if after[1] + after[2] + after[3] + after[4] == 0 then
-  redis.call('HDEL', window, fmt(j))
-  redis.call('HSET', window, 'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]), 'sr', fmt(sums[4]))
-else
-  redis.call('HSET', window, fmt(j), pack_bucket(after[1], after[2], after[3], after[4]),
-    'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]), 'sr', fmt(sums[4]))
-end
+buckets.set(j, after[1], after[2], after[3], after[4])
+write_window(window, buckets, { 'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]), 'sr', fmt(sums[4]) })
 tombstone(expire_at)
 redis.call('PEXPIREAT', window, expire_at)
 return { 'ok' }

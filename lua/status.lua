@@ -18,7 +18,7 @@ local B = tonumber(ARGV[2])
 
 local now = now_ms()
 local n = bucket_of(now, W, B)
-local used = window_used(window, n, B)
+local used = window_used(bucket_store(window), n, B)
 local queued = redis.call('ZCOUNT', ring, '(' .. fmt(now), '+inf')
 local control = redis.call('HMGET', window, 'p', 'f', 'fa')
 local pause = tonumber(control[1]) or 0

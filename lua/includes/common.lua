@@ -2,9 +2,11 @@
 --
 -- Layout of one model's state, both keys under one hash tag so they share a Cluster slot:
 --   window hash  fields 'base' (lowest bucket still counted), 'tail' (highest bucket handed out),
---                'st' 'si' 'so' 'sr' (running sums of every stored bucket: combined tokens,
+--                'st' 'si' 'so' 'sr' (running sums of every counted bucket: combined tokens,
 --                input tokens, output tokens, requests), 'exp' (epoch ms the keys' TTL runs to),
---                and one field per non-empty bucket, named by its index, valued "t:i:o:r".
+--                and the buckets, CHUNK to a field: field c holds buckets c * CHUNK to
+--                c * CHUNK + CHUNK - 1 as "t:i:o:r" entries joined by ',' (an empty bucket is an
+--                empty entry). Entries below 'base' no longer count and are never read.
 --   ops ring     sorted set of recent operation ids: an acquire's id scored by its slot time
 --                (ms), a released id scored by minus the release time, an adjust key scored by
 --                the time it was applied. Bounded by count, it makes a re-sent command count
@@ -30,32 +32,149 @@ local function bucket_start(j, window_ms, buckets)
   return math.ceil(j * window_ms / buckets)
 end
 
-local function unpack_bucket(v)
-  if not v then
-    return 0, 0, 0, 0
-  end
-  local t, i, o, r = string.match(v, '^(%d+):(%d+):(%d+):(%d+)$')
-  return tonumber(t), tonumber(i), tonumber(o), tonumber(r)
+-- Buckets per hash field: a queue many buckets deep then takes a tenth of the fields.
+local CHUNK = 10
+
+local function chunk_of(j)
+  return math.floor(j / CHUNK)
 end
 
-local function pack_bucket(t, i, o, r)
-  return fmt(t) .. ':' .. fmt(i) .. ':' .. fmt(o) .. ':' .. fmt(r)
+-- The buckets of one window hash, read a chunk at a time and written back by `flush`.
+local function bucket_store(window)
+  -- chunk index -> array of CHUNK entries: false (empty), the stored "t:i:o:r" text (not read
+  -- yet), or { t, i, o, r } (read, maybe changed)
+  local chunks = {}
+  local dirty = {}
+  local self = {}
+
+  -- Takes chunk c's stored value (false when absent), as read by the caller.
+  function self.seed(c, v)
+    local entries = {}
+    local k = 0
+    if v then
+      for e in string.gmatch(v .. ',', '([^,]*),') do
+        k = k + 1
+        entries[k] = e ~= '' and e
+      end
+    end
+    for x = k + 1, CHUNK do
+      entries[x] = false
+    end
+    chunks[c] = entries
+  end
+
+  -- Reads, in one call, the chunks covering buckets [from, to] that were not read yet.
+  function self.load(from, to)
+    local fields, at = {}, {}
+    for c = chunk_of(from), chunk_of(to) do
+      if not chunks[c] then
+        fields[#fields + 1] = fmt(c)
+        at[#at + 1] = c
+      end
+    end
+    if #fields == 0 then
+      return
+    end
+    local values = redis.call('HMGET', window, unpack(fields))
+    for x = 1, #fields do
+      self.seed(at[x], values[x])
+    end
+  end
+
+  -- The figures of bucket j, { t, i, o, r }, or nil when it is empty.
+  function self.get(j)
+    local c = chunk_of(j)
+    local entries = chunks[c]
+    if not entries then
+      self.load(j, j)
+      entries = chunks[c]
+    end
+    local k = j - c * CHUNK + 1
+    local e = entries[k]
+    if type(e) == 'string' then
+      local t, i, o, r = string.match(e, '^(%d+):(%d+):(%d+):(%d+)$')
+      e = { tonumber(t), tonumber(i), tonumber(o), tonumber(r) }
+      entries[k] = e
+    end
+    return e or nil
+  end
+
+  -- Sets bucket j's figures (all zero empties it).
+  function self.set(j, t, i, o, r)
+    local c = chunk_of(j)
+    if not chunks[c] then
+      self.load(j, j)
+    end
+    if t + i + o + r == 0 then
+      chunks[c][j - c * CHUNK + 1] = false
+    else
+      chunks[c][j - c * CHUNK + 1] = { t, i, o, r }
+    end
+    dirty[c] = true
+  end
+
+  -- Adds to bucket j's figures.
+  function self.add(j, t, i, o, r)
+    local b = self.get(j)
+    if b then
+      self.set(j, b[1] + t, b[2] + i, b[3] + o, b[4] + r)
+    else
+      self.set(j, t, i, o, r)
+    end
+  end
+
+  -- Appends the changed chunks to `fields` (HSET arguments) and returns the names of those
+  -- left empty, to delete.
+  function self.flush(fields)
+    local empty = {}
+    for c in pairs(dirty) do
+      local parts = {}
+      local any = false
+      for k = 1, CHUNK do
+        local e = chunks[c][k]
+        if type(e) == 'table' then
+          e = fmt(e[1]) .. ':' .. fmt(e[2]) .. ':' .. fmt(e[3]) .. ':' .. fmt(e[4])
+        end
+        parts[k] = e or ''
+        any = any or e ~= false
+      end
+      if any then
+        fields[#fields + 1] = fmt(c)
+        fields[#fields + 1] = table.concat(parts, ',')
+      else
+        empty[#empty + 1] = fmt(c)
+      end
+    end
+    dirty = {}
+    return empty
+  end
+
+  return self
 end
 
--- Sums of the B + 1 buckets of the window ending with bucket n, and the raw field values read
--- (the last one is bucket n itself).
-local function window_used(window, n, buckets)
-  local fields = {}
-  for k = n - buckets, n do
-    fields[#fields + 1] = fmt(k)
+-- Writes `fields` (field, value pairs) and the changed chunks of `buckets`, deleting the chunks
+-- left empty.
+local function write_window(window, buckets, fields)
+  local empty = buckets.flush(fields)
+  if #fields > 0 then
+    redis.call('HSET', window, unpack(fields))
   end
-  local values = redis.call('HMGET', window, unpack(fields))
+  if #empty > 0 then
+    redis.call('HDEL', window, unpack(empty))
+  end
+end
+
+-- Sums of the B + 1 buckets of the window ending with bucket n.
+local function window_used(buckets, n, B)
+  buckets.load(n - B, n)
   local used = { 0, 0, 0, 0 }
-  for x = 1, #fields do
-    local t, i, o, r = unpack_bucket(values[x])
-    used[1], used[2], used[3], used[4] = used[1] + t, used[2] + i, used[3] + o, used[4] + r
+  for k = n - B, n do
+    local b = buckets.get(k)
+    if b then
+      used[1], used[2], used[3], used[4] = used[1] + b[1], used[2] + b[2], used[3] + b[3], used[4] + b[4]
+    end
   end
-  return used, values
+  return used
 end
 
 -- Keeps the newest `capacity` operations (highest scores) and drops the rest in one call: an

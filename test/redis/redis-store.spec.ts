@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { Redis } from 'ioredis';
 import {
   RateLimiter,
@@ -114,13 +115,18 @@ describe('RedisStore', () => {
   });
 
   describe('acquires sent together', () => {
-    /** The window hash's running sums next to the sums of the bucket fields it holds. */
+    /** The window hash's running sums next to the sums of the buckets it still counts (from 'base' on). */
     async function sumsAndBuckets(prefix: string, model: string) {
       const hash = await redis.hgetall(modelKeys(prefix, model).window);
+      const base = Number(hash.base);
       const buckets = [0, 0, 0, 0];
       for (const [field, value] of Object.entries(hash)) {
         if (!/^-?\d+$/.test(field)) continue;
-        value.split(':').forEach((v, d) => (buckets[d] += Number(v)));
+        // Field c holds buckets c * 10 .. c * 10 + 9, as "t:i:o:r" entries joined by ','.
+        value.split(',').forEach((entry, k) => {
+          if (entry === '' || Number(field) * 10 + k < base) return;
+          entry.split(':').forEach((v, d) => (buckets[d] += Number(v)));
+        });
       }
       return { sums: ['st', 'si', 'so', 'sr'].map((f) => Number(hash[f] ?? 0)), buckets };
     }
@@ -209,6 +215,32 @@ describe('RedisStore', () => {
     const bytes = Number(await redis.memory('USAGE', window)) + Number(await redis.memory('USAGE', ring));
     expect(bytes).toBeLessThan(64 * 1024);
     expect((await limiter.getStatus()).requestsUsed).toBe(3000);
+  });
+
+  it('stays within 64 KB with a thousand callers queued one per bucket, ten windows deep', async () => {
+    const prefix = uniquePrefix();
+    const limiter = new RateLimiter(manager, 'm', { rpm: 100, windowSeconds: 1 }, { keyPrefix: prefix });
+    // Traffic at the limit, one request per bucket for a window: the queue behind it copies the
+    // pattern, one request per bucket.
+    for (let i = 0; i < 100; i++) {
+      await limiter.acquire({ tokens: 1 }, { maxWaitMs: 0 }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const controller = new AbortController();
+    setMaxListeners(1001, controller.signal);
+    const parked = Array.from({ length: 1000 }, () => limiter.acquire({ tokens: 1 }, { signal: controller.signal }).catch(() => undefined));
+    const { window, ring } = modelKeys(prefix, 'm');
+    while ((await redis.pttl(window)) < 10_000) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200));
+    const status = await limiter.getStatus();
+    expect(status.queueDepth).toBeGreaterThanOrEqual(256); // the ring holds at most 256
+    const tail = Number(await redis.hget(window, 'tail'));
+    const [seconds] = await redis.time();
+    expect(tail - Math.floor((Number(seconds) * 1000 * 100) / 1000)).toBeGreaterThan(800); // > 8 windows of buckets ahead
+    const bytes = Number(await redis.memory('USAGE', window)) + Number(await redis.memory('USAGE', ring));
+    expect(bytes).toBeLessThan(64 * 1024);
+    controller.abort();
+    await Promise.all(parked);
   });
 
   it('sends nothing to Redis for bad input', async () => {
