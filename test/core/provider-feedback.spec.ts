@@ -102,6 +102,16 @@ describe.each(BACKENDS)('listening to the provider on the %s store', (_name, mak
     expect((await a.getStatus()).tokensUsed).toBe(4900);
   });
 
+  it('keeps quota spent by others counted when it was the model\'s first charge', async () => {
+    const [a, b] = pair({ tpm: 10_000, windowSeconds: 1 });
+    // Nothing of ours in the window: all of the gap is foreign.
+    await expect(a.observe({ 'x-ratelimit-remaining-tokens': '4000' })).resolves.toMatchObject({ foreign: { tokens: 5900 } });
+    // A later bucket: the charge still counts for the next acquire, and holds it back.
+    await new Promise((r) => setTimeout(r, 50));
+    await expect(b.acquire({ tokens: 5000 }, { maxWaitMs: 0 })).rejects.toThrow(AcquireTimeoutError);
+    expect((await b.getStatus()).tokensUsed).toBe(5900);
+  });
+
   it('reconciles split figures from Anthropic headers, on a token bucket', async () => {
     const [a] = pair({ provider: 'anthropic', inputTpm: 100_000, outputTpm: 20_000, windowSeconds: 60 });
     await a.observe({ 'anthropic-ratelimit-input-tokens-remaining': '40000', 'anthropic-ratelimit-output-tokens-remaining': '20000' });
