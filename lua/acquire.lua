@@ -18,6 +18,9 @@
   ARGV[12] longest acceptable wait, ms (-1 = no bound)
   ARGV[13] ops ring horizon, ms
   ARGV[14] ops ring capacity
+  ARGV[15] pacing bucket, ms of refill at limit / window (0 or absent = no pacing): every
+           admission must also fit a token bucket per limited figure of that size, so the
+           window's quota is spread over it (providers that enforce per-minute limits per second)
 
   Returns { status, slot ms, wait ms, queue position, bucket, server now ms }, all strings:
     'ok'        reserved in that bucket
@@ -31,6 +34,7 @@
   one hash with HMGET, the slow path at most B + 1 bucket fields.
 ]]
 --- @include "common"
+--- @include "bucket"
 
 local window, ring = KEYS[1], KEYS[2]
 local op = ARGV[1]
@@ -94,6 +98,27 @@ if base < oldest then
     end
   end
   base = oldest
+end
+
+-- Pacing: the earliest time every figure's pacing bucket (GCRA arrival times, us, in the 'q*'
+-- fields) has room acts as a pause: nothing is placed before it. The window's test only gets
+-- easier from the tail on, so the first bucket found from there fits both.
+local pace_ms = tonumber(ARGV[15]) or 0
+local paced
+if pace_ms > 0 then
+  local tat = redis.call('HMGET', window, 'qt', 'qi', 'qo', 'qr')
+  local tau = pace_ms * 1000
+  local us = now * 1000
+  local start = us
+  paced = {}
+  for d = 1, 4 do
+    if limit[d] > 0 then
+      local inc = refill_us(cost[d], limit[d], W)
+      paced[d] = { tonumber(tat[d]) or 0, inc }
+      start = math.max(start, math.max(paced[d][1], us) + inc - math.max(tau, inc))
+    end
+  end
+  pause = math.max(pause, math.ceil(start / 1000))
 end
 
 local function fits(used)
@@ -171,6 +196,17 @@ redis.call('HSET', window, fmt(j), pack_bucket(charged[1], charged[2], charged[3
   'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]), 'sr', fmt(sums[4]),
   'exp', fmt(expire_at))
 ring_trim(ring, capacity)
+if paced then
+  -- The bucket is drawn at the slot, not now: slots pushed later by the window still pace.
+  local fields = {}
+  for d = 1, 4 do
+    if paced[d] then
+      fields[#fields + 1] = 'q' .. FIGURES[d]
+      fields[#fields + 1] = fmt(math.max(paced[d][1], slot * 1000) + paced[d][2])
+    end
+  end
+  redis.call('HSET', window, unpack(fields))
+end
 if expire_at ~= exp then
   keep_alive(window, ring, expire_at)
 end

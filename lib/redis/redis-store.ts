@@ -46,7 +46,7 @@ export class RedisStore implements LimiterStore {
         const r = await run('acquire', (client) =>
           s.algorithm === 'token-bucket'
             ? client.llmrlTbAcquire(bucket, ring, c.opId, s.windowMs, s.bucketMs, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs)
-            : client.llmrlAcquire(window, ring, c.opId, s.windowMs, BUCKETS, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs),
+            : client.llmrlAcquire(window, ring, c.opId, s.windowMs, BUCKETS, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs, s.paceMs),
         );
         return {
           status: r[0] as AcquireReply['status'],
@@ -67,7 +67,7 @@ export class RedisStore implements LimiterStore {
           return { status: r[0] as AdjustReply['status'], applied: r[0] === 'ok' ? c.delta : { tokens: 0, inputTokens: 0, outputTokens: 0 } };
         }
         const r = await run('adjust', (client) =>
-          client.llmrlAdjust(window, ring, c.opId, c.adjustKey, c.bucket, ...delta, s.windowMs, BUCKETS, ...ringArgs),
+          client.llmrlAdjust(window, ring, c.opId, c.adjustKey, c.bucket, ...delta, s.windowMs, BUCKETS, ...ringArgs, s.paceMs, ...limitsOf(s)),
         );
         return {
           status: r[0] as AdjustReply['status'],
@@ -80,7 +80,7 @@ export class RedisStore implements LimiterStore {
         const r = await run('release', (client) =>
           s.algorithm === 'token-bucket'
             ? client.llmrlTbSettle(bucket, ring, c.opId, c.mode, '', ...charged.map((x) => -x), ...limitsOf(s), s.windowMs, ...ringArgs)
-            : client.llmrlRelease(window, ring, c.opId, c.mode, c.bucket, ...charged, s.windowMs, BUCKETS, ...ringArgs),
+            : client.llmrlRelease(window, ring, c.opId, c.mode, c.bucket, ...charged, s.windowMs, BUCKETS, ...ringArgs, s.paceMs, ...limitsOf(s)),
         );
         return { status: r[0] as ReleaseReply['status'] };
       },
