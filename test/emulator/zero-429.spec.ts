@@ -19,8 +19,9 @@ import { estimateTokens, seededRandom } from './tokens.js';
  * the window is paced by `quantumSeconds`.
  *
  * Bedrock is not here: a call settles at up to 4.5 x its reservation when it completes at the
- * provider, and the limiter learns it from adjust a few ms later; with calls this short, one such
- * call now and then meets a full window (see docs/providers.md). The benchmark covers it.
+ * provider, and the limiter learns it from adjust after the response, when later calls already
+ * have their slots; in the first window, filled from empty, one of them now and then meets a
+ * full window at the provider (see docs/providers.md). The benchmark covers Bedrock.
  */
 const WINDOW_MS = 2000;
 const RUN_MS = 2 * WINDOW_MS;
