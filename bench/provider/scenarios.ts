@@ -130,7 +130,10 @@ export function scenarios(settings: BenchSettings): Scenario[] {
       emulator: { ...common, policy: { kind: 'openai', windowMs: w, rpm, tpm: openai.tokens } },
       limits: openai,
       moduleVariants: [
-        { label: `provider: 'openai', deliveryMarginMs: ${deliveryMarginMs}`, config: { provider: 'openai', rpm, tpm: openai.tokens, windowSeconds, deliveryMarginMs } },
+        {
+          label: `provider: 'openai', quantumSeconds: ${quantumSeconds}, deliveryMarginMs: ${deliveryMarginMs}`,
+          config: { provider: 'openai', rpm, tpm: openai.tokens, windowSeconds, quantumSeconds, deliveryMarginMs },
+        },
       ],
       alternativesRefill: 'fixed-window',
       settles: false,

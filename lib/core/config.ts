@@ -48,8 +48,8 @@ export interface RateLimitConfig {
    * Sliding window only: the provider also enforces every limit over intervals this long, at
    * limit x quantumSeconds / windowSeconds each (OpenAI: "60,000 per minute may be enforced as
    * 1,000 per second"). Admissions are then paced by a token bucket of that size, refilled at
-   * limit / window, on top of the window: both hold at once. Default 1 for `provider: 'openai'`
-   * (no more than the window), off otherwise.
+   * limit / window, on top of the window: both hold at once. Off by default: no provider states
+   * its quantum today, and a quantum's share of a small limit may hold less than one call.
    */
   quantumSeconds?: number;
   /**
@@ -192,8 +192,6 @@ export function resolveConfig(config: RateLimitConfig, where = ''): ResolvedConf
         `${where}quantumSeconds must be a number of seconds from 0.001 to windowSeconds (${windowMs / 1000}) in whole milliseconds, got ${describe(q)}`,
       );
     }
-  } else if (algorithm === 'sliding-window' && profile.defaultQuantumMs > 0) {
-    quantumMs = Math.min(profile.defaultQuantumMs, windowMs);
   }
   // The margin comes out of the smallest span it applies to: the bucket, the quantum, the window.
   const marginRoom = algorithm === 'token-bucket' ? bucketMs : quantumMs || windowMs;

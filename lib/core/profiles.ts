@@ -21,8 +21,6 @@ export interface ProviderProfile {
   readonly chargesFailedCalls: boolean;
   readonly defaultBurndownRate: number;
   readonly defaultAlgorithm: 'sliding-window' | 'token-bucket';
-  /** Sliding window: the provider's enforcement quantum assumed when none is configured (0 = none). */
-  readonly defaultQuantumMs: number;
   /** Delivery margin assumed when none is configured (see `RateLimitConfig.deliveryMarginMs`). */
   readonly defaultDeliveryMarginMs: number;
 }
@@ -40,7 +38,6 @@ const SETTLES_ON_USAGE: ProviderProfile = Object.freeze({
   chargesFailedCalls: false,
   defaultBurndownRate: 1,
   defaultAlgorithm: 'sliding-window',
-  defaultQuantumMs: 0,
   defaultDeliveryMarginMs: DELIVERY_MARGIN_MS,
 });
 
@@ -48,7 +45,7 @@ export const PROFILES: Readonly<Record<Provider, ProviderProfile>> = Object.free
   // The seed's behaviour: charge what you say, refund and charge on adjust, no margin.
   custom: { ...SETTLES_ON_USAGE, defaultDeliveryMarginMs: 0 },
   // Admission counts the prompt estimate plus max_tokens and stays counted: no refunds, and
-  // failed requests count too. Per-minute limits may be enforced per second.
+  // failed requests count too.
   openai: {
     admitCacheRead: true,
     admitCacheWrite: true,
@@ -58,7 +55,6 @@ export const PROFILES: Readonly<Record<Provider, ProviderProfile>> = Object.free
     chargesFailedCalls: true,
     defaultBurndownRate: 1,
     defaultAlgorithm: 'sliding-window',
-    defaultQuantumMs: 1000,
     defaultDeliveryMarginMs: DELIVERY_MARGIN_MS,
   },
   // A continuously refilled bucket; input counts uncached input and cache writes, not cache
@@ -72,8 +68,7 @@ export const PROFILES: Readonly<Record<Provider, ProviderProfile>> = Object.free
     chargesFailedCalls: false,
     defaultBurndownRate: 1,
     defaultAlgorithm: 'token-bucket',
-    defaultQuantumMs: 0,
-    defaultDeliveryMarginMs: DELIVERY_MARGIN_MS,
+      defaultDeliveryMarginMs: DELIVERY_MARGIN_MS,
   },
   // Reserves input + cache + max_tokens at weight 1, settles input + cache writes + burndown x output.
   bedrock: {
@@ -85,8 +80,7 @@ export const PROFILES: Readonly<Record<Provider, ProviderProfile>> = Object.free
     chargesFailedCalls: false,
     defaultBurndownRate: 5,
     defaultAlgorithm: 'sliding-window',
-    defaultQuantumMs: 0,
-    defaultDeliveryMarginMs: DELIVERY_MARGIN_MS,
+      defaultDeliveryMarginMs: DELIVERY_MARGIN_MS,
   },
   // Separate input and output quotas settled on real usage: the seed's rules.
   vertex: SETTLES_ON_USAGE,

@@ -40,14 +40,13 @@ describe.each(BACKENDS)('quantumSeconds and deliveryMarginMs on the %s store', (
       await expect(limiter.acquire({ inputTokens: 0, outputTokens: 100 }, { maxWaitMs: 0 })).resolves.toMatchObject({ waitTime: 0 });
     });
 
-    it("paces provider: 'openai' by a 1 s quantum unless told otherwise", async () => {
-      // 60 per minute by quantum of 1 s: one request per second; 'custom' admits both at once
-      const openai = backend.limiter('gpt', { provider: 'openai', rpm: 60 });
-      await openai.acquire({ inputTokens: 1, outputTokens: 1 });
-      await expect(openai.acquire({ inputTokens: 1, outputTokens: 1 }, { maxWaitMs: 900 })).rejects.toThrow(AcquireTimeoutError);
-      const unpaced = backend.limiter('gpt', { provider: 'openai', rpm: 60, quantumSeconds: 60 });
-      const custom = backend.limiter('gpt', { rpm: 60 });
-      for (const limiter of [unpaced, custom]) {
+    it('paces only when a quantum is set, whatever the provider profile', async () => {
+      // 60 per minute by a quantum of 1 s: one request per second; without a quantum, both at once
+      const paced = backend.limiter('gpt', { provider: 'openai', rpm: 60, quantumSeconds: 1 });
+      await paced.acquire({ inputTokens: 1, outputTokens: 1 });
+      await expect(paced.acquire({ inputTokens: 1, outputTokens: 1 }, { maxWaitMs: 900 })).rejects.toThrow(AcquireTimeoutError);
+      for (const provider of ['openai', 'vertex', 'bedrock', 'custom'] as const) {
+        const limiter = backend.limiter('gpt', { provider, rpm: 60 });
         await limiter.acquire({ inputTokens: 1, outputTokens: 1 });
         await expect(limiter.acquire({ inputTokens: 1, outputTokens: 1 }, { maxWaitMs: 0 })).resolves.toMatchObject({ waitTime: 0 });
       }

@@ -21,7 +21,7 @@ describe.each(BACKENDS)('provider profiles on the %s store', (_name, make) => {
     });
 
     it('keeps the charge of a call that failed at the provider, and frees one that never got there', async () => {
-      const limiter = backend.limiter('gpt-4o', { provider: 'openai', tpm: 100_000, rpm: 600 });
+      const limiter = backend.limiter('gpt-4o', { provider: 'openai', tpm: 100_000, rpm: 10 });
       const failed = await limiter.acquire({ inputTokens: 100, outputTokens: 100 });
       const unsent = await limiter.acquire({ inputTokens: 100, outputTokens: 100 });
       await limiter.release(failed.recordId, { reachedProvider: true });

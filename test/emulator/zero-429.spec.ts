@@ -65,11 +65,11 @@ const cases: Case[] = [
     maxShare: 1.0001,
   },
   {
-    name: "OpenAI, provider: 'openai'",
+    name: "OpenAI, provider: 'openai' paced by a quantum",
     protocol: 'openai',
     policy: { kind: 'openai', windowMs: WINDOW_MS, rpm: limits.requests, tpm: limits.tokens },
     limits: { requests: limits.requests, tokens: limits.tokens },
-    config: { provider: 'openai', rpm: limits.requests, tpm: limits.tokens, windowSeconds, deliveryMarginMs },
+    config: { provider: 'openai', rpm: limits.requests, tpm: limits.tokens, windowSeconds, quantumSeconds, deliveryMarginMs },
     request,
     usage: (u) => ({ actualInput: u.input + u.cacheRead, actualOutput: u.output }),
     maxShare: 1.0001,
