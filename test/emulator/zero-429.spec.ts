@@ -53,6 +53,20 @@ const splitUsage = (u: Usage3): ActualUsage => ({ actualInput: u.input, actualOu
 const promptUsage = (u: Usage3): ActualUsage => ({ actualInput: u.input + u.cacheRead + u.cacheWrite, actualOutput: u.output });
 const request = (input: number, maxTokens: number): TokenRequest => ({ inputTokens: input, outputTokens: maxTokens });
 
+/** The same client against OpenAI's rules, with or without the provider enforcing a quantum. */
+function openAiCase(name: string, quantum: { quantumMs?: number; quantumKind?: 'bucket' }): Case {
+  return {
+    name,
+    protocol: 'openai',
+    policy: { kind: 'openai', windowMs: WINDOW_MS, rpm: limits.requests, tpm: limits.tokens, ...quantum },
+    limits: { requests: limits.requests, tokens: limits.tokens },
+    config: { provider: 'openai', rpm: limits.requests, tpm: limits.tokens, windowSeconds, quantumSeconds, deliveryMarginMs },
+    request,
+    usage: (u) => ({ actualInput: u.input + u.cacheRead, actualOutput: u.output }),
+    maxShare: 1.0001,
+  };
+}
+
 const cases: Case[] = [
   {
     name: "strict sliding window, split quotas, provider: 'vertex' paced by a quantum",
@@ -64,26 +78,8 @@ const cases: Case[] = [
     usage: promptUsage,
     maxShare: 1.0001,
   },
-  {
-    name: "OpenAI, provider: 'openai' paced by a quantum",
-    protocol: 'openai',
-    policy: { kind: 'openai', windowMs: WINDOW_MS, rpm: limits.requests, tpm: limits.tokens },
-    limits: { requests: limits.requests, tokens: limits.tokens },
-    config: { provider: 'openai', rpm: limits.requests, tpm: limits.tokens, windowSeconds, quantumSeconds, deliveryMarginMs },
-    request,
-    usage: (u) => ({ actualInput: u.input + u.cacheRead, actualOutput: u.output }),
-    maxShare: 1.0001,
-  },
-  {
-    name: "OpenAI enforcing a quantum as a token bucket, provider: 'openai' with that quantum",
-    protocol: 'openai',
-    policy: { kind: 'openai', windowMs: WINDOW_MS, rpm: limits.requests, tpm: limits.tokens, quantumMs: QUANTUM_MS, quantumKind: 'bucket' },
-    limits: { requests: limits.requests, tokens: limits.tokens },
-    config: { provider: 'openai', rpm: limits.requests, tpm: limits.tokens, windowSeconds, quantumSeconds, deliveryMarginMs },
-    request,
-    usage: (u) => ({ actualInput: u.input + u.cacheRead, actualOutput: u.output }),
-    maxShare: 1.0001,
-  },
+  openAiCase("OpenAI, provider: 'openai' paced by a quantum", {}),
+  openAiCase("OpenAI enforcing a quantum as a token bucket, provider: 'openai' with that quantum", { quantumMs: QUANTUM_MS, quantumKind: 'bucket' }),
   {
     name: "Anthropic token buckets, provider: 'anthropic'",
     protocol: 'anthropic',
