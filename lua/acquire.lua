@@ -14,7 +14,10 @@
   ARGV[6]  limit: requests (0 = off)
   ARGV[7]  ops ring horizon, ms
   ARGV[8]  ops ring capacity
-  ARGV[9]  number of requests in the batch (N)
+  ARGV[9]  pacing bucket, ms of refill at limit / window (0 = no pacing): every admission must
+           also fit a token bucket per limited figure of that size, so the window's quota is
+           spread over it (providers that enforce per-minute limits per second)
+  ARGV[10] number of requests in the batch (N)
   then per request, 5 arguments:
     op id (client generated, distinct within a batch; a repeated id is counted once), cost in
     combined tokens, input tokens and output tokens (each request also counts 1 against the
@@ -32,6 +35,7 @@
   one hash with HMGET, the slow path at most B + 1 bucket fields.
 ]]
 --- @include "common"
+--- @include "bucket"
 
 local window, ring = KEYS[1], KEYS[2]
 local W = tonumber(ARGV[1])
@@ -39,13 +43,15 @@ local B = tonumber(ARGV[2])
 local limit = { tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]) }
 local horizon = tonumber(ARGV[7])
 local capacity = tonumber(ARGV[8])
-local count = tonumber(ARGV[9])
-local FIRST, PER = 10, 5
+local pace_ms = tonumber(ARGV[9])
+local count = tonumber(ARGV[10])
+local FIRST, PER = 11, 5
 
 local now = now_ms()
 local n = bucket_of(now, W, B)
 
-local state = redis.call('HMGET', window, 'base', 'tail', 'st', 'si', 'so', 'sr', 'exp', fmt(chunk_of(n)), 'p', 'f', 'fa', 'fc')
+local state = redis.call('HMGET', window, 'base', 'tail', 'st', 'si', 'so', 'sr', 'exp', fmt(chunk_of(n)), 'p', 'f', 'fa', 'fc',
+  'qt', 'qi', 'qo', 'qr')
 local pause = tonumber(state[9]) or 0
 limit = scale_limits(limit, limit_factor(state[10], state[11], now, W))
 local oldest = n - B
@@ -101,6 +107,15 @@ buckets.seed(chunk_of(n), state[8])
 local max = math.max
 local lt, li, lo, lr = limit[1], limit[2], limit[3], limit[4]
 
+-- Pacing: per limited figure, the GCRA arrival time (us) of a bucket holding pace_ms of refill,
+-- in the 'q*' fields. The earliest time every figure's bucket has room acts as a pause for that
+-- request: nothing is placed before it, and the window's test only gets easier from there on.
+local paced = pace_ms > 0
+local tau = pace_ms * 1000
+local us = now * 1000
+local q = { tonumber(state[13]) or 0, tonumber(state[14]) or 0, tonumber(state[15]) or 0, tonumber(state[16]) or 0 }
+local limits = { lt, li, lo, lr }
+
 local ids = {}
 for k = 1, count do
   ids[k] = ARGV[FIRST + (k - 1) * PER]
@@ -128,7 +143,21 @@ for k = 1, count do
     local ct, ci, co = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
     local max_wait = tonumber(ARGV[at + 4])
     local j, slot, position
-    if tail <= n and pause <= now
+    local held = pause
+    local inc
+    if paced then
+      inc = { 0, 0, 0, 0 }
+      local start = us
+      local amounts = { ct, ci, co, 1 }
+      for d = 1, 4 do
+        if limits[d] > 0 then
+          inc[d] = refill_us(amounts[d], limits[d], W)
+          start = max(start, max(q[d], us) + inc[d] - max(tau, inc[d]))
+        end
+      end
+      held = max(pause, math.ceil(start / 1000))
+    end
+    if tail <= n and held <= now
       and (lt == 0 or sums[1] + ct <= lt) and (li == 0 or sums[2] + ci <= li)
       and (lo == 0 or sums[3] + co <= lo) and (lr == 0 or sums[4] + 1 <= lr) then
       -- Nothing is queued ahead and the sums are exactly the window ending now.
@@ -137,7 +166,7 @@ for k = 1, count do
       -- Start at the queue's tail and slide the window forward, dropping its oldest bucket each
       -- step, until the request fits. Buckets after the tail are empty, so B + 1 steps suffice.
       -- While paused, nothing is placed before the pause ends.
-      local first = max(n, tail, bucket_of(pause, W, B))
+      local first = max(n, tail, bucket_of(held, W, B))
       buckets.load(first - B, first)
       local ut, ui, uo, ur = 0, 0, 0, 0
       for x = first - B, first do
@@ -155,7 +184,7 @@ for k = 1, count do
         step = step + 1
       end
       j = first + step
-      slot = max(now, pause, bucket_start(j, W, B))
+      slot = max(now, held, bucket_start(j, W, B))
       if max_wait >= 0 and slot - now > max_wait then
         reply[r + 1], reply[r + 2], reply[r + 3], reply[r + 4] = 'wait', slot, 0, j
         r = r + 4
@@ -169,6 +198,14 @@ for k = 1, count do
     end
     if slot then
       buckets.add(j, ct, ci, co, 1)
+      if paced then
+        -- The bucket is drawn at the slot, not now: slots pushed later by the window still pace.
+        for d = 1, 4 do
+          if limits[d] > 0 then
+            q[d] = max(q[d], slot * 1000) + inc[d]
+          end
+        end
+      end
       sums[1], sums[2], sums[3], sums[4] = sums[1] + ct, sums[2] + ci, sums[3] + co, sums[4] + 1
       if j > tail then
         tail = j
@@ -198,6 +235,14 @@ if #added > 0 or moved then
     'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]), 'sr', fmt(sums[4]),
     'exp', fmt(expire_at),
   }
+  if paced and #added > 0 then
+    for d = 1, 4 do
+      if limits[d] > 0 then
+        fields[#fields + 1] = 'q' .. FIGURES[d]
+        fields[#fields + 1] = fmt(q[d])
+      end
+    end
+  end
   write_window(window, buckets, fields)
   if #added > 0 then
     redis.call('ZADD', ring, unpack(added))

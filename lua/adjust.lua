@@ -14,6 +14,8 @@
   ARGV[8]  number of buckets per window (B)
   ARGV[9]  ops ring horizon, ms
   ARGV[10] ops ring capacity
+  ARGV[11] pacing bucket, ms (0 or absent = none; see acquire.lua): what moved moves it too
+  ARGV[12..15] limits: combined tokens, input, output, requests (0 = off), for the pacing bucket
 
   Returns { status, applied combined, applied input, applied output }, all strings:
     'ok'        applied (a refund never takes a bucket below zero: applied says what moved)
@@ -22,6 +24,7 @@
     'expired'   the bucket has left the window: nothing to adjust
 ]]
 --- @include "common"
+--- @include "bucket"
 
 local window, ring = KEYS[1], KEYS[2]
 local op, key = ARGV[1], ARGV[2]
@@ -60,6 +63,10 @@ for d = 1, 3 do
 end
 buckets.set(j, after[1], after[2], after[3], b[4])
 write_window(window, buckets, { 'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]) })
+if (tonumber(ARGV[11]) or 0) > 0 then
+  pace_move(window, { applied[1], applied[2], applied[3], 0 },
+    { tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]) }, W, now * 1000)
+end
 redis.call('ZADD', ring, now, key)
 ring_trim(ring, capacity)
 keep_alive(window, ring, tonumber(state[5]) or ttl_needed(now, W, horizon))

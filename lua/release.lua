@@ -15,6 +15,8 @@
   ARGV[9]  number of buckets per window (B)
   ARGV[10] ops ring horizon, ms
   ARGV[11] ops ring capacity
+  ARGV[12] pacing bucket, ms (0 or absent = none; see acquire.lua): what is given back refills it
+  ARGV[13..16] limits: combined tokens, input, output, requests (0 = off), for the pacing bucket
 
   Returns { status }:
     'ok'        the charge was taken back
@@ -24,6 +26,7 @@
   Every path but 'dup' leaves a tombstone (the op id scored by minus the release time).
 ]]
 --- @include "common"
+--- @include "bucket"
 
 local window, ring = KEYS[1], KEYS[2]
 local op, mode = ARGV[1], ARGV[2]
@@ -77,6 +80,13 @@ for d = 1, 4 do
 end
 buckets.set(j, after[1], after[2], after[3], after[4])
 write_window(window, buckets, { 'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]), 'sr', fmt(sums[4]) })
+if (tonumber(ARGV[12]) or 0) > 0 then
+  local back = {}
+  for d = 1, 4 do
+    back[d] = after[d] - before[d]
+  end
+  pace_move(window, back, { tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16]) }, W, now * 1000)
+end
 tombstone(expire_at)
 redis.call('PEXPIREAT', window, expire_at)
 return { 'ok' }

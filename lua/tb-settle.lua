@@ -57,14 +57,7 @@ end
 local fields = {}
 for d = 1, 4 do
   if limit[d] > 0 and delta[d] ~= 0 and current[d] then
-    local tat = tonumber(current[d])
-    local change = refill_us(delta[d], limit[d], W)
-    local moved
-    if change > 0 then
-      moved = math.max(tat, us) + change
-    else
-      moved = math.max(tat + change, us)
-    end
+    local moved = move_arrival(tonumber(current[d]), refill_us(delta[d], limit[d], W), us)
     fields[#fields + 1] = FIGURES[d]
     fields[#fields + 1] = fmt(moved)
     expire_at = math.max(expire_at, ttl_needed(math.ceil(moved / 1000), W, horizon))

@@ -1,3 +1,4 @@
+import { resolveConfig } from '../../lib/core/config.js';
 import type { Dimension } from '../../test/emulator/policies/policy.js';
 import type { RunMetrics } from './metrics.js';
 import { type BenchSettings, LIMITER_LABELS, type LimiterKind, type Scenario } from './scenarios.js';
@@ -23,14 +24,17 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const ms = (x: number) => (Number.isFinite(x) ? `${Math.round(x)} ms` : '–');
 
 /**
- * What this module can serve in the long run with a window longer than the provider's: a run of
- * two windows cannot show it, so the report states it (1 when the window is the provider's).
+ * What this module can serve in the long run when it counts each charge longer than the
+ * provider's window (a longer window, or a sliding window's delivery margin) or refills slower:
+ * a run of two windows cannot show it, so the report states it (1 when the spans are equal).
  */
 export function longRunCap(run: RunRecord): number {
   if (run.limiter !== 'module' || !run.variant) return 1;
   const config = run.scenario.moduleVariants.find((v) => v.label === run.variant)?.config;
+  if (!config) return 1;
+  const resolved = resolveConfig(config);
   const providerMs = run.scenario.emulator.policy.windowMs;
-  const ownMs = (config?.windowSeconds ?? providerMs / 1000) * 1000;
+  const ownMs = resolved.windowMs + (resolved.algorithm === 'sliding-window' ? resolved.deliveryMarginMs : 0);
   return Math.min(1, providerMs / ownMs);
 }
 

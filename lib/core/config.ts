@@ -44,6 +44,23 @@ export interface RateLimitConfig {
   algorithm?: Algorithm;
   /** Token bucket only: seconds of refill the bucket holds (default `windowSeconds`). */
   bucketSeconds?: number;
+  /**
+   * Sliding window only: the provider also enforces every limit over intervals this long, at
+   * limit x quantumSeconds / windowSeconds each (OpenAI: "60,000 per minute may be enforced as
+   * 1,000 per second"). Admissions are then paced by a token bucket of that size, refilled at
+   * limit / window, on top of the window: both hold at once. Off by default: no provider states
+   * its quantum today, and a quantum's share of a small limit may hold less than one call.
+   */
+  quantumSeconds?: number;
+  /**
+   * Milliseconds a call may take from its slot to the provider (whole ms, default 100 for the
+   * provider profiles, at most 5% of the window and half the bucket or quantum; 0 for
+   * `'custom'`). The provider dates a call when it arrives: a sliding window keeps each charge
+   * counted this much longer than the window, and a token bucket (or the quantum's pacing
+   * bucket) keeps this much refill as headroom, so calls arriving late never meet the next
+   * window's, or a fuller bucket, at the provider.
+   */
+  deliveryMarginMs?: number;
 }
 
 /** Limits as the store applies them: whole numbers, burst applied, 0 = off. */
@@ -67,6 +84,9 @@ export interface ResolvedConfig {
   readonly algorithm: Algorithm;
   /** Token bucket capacity in ms of refill (equals windowMs for the sliding window). */
   readonly bucketMs: number;
+  /** Sliding window: length of the provider's enforcement quantum in ms (0 = none). */
+  readonly quantumMs: number;
+  readonly deliveryMarginMs: number;
 }
 
 /** Largest limit accepted: sums of a window stay exact in Redis's Lua doubles. */
@@ -81,6 +101,8 @@ const KNOWN_FIELDS = new Set<string>([
   'provider',
   'algorithm',
   'bucketSeconds',
+  'quantumSeconds',
+  'deliveryMarginMs',
 ]);
 
 function describe(value: unknown): string {
@@ -156,6 +178,38 @@ export function resolveConfig(config: RateLimitConfig, where = ''): ResolvedConf
       throw new RateLimitConfigError(`${where}bucketSeconds must be a number from 0.001 to windowSeconds (${windowMs / 1000}), got ${describe(b)}`);
     }
   }
+  let quantumMs = 0;
+  if (config.quantumSeconds !== undefined) {
+    const q = config.quantumSeconds;
+    quantumMs = typeof q === 'number' ? Math.round(q * 1000) : NaN;
+    if (algorithm !== 'sliding-window') {
+      throw new RateLimitConfigError(
+        `${where}quantumSeconds applies to algorithm 'sliding-window' only; a token bucket is paced by bucketSeconds, so set that instead`,
+      );
+    }
+    if (typeof q !== 'number' || !Number.isFinite(q) || quantumMs < 1 || quantumMs > windowMs || Math.abs(quantumMs - q * 1000) > 1e-6) {
+      throw new RateLimitConfigError(
+        `${where}quantumSeconds must be a number of seconds from 0.001 to windowSeconds (${windowMs / 1000}) in whole milliseconds, got ${describe(q)}`,
+      );
+    }
+  }
+  // The margin comes out of the smallest span it applies to: the bucket, the quantum, the window.
+  const marginRoom = algorithm === 'token-bucket' ? bucketMs : quantumMs || windowMs;
+  let deliveryMarginMs: number;
+  if (config.deliveryMarginMs !== undefined) {
+    deliveryMarginMs = config.deliveryMarginMs;
+    const room = algorithm === 'token-bucket' ? 'bucketSeconds' : quantumMs ? 'quantumSeconds' : 'windowSeconds';
+    if (typeof deliveryMarginMs !== 'number' || !Number.isInteger(deliveryMarginMs) || deliveryMarginMs < 0 || deliveryMarginMs >= marginRoom) {
+      throw new RateLimitConfigError(
+        `${where}deliveryMarginMs must be a whole number of ms from 0 to less than ${room} (${marginRoom} ms), got ${describe(deliveryMarginMs)}; measure how late calls reach the provider and leave that`,
+      );
+    }
+  } else {
+    deliveryMarginMs =
+      profile.defaultDeliveryMarginMs > 0
+        ? Math.min(profile.defaultDeliveryMarginMs, Math.floor(windowMs * 0.05), Math.floor(marginRoom / 2))
+        : 0;
+  }
   const burndownRate = config.burndownRate ?? profile.defaultBurndownRate;
   if (typeof burndownRate !== 'number' || !Number.isFinite(burndownRate) || burndownRate < 0 || burndownRate > 1000) {
     throw new RateLimitConfigError(`${where}burndownRate must be a number from 0 to 1000, got ${describe(burndownRate)}`);
@@ -170,6 +224,8 @@ export function resolveConfig(config: RateLimitConfig, where = ''): ResolvedConf
     profile,
     algorithm,
     bucketMs,
+    quantumMs,
+    deliveryMarginMs,
     limits: { tokens: burst(tpm), inputTokens: burst(inputTpm), outputTokens: burst(outputTpm), requests: burst(rpm) },
   };
 }

@@ -21,7 +21,12 @@ export interface ProviderProfile {
   readonly chargesFailedCalls: boolean;
   readonly defaultBurndownRate: number;
   readonly defaultAlgorithm: 'sliding-window' | 'token-bucket';
+  /** Delivery margin assumed when none is configured (see `RateLimitConfig.deliveryMarginMs`). */
+  readonly defaultDeliveryMarginMs: number;
 }
+
+/** How late a call may reach a real provider after its slot, when the config does not say. */
+const DELIVERY_MARGIN_MS = 100;
 
 /** Charge what acquire is told; adjust refunds and charges to real usage. */
 const SETTLES_ON_USAGE: ProviderProfile = Object.freeze({
@@ -33,11 +38,12 @@ const SETTLES_ON_USAGE: ProviderProfile = Object.freeze({
   chargesFailedCalls: false,
   defaultBurndownRate: 1,
   defaultAlgorithm: 'sliding-window',
+  defaultDeliveryMarginMs: DELIVERY_MARGIN_MS,
 });
 
 export const PROFILES: Readonly<Record<Provider, ProviderProfile>> = Object.freeze({
-  // The seed's behaviour: charge what you say, refund and charge on adjust.
-  custom: SETTLES_ON_USAGE,
+  // The seed's behaviour: charge what you say, refund and charge on adjust, no margin.
+  custom: { ...SETTLES_ON_USAGE, defaultDeliveryMarginMs: 0 },
   // Admission counts the prompt estimate plus max_tokens and stays counted: no refunds, and
   // failed requests count too.
   openai: {
@@ -49,6 +55,7 @@ export const PROFILES: Readonly<Record<Provider, ProviderProfile>> = Object.free
     chargesFailedCalls: true,
     defaultBurndownRate: 1,
     defaultAlgorithm: 'sliding-window',
+    defaultDeliveryMarginMs: DELIVERY_MARGIN_MS,
   },
   // A continuously refilled bucket; input counts uncached input and cache writes, not cache
   // reads; output counts as produced.
@@ -61,6 +68,7 @@ export const PROFILES: Readonly<Record<Provider, ProviderProfile>> = Object.free
     chargesFailedCalls: false,
     defaultBurndownRate: 1,
     defaultAlgorithm: 'token-bucket',
+      defaultDeliveryMarginMs: DELIVERY_MARGIN_MS,
   },
   // Reserves input + cache + max_tokens at weight 1, settles input + cache writes + burndown x output.
   bedrock: {
@@ -72,6 +80,7 @@ export const PROFILES: Readonly<Record<Provider, ProviderProfile>> = Object.free
     chargesFailedCalls: false,
     defaultBurndownRate: 5,
     defaultAlgorithm: 'sliding-window',
+      defaultDeliveryMarginMs: DELIVERY_MARGIN_MS,
   },
   // Separate input and output quotas settled on real usage: the seed's rules.
   vertex: SETTLES_ON_USAGE,

@@ -128,6 +128,18 @@ function adjustKeyOf(opId: string, from: Omit<Charge, 'requests'>, to: Omit<Char
   return `a${opId}${hash.toString(36)}`;
 }
 
+/**
+ * What the store enforces for a config. The delivery margin is applied here: a sliding window
+ * counts each charge for window + margin (a call arriving up to margin late at the provider
+ * still falls in the span the limiter counted it in), and a bucket keeps margin ms of refill as
+ * headroom (whatever arrives late finds the provider's bucket no emptier than ours was).
+ */
+function storeSettingsOf(config: ResolvedConfig): ModelSettings {
+  const { windowMs, algorithm, bucketMs, quantumMs, deliveryMarginMs: margin, limits } = config;
+  if (algorithm === 'token-bucket') return { windowMs, algorithm, bucketMs: bucketMs - margin, paceMs: 0, limits };
+  return { windowMs: windowMs + margin, algorithm, bucketMs: windowMs + margin, paceMs: quantumMs ? quantumMs - margin : 0, limits };
+}
+
 const consoleLogger: LimiterLogger = {
   log: (m) => console.log(`[llm-rate-limiter] ${m}`),
   warn: (m) => console.warn(`[llm-rate-limiter] ${m}`),
@@ -171,8 +183,7 @@ export class RateLimiter {
       );
     }
     this.resolved = resolveConfig(config);
-    const { windowMs, algorithm, bucketMs, limits } = this.resolved;
-    this.settings = { windowMs, algorithm, bucketMs, limits };
+    this.settings = storeSettingsOf(this.resolved);
     const failureMode = options.failureMode ?? 'open';
     if (failureMode !== 'open' && failureMode !== 'closed' && failureMode !== 'local') {
       throw new RateLimitConfigError(`failureMode must be 'open', 'closed' or 'local', got ${describe(failureMode)}`);
@@ -474,7 +485,7 @@ export class RateLimiter {
         requests: noise(limits.requests, 1),
       };
       const reported = Object.values(report.remaining).some((v) => v !== undefined);
-      const foreign = reported ? await this.store.reconcile(this.settings, { remaining: report.remaining, tolerance }) : none;
+      const foreign = reported ? await this.store.reconcile(this.settings, { remaining: this.behindProvider(report.remaining), tolerance }) : none;
       this.markUp();
       if (foreign.tokens + foreign.inputTokens + foreign.outputTokens + foreign.requests > 0) {
         this.emit({ type: 'reconciled', model: this.model, foreign });
@@ -486,6 +497,23 @@ export class RateLimiter {
       if (this.failureMode === 'closed') throw error;
       return { foreign: none };
     }
+  }
+
+  /**
+   * A token bucket stays its delivery margin's worth of refill behind the provider's: compare the
+   * provider's remaining figures less that headroom, or every reconcile would spend it.
+   */
+  private behindProvider(remaining: Partial<Charge>): Partial<Charge> {
+    const { algorithm, deliveryMarginMs, windowMs, limits } = this.resolved;
+    if (algorithm !== 'token-bucket' || deliveryMarginMs === 0) return remaining;
+    const less = (left: number | undefined, limit: number) =>
+      left === undefined ? undefined : Math.max(0, left - Math.ceil((limit * deliveryMarginMs) / windowMs));
+    return {
+      tokens: less(remaining.tokens, limits.tokens),
+      inputTokens: less(remaining.inputTokens, limits.inputTokens),
+      outputTokens: less(remaining.outputTokens, limits.outputTokens),
+      requests: less(remaining.requests, limits.requests),
+    };
   }
 
   /** Round-trip time to the store, ms (0 for memory); rejects when it cannot be reached. */

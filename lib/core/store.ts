@@ -26,10 +26,16 @@ export interface Charge {
 
 /** What a store needs to know of a limiter's config on every call. */
 export interface ModelSettings {
+  /** How long a charge counts (sliding window) or a limit takes to refill (token bucket), ms. */
   readonly windowMs: number;
   readonly algorithm: Algorithm;
   /** Token bucket size, ms of refill. */
   readonly bucketMs: number;
+  /**
+   * Sliding window only: size of a pacing bucket, ms of refill at limit / windowMs, that every
+   * admission must also fit (0 = none). Kept in the window hash as the 'q*' fields.
+   */
+  readonly paceMs: number;
   readonly limits: EffectiveLimits;
 }
 

@@ -31,6 +31,8 @@ class ModelState {
   factor?: { value: number; at: number; cutAt: number };
   /** Token bucket: per figure, the epoch us at which its bucket would be full again. */
   readonly arrival: (number | undefined)[] = [undefined, undefined, undefined, undefined];
+  /** Sliding window's pacing bucket, the same per figure (the 'q*' fields of acquire.lua). */
+  readonly pace: (number | undefined)[] = [undefined, undefined, undefined, undefined];
 
   constructor(private readonly clock: () => number) {}
 
@@ -47,7 +49,20 @@ class ModelState {
     this.advance(n - BUCKETS);
     const cost: Figures = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
     const limit = this.scaledLimits(c.settings, now);
-    const pause = this.pausedUntil;
+    let pause = this.pausedUntil;
+    // Pacing, as acquire.lua: the earliest time every pacing bucket has room acts as a pause.
+    const paced: ([number, number] | undefined)[] = [];
+    if (c.settings.paceMs > 0) {
+      const us = now * 1000;
+      let start = us;
+      for (let d = 0; d < 4; d++) {
+        if (limit[d] === 0) continue;
+        const inc = refillUs(cost[d], limit[d], W);
+        paced[d] = [this.pace[d] ?? 0, inc];
+        start = Math.max(start, Math.max(this.pace[d] ?? 0, us) + inc - Math.max(c.settings.paceMs * 1000, inc));
+      }
+      pause = Math.max(pause, Math.ceil(start / 1000));
+    }
     const fits = (used: Figures) => used.every((u, d) => limit[d] === 0 || u + cost[d] <= limit[d]);
 
     let j: number;
@@ -78,6 +93,9 @@ class ModelState {
     this.buckets.set(j, bucket);
     addTo(this.sums, cost, 1);
     this.tail = Math.max(this.tail, j);
+    paced.forEach((p, d) => {
+      if (p) this.pace[d] = Math.max(p[0], slot * 1000) + p[1];
+    });
     this.ring.set(c.opId, slot);
     this.trim(now);
     return { status: 'ok', slotMs: slot, waitMs: slot - now, queuePosition: position, bucket: j, nowMs: now };
@@ -101,6 +119,7 @@ class ModelState {
       this.sums[x] += a;
     });
     this.buckets.set(c.bucket, bucket);
+    this.movePace([applied[0], applied[1], applied[2], 0], c.settings, now);
     this.ring.set(c.adjustKey, now);
     this.trim(now);
     return { status: 'ok', applied: { tokens: applied[0], inputTokens: applied[1], outputTokens: applied[2] } };
@@ -132,11 +151,14 @@ class ModelState {
     const bucket = this.buckets.get(j);
     if (bucket) {
       const charged: Figures = [c.charged.tokens, c.charged.inputTokens, c.charged.outputTokens, c.charged.requests];
+      const back: Figures = [0, 0, 0, 0];
       charged.forEach((amount, x) => {
         const taken = Math.min(bucket[x], amount);
         bucket[x] -= taken;
         this.sums[x] -= taken;
+        back[x] = -taken;
       });
+      this.movePace(back, c.settings, now);
       if (bucket.every((v) => v === 0)) this.buckets.delete(j);
     }
     tombstone();
@@ -285,8 +307,7 @@ class ModelState {
     for (let d = 0; d < 4; d++) {
       const tat = this.arrival[d];
       if (limit[d] === 0 || delta[d] === 0 || tat === undefined) continue;
-      const change = refillUs(delta[d], limit[d], settings.windowMs);
-      this.arrival[d] = change > 0 ? Math.max(tat, us) + change : Math.max(tat + change, us);
+      this.arrival[d] = moveArrival(tat, refillUs(delta[d], limit[d], settings.windowMs), us);
     }
     if (mode === 'adjust') {
       this.ring.set(key, now);
@@ -296,6 +317,17 @@ class ModelState {
     }
     this.trim(now);
     return 'ok';
+  }
+
+  /** As pace_move in lua/includes/bucket.lua: what an adjust or release moved moves the pacing bucket. */
+  private movePace(amounts: Figures, settings: ModelSettings, now: number): void {
+    if (settings.paceMs <= 0) return;
+    const limit = limitsOf(settings);
+    for (let d = 0; d < 4; d++) {
+      const tat = this.pace[d];
+      if (limit[d] === 0 || amounts[d] === 0 || tat === undefined) continue;
+      this.pace[d] = moveArrival(tat, refillUs(amounts[d], limit[d], settings.windowMs), now * 1000);
+    }
   }
 
   private advance(oldest: number): void {
@@ -331,6 +363,11 @@ function limitsOf(settings: ModelSettings): Figures {
 function refillUs(amount: number, limit: number, windowMs: number): number {
   const us = (amount * windowMs * 1000) / limit;
   return us >= 0 ? Math.ceil(us) : -Math.floor(-us);
+}
+
+/** An arrival time moved by `change` us of refill, as move_arrival in lua/includes/bucket.lua. */
+function moveArrival(tat: number, change: number, us: number): number {
+  return change > 0 ? Math.max(tat, us) + change : Math.max(tat + change, us);
 }
 
 function bucketOf(ms: number, windowMs: number): number {

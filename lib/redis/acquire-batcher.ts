@@ -18,6 +18,7 @@ function sameSettings(a: ModelSettings, b: ModelSettings): boolean {
   return (
     a.windowMs === b.windowMs &&
     a.algorithm === b.algorithm &&
+    a.paceMs === b.paceMs &&
     x.tokens === y.tokens &&
     x.inputTokens === y.inputTokens &&
     x.outputTokens === y.outputTokens &&

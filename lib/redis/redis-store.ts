@@ -42,7 +42,7 @@ export class RedisStore implements LimiterStore {
     const ringArgs = [RING_HORIZON_MS, RING_CAPACITY];
     const batcher = new AcquireBatcher(async (batch) => {
       const s = batch[0].settings;
-      const args: (string | number)[] = [s.windowMs, BUCKETS, ...limitsOf(s), ...ringArgs, batch.length];
+      const args: (string | number)[] = [s.windowMs, BUCKETS, ...limitsOf(s), ...ringArgs, s.paceMs, batch.length];
       for (const c of batch) args.push(c.opId, c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.maxWaitMs);
       // Numbers come back as integers, statuses as strings.
       const r = (await run('acquire', (client) => client.llmrlAcquire(window, ring, ...args))) as unknown as (string | number)[];
@@ -87,7 +87,7 @@ export class RedisStore implements LimiterStore {
           return { status: r[0] as AdjustReply['status'], applied: r[0] === 'ok' ? c.delta : { tokens: 0, inputTokens: 0, outputTokens: 0 } };
         }
         const r = await run('adjust', (client) =>
-          client.llmrlAdjust(window, ring, c.opId, c.adjustKey, c.bucket, ...delta, s.windowMs, BUCKETS, ...ringArgs),
+          client.llmrlAdjust(window, ring, c.opId, c.adjustKey, c.bucket, ...delta, s.windowMs, BUCKETS, ...ringArgs, s.paceMs, ...limitsOf(s)),
         );
         return {
           status: r[0] as AdjustReply['status'],
@@ -100,7 +100,7 @@ export class RedisStore implements LimiterStore {
         const r = await run('release', (client) =>
           s.algorithm === 'token-bucket'
             ? client.llmrlTbSettle(bucket, ring, c.opId, c.mode, '', ...charged.map((x) => -x), ...limitsOf(s), s.windowMs, ...ringArgs)
-            : client.llmrlRelease(window, ring, c.opId, c.mode, c.bucket, ...charged, s.windowMs, BUCKETS, ...ringArgs),
+            : client.llmrlRelease(window, ring, c.opId, c.mode, c.bucket, ...charged, s.windowMs, BUCKETS, ...ringArgs, s.paceMs, ...limitsOf(s)),
         );
         return { status: r[0] as ReleaseReply['status'] };
       },

@@ -21,3 +21,28 @@ local function refill_us(amount, limit, window_ms)
   end
   return -math.floor(-us)
 end
+
+-- An arrival time moved by `change` us of refill: a charge adds to what is owed from now on, a
+-- refund takes back from it but never fills the bucket beyond full.
+local function move_arrival(tat, change, us)
+  if change > 0 then
+    return math.max(tat, us) + change
+  end
+  return math.max(tat + change, us)
+end
+
+-- The sliding window's pacing bucket (see acquire.lua, ARGV[15]): arrival times in the window
+-- hash's fields 'qt' 'qi' 'qo' 'qr', moved here by signed amounts (adjust and release).
+local function pace_move(window, amounts, limit, window_ms, us)
+  local tat = redis.call('HMGET', window, 'qt', 'qi', 'qo', 'qr')
+  local fields = {}
+  for d = 1, 4 do
+    if limit[d] > 0 and amounts[d] ~= 0 and tat[d] then
+      fields[#fields + 1] = 'q' .. FIGURES[d]
+      fields[#fields + 1] = fmt(move_arrival(tonumber(tat[d]), refill_us(amounts[d], limit[d], window_ms), us))
+    end
+  end
+  if #fields > 0 then
+    redis.call('HSET', window, unpack(fields))
+  end
+end

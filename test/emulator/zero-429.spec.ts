@@ -12,17 +12,26 @@ import { estimateTokens, seededRandom } from './tokens.js';
  * this module with the matching profile, zero 429s and most of the limit served. The full
  * comparison with the alternatives is `npm run bench:provider`.
  *
- * The windows carry a delivery margin: the provider dates a call when it arrives, some ms after
- * the limiter's slot, so a limiter that frees capacity exactly one window after its slots lets
- * the next window's first calls arrive while the previous window's last ones still count.
+ * Every configuration leaves a delivery margin: the provider dates a call when it arrives, some
+ * ms after the limiter's slot, so a limiter that frees capacity exactly one window after its
+ * slots lets the next window's first calls arrive while the previous window's last ones still
+ * count. Where the provider enforces a quantum, or a burst would pile up in-flight reservations,
+ * the window is paced by `quantumSeconds`.
+ *
+ * Bedrock is not here: a call settles at up to 4.5 x its reservation when it completes at the
+ * provider, and the limiter learns it from adjust after the response, when later calls already
+ * have their slots; in the first window, filled from empty, one of them now and then meets a
+ * full window at the provider (see docs/providers.md). The benchmark covers Bedrock.
  */
 const WINDOW_MS = 2000;
 const RUN_MS = 2 * WINDOW_MS;
 const LANES = 24;
+const windowSeconds = WINDOW_MS / 1000;
 // Generous, because Jest runs other suites on the same two cores meanwhile; the benchmark
 // measures what a tighter margin gives.
-const MARGIN = 1.15;
-const windowSeconds = (WINDOW_MS * MARGIN) / 1000;
+const deliveryMarginMs = 300;
+const QUANTUM_MS = WINDOW_MS / 4;
+const quantumSeconds = QUANTUM_MS / 1000;
 
 type Usage3 = Omit<Usage, 'stoppedAtMax'>;
 
@@ -34,46 +43,52 @@ interface Case {
   readonly config: RateLimitConfig;
   readonly request: (input: number, maxTokens: number) => TokenRequest;
   readonly usage: (u: Usage3) => ActualUsage;
+  /** Highest share of a limit one window may hold: a token bucket admits a bucketful on top. */
+  readonly maxShare: number;
 }
 
 const limits = { requests: 1000, tokens: 120_000, inputTokens: 60_000, outputTokens: 30_000 };
 
+const splitUsage = (u: Usage3): ActualUsage => ({ actualInput: u.input, actualOutput: u.output, actualCacheRead: u.cacheRead, actualCacheWrite: u.cacheWrite });
+const promptUsage = (u: Usage3): ActualUsage => ({ actualInput: u.input + u.cacheRead + u.cacheWrite, actualOutput: u.output });
+const request = (input: number, maxTokens: number): TokenRequest => ({ inputTokens: input, outputTokens: maxTokens });
+
+/** The same client against OpenAI's rules, with or without the provider enforcing a quantum. */
+function openAiCase(name: string, quantum: { quantumMs?: number; quantumKind?: 'bucket' }): Case {
+  return {
+    name,
+    protocol: 'openai',
+    policy: { kind: 'openai', windowMs: WINDOW_MS, rpm: limits.requests, tpm: limits.tokens, ...quantum },
+    limits: { requests: limits.requests, tokens: limits.tokens },
+    config: { provider: 'openai', rpm: limits.requests, tpm: limits.tokens, windowSeconds, quantumSeconds, deliveryMarginMs },
+    request,
+    usage: (u) => ({ actualInput: u.input + u.cacheRead, actualOutput: u.output }),
+    maxShare: 1.0001,
+  };
+}
+
 const cases: Case[] = [
   {
-    name: "strict sliding window, split quotas, provider: 'vertex'",
+    name: "strict sliding window, split quotas, provider: 'vertex' paced by a quantum",
     protocol: 'vertex',
     policy: { kind: 'sliding-window', windowMs: WINDOW_MS, rpm: limits.requests, inputTpm: limits.inputTokens, outputTpm: limits.outputTokens },
     limits: { requests: limits.requests, inputTokens: limits.inputTokens, outputTokens: limits.outputTokens },
-    config: { provider: 'vertex', rpm: limits.requests, inputTpm: limits.inputTokens, outputTpm: limits.outputTokens, windowSeconds },
-    request: (input, maxTokens) => ({ inputTokens: input, outputTokens: maxTokens }),
-    usage: (u) => ({ actualInput: u.input + u.cacheRead + u.cacheWrite, actualOutput: u.output }),
+    config: { provider: 'vertex', rpm: limits.requests, inputTpm: limits.inputTokens, outputTpm: limits.outputTokens, windowSeconds, quantumSeconds, deliveryMarginMs },
+    request,
+    usage: promptUsage,
+    maxShare: 1.0001,
   },
-  {
-    name: "OpenAI, provider: 'openai'",
-    protocol: 'openai',
-    policy: { kind: 'openai', windowMs: WINDOW_MS, rpm: limits.requests, tpm: limits.tokens },
-    limits: { requests: limits.requests, tokens: limits.tokens },
-    config: { provider: 'openai', rpm: limits.requests, tpm: limits.tokens, windowSeconds },
-    request: (input, maxTokens) => ({ inputTokens: input, outputTokens: maxTokens }),
-    usage: (u) => ({ actualInput: u.input + u.cacheRead, actualOutput: u.output }),
-  },
+  openAiCase("OpenAI, provider: 'openai' paced by a quantum", {}),
+  openAiCase("OpenAI enforcing a quantum as a token bucket, provider: 'openai' with that quantum", { quantumMs: QUANTUM_MS, quantumKind: 'bucket' }),
   {
     name: "Anthropic token buckets, provider: 'anthropic'",
     protocol: 'anthropic',
     policy: { kind: 'anthropic', windowMs: WINDOW_MS, rpm: limits.requests, inputTpm: limits.inputTokens / 2, outputTpm: limits.outputTokens },
     limits: { requests: limits.requests, inputTokens: limits.inputTokens / 2, outputTokens: limits.outputTokens },
-    // Against a token bucket the margin is on capacity: while the first calls are in transit the
-    // provider's bucket is full and refills nothing, so it starts behind the limiter's.
-    config: {
-      provider: 'anthropic',
-      rpm: limits.requests,
-      inputTpm: limits.inputTokens / 2,
-      outputTpm: limits.outputTokens,
-      windowSeconds: (WINDOW_MS * 1.05) / 1000,
-      bucketSeconds: (WINDOW_MS * 0.85) / 1000,
-    },
-    request: (input, maxTokens) => ({ inputTokens: input, outputTokens: maxTokens }),
-    usage: (u) => ({ actualInput: u.input, actualOutput: u.output, actualCacheRead: u.cacheRead, actualCacheWrite: u.cacheWrite }),
+    config: { provider: 'anthropic', rpm: limits.requests, inputTpm: limits.inputTokens / 2, outputTpm: limits.outputTokens, windowSeconds, deliveryMarginMs },
+    request,
+    usage: splitUsage,
+    maxShare: 2,
   },
 ];
 
@@ -138,6 +153,6 @@ describe.each(cases)('zero 429s against the emulated provider: $name', (c) => {
       .map((call) => `+${call.arrivedAt - startAt} ms ${call.dimension}: ${Math.round(call.used ?? 0)} + ${call.requested} > ${call.limit}`);
     expect({ refused, refusals, servedAtLeast: served > 50 }).toEqual({ refused: 0, refusals: [], servedAtLeast: true });
     expect(binding).toBeGreaterThan(0.75);
-    expect(binding).toBeLessThanOrEqual(1.0001);
+    expect(binding).toBeLessThanOrEqual(c.maxShare);
   });
 });

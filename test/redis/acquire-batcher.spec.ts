@@ -8,6 +8,7 @@ const settings: ModelSettings = {
   windowMs: 60_000,
   algorithm: 'sliding-window',
   bucketMs: 60_000,
+  paceMs: 0,
   limits: { tokens: 1000, inputTokens: 0, outputTokens: 0, requests: 0 },
 };
 const command = (opId: string, s: ModelSettings = settings): AcquireCommand => ({

@@ -17,6 +17,7 @@ const settings = {
   windowMs: 60_000,
   algorithm: 'sliding-window' as const,
   bucketMs: 60_000,
+  paceMs: 0,
   limits: { tokens: 1000, inputTokens: 0, outputTokens: 0, requests: 0 },
 };
 const command = (opId: string, tokens = 100) => ({
