@@ -18,6 +18,8 @@
   ARGV[12] longest acceptable wait, ms (-1 = no bound)
   ARGV[13] ops ring horizon, ms
   ARGV[14] ops ring capacity
+  ARGV[15] learned limits: largest limit factor (0 = the limits are fixed)
+  ARGV[16] learned limits: factor gained per window of pressing demand
 
   Returns { status, slot ms, wait ms, queue position, bucket, server now ms }, all strings:
     'ok'        reserved in that bucket
@@ -41,11 +43,13 @@ local limit = { tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), tonumb
 local max_wait = tonumber(ARGV[12])
 local horizon = tonumber(ARGV[13])
 local capacity = tonumber(ARGV[14])
+local max_factor = tonumber(ARGV[15]) or 0
+local learn_step = tonumber(ARGV[16]) or 0
 
 local now = now_ms()
 local n = bucket_of(now, W, B)
 
-local state = redis.call('HMGET', window, 'base', 'tail', 'st', 'si', 'so', 'sr', 'exp', fmt(n), 'p', 'f', 'fa', 'fc')
+local state = redis.call('HMGET', window, 'base', 'tail', 'st', 'si', 'so', 'sr', 'exp', fmt(n), 'p', 'f', 'fa', 'fc', 'fg')
 local pause = tonumber(state[9]) or 0
 limit = scale_limits(limit, limit_factor(state[10], state[11], now, W))
 local oldest = n - B
@@ -107,7 +111,9 @@ end
 
 local j, slot, position
 local charged = { 0, 0, 0, 0 }
+local pressing = true
 if tail <= n and pause <= now and fits(sums) then
+  pressing = false
   -- Nothing is queued ahead and the sums are exactly the window ending now.
   j, slot, position = n, now, 0
   charged[1], charged[2], charged[3], charged[4] = unpack_bucket(current)
@@ -165,6 +171,9 @@ if redis.call('ZADD', ring, 'NX', slot, op) == 0 then
     return { 'released', '0', '0', '0', '-1', fmt(now) }
   end
   return { 'dup', fmt(s), fmt(math.max(0, s - now)), '0', fmt(bucket_of(s, W, B)), fmt(now) }
+end
+if max_factor > 0 and pause <= now then
+  learn_limits(window, state[10], state[13], now, W, pressing, max_factor, learn_step)
 end
 redis.call('HSET', window, fmt(j), pack_bucket(charged[1], charged[2], charged[3], charged[4]),
   'base', fmt(base), 'tail', fmt(tail),

@@ -171,8 +171,8 @@ export class RateLimiter {
       );
     }
     this.resolved = resolveConfig(config);
-    const { windowMs, algorithm, bucketMs, limits } = this.resolved;
-    this.settings = { windowMs, algorithm, bucketMs, limits };
+    const { windowMs, algorithm, bucketMs, limits, learn } = this.resolved;
+    this.settings = { windowMs, algorithm, bucketMs, limits, ...(learn && { learn }) };
     const failureMode = options.failureMode ?? 'open';
     if (failureMode !== 'open' && failureMode !== 'closed' && failureMode !== 'local') {
       throw new RateLimitConfigError(`failureMode must be 'open', 'closed' or 'local', got ${describe(failureMode)}`);
@@ -406,6 +406,9 @@ export class RateLimiter {
   async getStatus(): Promise<RateLimitStatus> {
     const reply = await this.store.status(this.settings);
     const { limits } = this.resolved;
+    // As scale_limits in lua/includes/common.lua.
+    const inForce = (limit: number) =>
+      reply.limitFactor === 1 || limit === 0 ? limit : Math.max(1, Math.floor(limit * reply.limitFactor));
     return {
       model: this.model,
       windowSeconds: this.resolved.windowMs / 1000,
@@ -420,6 +423,13 @@ export class RateLimiter {
       queueDepth: reply.queueDepth,
       pausedUntil: reply.pausedUntil,
       limitFactor: reply.limitFactor,
+      limitsInForce: {
+        tokens: inForce(limits.tokens),
+        inputTokens: inForce(limits.inputTokens),
+        outputTokens: inForce(limits.outputTokens),
+        requests: inForce(limits.requests),
+      },
+      learning: this.resolved.learn !== undefined,
     };
   }
 
@@ -427,7 +437,8 @@ export class RateLimiter {
    * Tells every process that the provider answered 429 (or is overloaded): admissions of this
    * model pause for `retryAfterMs` (default 1 s), and its limits are cut to 75% (down to 5%),
    * recovering by 10% of the limit per window. 429s within a second of a cut (one burst of
-   * in-flight calls) cut once.
+   * in-flight calls) cut once. With `learnLimits`, the learned limits are cut the same way and
+   * grow again only under pressing demand, from the end of the pause.
    */
   async backOff(options: { retryAfterMs?: number } = {}): Promise<{ pausedUntil: number; limitFactor: number }> {
     const retryAfterMs = options.retryAfterMs ?? 1000;
@@ -627,7 +638,9 @@ export class RateLimiter {
       const l = this.settings.limits;
       const limits = { tokens: share(l.tokens), inputTokens: share(l.inputTokens), outputTokens: share(l.outputTokens), requests: share(l.requests) };
       this.localLimits = [instances, limits];
-      this.local = { store: this.local?.store ?? new MemoryStore().forModel(this.model, 'local'), settings: { ...this.settings, limits } };
+      // Learned limits are not learned further in the fallback: no 429 reaches it.
+      const settings: ModelSettings = { windowMs: this.settings.windowMs, algorithm: this.settings.algorithm, bucketMs: this.settings.bucketMs, limits };
+      this.local = { store: this.local?.store ?? new MemoryStore().forModel(this.model, 'local'), settings };
     }
     return this.local;
   }

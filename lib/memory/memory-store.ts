@@ -26,9 +26,10 @@ class ModelState {
   readonly buckets = new Map<number, Figures>();
   /** Op id -> slot ms (acquire), minus release ms (tombstone) or apply ms (adjust key). */
   readonly ring = new Map<string, number>();
-  /** 429 back-off, as the 'p', 'f', 'fa', 'fc' fields of the scripts. */
+  /** 429 back-off and learned limits, as the 'p', 'f', 'fa' (-1: learned), 'fc', 'fg' fields of the scripts. */
   pausedUntil = 0;
   factor?: { value: number; at: number; cutAt: number };
+  grewAt?: number;
   /** Token bucket: per figure, the epoch us at which its bucket would be full again. */
   readonly arrival: (number | undefined)[] = [undefined, undefined, undefined, undefined];
 
@@ -44,6 +45,9 @@ class ModelState {
       if (seen < 0) return { status: 'released', slotMs: 0, waitMs: 0, queuePosition: 0, bucket: -1, nowMs: now };
       return { status: 'dup', slotMs: seen, waitMs: Math.max(0, seen - now), queuePosition: 0, bucket: bucketOf(seen, W), nowMs: now };
     }
+    // The scripts drop a window hash whose every bucket has expired, and with it when growth of
+    // learned limits was last counted.
+    if (this.base !== undefined && this.base < n - BUCKETS && this.tail < n - BUCKETS) this.grewAt = undefined;
     this.advance(n - BUCKETS);
     const cost: Figures = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
     const limit = this.scaledLimits(c.settings, now);
@@ -53,7 +57,8 @@ class ModelState {
     let j: number;
     let slot: number;
     let position = 0;
-    if (this.tail <= n && pause <= now && fits(this.sums)) {
+    const pressing = !(this.tail <= n && pause <= now && fits(this.sums));
+    if (!pressing) {
       j = n;
       slot = now;
     } else {
@@ -79,8 +84,21 @@ class ModelState {
     addTo(this.sums, cost, 1);
     this.tail = Math.max(this.tail, j);
     this.ring.set(c.opId, slot);
+    if (pause <= now) this.learn(c.settings, now, pressing);
     this.trim(now);
     return { status: 'ok', slotMs: slot, waitMs: slot - now, queuePosition: position, bucket: j, nowMs: now };
+  }
+
+  /** As learn_limits in lua/includes/common.lua. */
+  private learn(settings: ModelSettings, now: number, pressing: boolean): void {
+    const learn = settings.learn;
+    if (!learn) return;
+    if (pressing) {
+      const since = Math.min(settings.windowMs, Math.max(0, now - (this.grewAt ?? now)));
+      const value = Math.min(learn.maxFactor, (this.factor?.value ?? 1) + (learn.increasePerWindow * since) / settings.windowMs);
+      this.factor = { value, at: -1, cutAt: this.factor?.cutAt ?? 0 };
+    }
+    this.grewAt = now;
   }
 
   adjust(c: AdjustCommand): AdjustReply {
@@ -176,7 +194,12 @@ class ModelState {
       value = Math.max(c.floor, value * c.cut);
       cutAt = now;
     }
-    this.factor = { value, at: now, cutAt };
+    if (settings.learn) {
+      this.factor = { value, at: -1, cutAt };
+      this.grewAt = this.pausedUntil;
+    } else {
+      this.factor = { value, at: now, cutAt };
+    }
     return { pausedUntil: this.pausedUntil, limitFactor: value };
   }
 
@@ -219,13 +242,14 @@ class ModelState {
 
   private limitFactor(now: number, windowMs: number): number {
     if (!this.factor) return 1;
+    if (this.factor.at < 0) return this.factor.value;
     return Math.min(1, this.factor.value + (BACKOFF_RECOVERY * (now - this.factor.at)) / windowMs);
   }
 
   private scaledLimits(settings: ModelSettings, now: number): Figures {
     const limit = limitsOf(settings);
     const factor = this.limitFactor(now, settings.windowMs);
-    if (factor >= 1) return limit;
+    if (factor === 1) return limit;
     return limit.map((l) => (l > 0 ? Math.max(1, Math.floor(l * factor)) : 0)) as Figures;
   }
 
@@ -243,7 +267,8 @@ class ModelState {
     const cost: Figures = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
     const tau = bucketMs * 1000;
     const after: (number | undefined)[] = [undefined, undefined, undefined, undefined];
-    let start = Math.max(us, this.pausedUntil * 1000);
+    const pause = this.pausedUntil;
+    let start = Math.max(us, pause * 1000);
     for (let d = 0; d < 4; d++) {
       if (limit[d] === 0) continue;
       const inc = refillUs(cost[d], limit[d], windowMs);
@@ -260,6 +285,7 @@ class ModelState {
       if (tat !== undefined) this.arrival[d] = tat;
     });
     this.ring.set(c.opId, slot);
+    if (pause <= now) this.learn(c.settings, now, slot > now);
     this.trim(now);
     return { status: 'ok', slotMs: slot, waitMs: slot - now, queuePosition: position, bucket: 0, nowMs: now };
   }

@@ -43,10 +43,11 @@ export class RedisStore implements LimiterStore {
       acquire: async (c: AcquireCommand): Promise<AcquireReply> => {
         const cost = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
         const s = c.settings;
+        const learnArgs = s.learn ? [s.learn.maxFactor, s.learn.increasePerWindow] : [0, 0];
         const r = await run('acquire', (client) =>
           s.algorithm === 'token-bucket'
-            ? client.llmrlTbAcquire(bucket, ring, c.opId, s.windowMs, s.bucketMs, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs)
-            : client.llmrlAcquire(window, ring, c.opId, s.windowMs, BUCKETS, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs),
+            ? client.llmrlTbAcquire(bucket, ring, c.opId, s.windowMs, s.bucketMs, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs, ...learnArgs)
+            : client.llmrlAcquire(window, ring, c.opId, s.windowMs, BUCKETS, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs, ...learnArgs),
         );
         return {
           status: r[0] as AcquireReply['status'],
@@ -100,7 +101,7 @@ export class RedisStore implements LimiterStore {
       },
       backOff: async (s: ModelSettings, c: BackOffCommand): Promise<BackOffReply> => {
         const state = s.algorithm === 'token-bucket' ? bucket : window;
-        const r = await run('backoff', (client) => client.llmrlBackoff(state, c.pauseMs, s.windowMs, c.cut, c.floor, c.settleMs));
+        const r = await run('backoff', (client) => client.llmrlBackoff(state, c.pauseMs, s.windowMs, c.cut, c.floor, c.settleMs, s.learn ? 1 : 0));
         return { pausedUntil: num(r[0]), limitFactor: num(r[1]) };
       },
       reconcile: async (s: ModelSettings, c: ReconcileCommand): Promise<Charge> => {
