@@ -92,6 +92,12 @@ const PROBE_INTERVAL_MS = 500;
 /** An instance that has not announced itself for this long no longer counts. */
 const HEARTBEAT_TTL_MS = 15_000;
 
+const NO_CHARGE: Charge = { tokens: 0, inputTokens: 0, outputTokens: 0, requests: 0 };
+
+function addCharges(a: Charge, b: Charge): Charge {
+  return { tokens: a.tokens + b.tokens, inputTokens: a.inputTokens + b.inputTokens, outputTokens: a.outputTokens + b.outputTokens, requests: a.requests + b.requests };
+}
+
 function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
@@ -216,15 +222,22 @@ export class RateLimiter {
     const command = { opId, settings: this.settings, cost, maxWaitMs };
     let reply;
     if (this.outageSince === undefined) {
+      // The first acquire after an outage also charges what this process admitted meanwhile in
+      // its fallback (see markUp); it stays charged when this reservation is adjusted or released.
+      // Taken before the call, so concurrent acquires charge it once.
+      const handback = this.handback;
+      this.handback = undefined;
+      const sent = handback ? { ...command, cost: addCharges(cost, handback) } : command;
       try {
-        reply = await this.store.acquire(command);
+        reply = await this.store.acquire(sent);
         this.markUp();
         this.startHeartbeat();
       } catch (error) {
         if (!(error instanceof RedisUnavailableError)) throw error;
         this.markDown('acquire', error);
         // The command may have run with its reply lost: cancel by id, so it counts at most until then.
-        this.cancelLater(opId, cost);
+        this.cancelLater(opId, sent.cost);
+        this.handback ??= handback;
       }
     }
     let local = false;
@@ -262,6 +275,8 @@ export class RateLimiter {
       opId,
       local,
     });
+    // Remembered from its placement, so a reservation still queued is handed over too.
+    if (this.failureMode === 'local') this.remember(reply.slotMs, cost, local);
     if (reply.waitMs > 0) {
       try {
         // One extra ms: timers may fire a fraction early, and the slot must have started.
@@ -446,8 +461,16 @@ export class RateLimiter {
       throw new RateLimitConfigError(`retryAfterMs must be a non-negative number of ms, got ${describe(retryAfterMs)}`);
     }
     const pauseMs = Math.min(Math.ceil(retryAfterMs), Math.max(this.resolved.windowMs, 60_000));
-    const reply = await this.store.backOff(this.settings, { pauseMs, cut: BACKOFF_CUT, floor: BACKOFF_FLOOR, settleMs: Math.max(1000, pauseMs) });
-    this.markUp();
+    const target = this.feedbackTarget();
+    if (!target) throw this.unavailable();
+    let reply;
+    try {
+      reply = await target.store.backOff(target.settings, { pauseMs, cut: BACKOFF_CUT, floor: BACKOFF_FLOOR, settleMs: Math.max(1000, pauseMs) });
+    } catch (error) {
+      if (error instanceof RedisUnavailableError) this.markDown('observe', error);
+      throw error;
+    }
+    if (!target.local) this.markUp();
     this.logger.warn(
       `${this.model}: the provider answered 429; admissions paused until ${new Date(reply.pausedUntil).toISOString()}, limits at ${Math.round(reply.limitFactor * 100)}%`,
     );
@@ -471,6 +494,13 @@ export class RateLimiter {
     }
     const report = readProviderHeaders(headers);
     const none = { tokens: 0, inputTokens: 0, outputTokens: 0, requests: 0 };
+    // While Redis is known to be down, the failure mode answers at once: 'local' listens with
+    // its in-process share (a provider reporting its window full holds this process back too).
+    const target = this.feedbackTarget();
+    if (!target) {
+      if (this.failureMode === 'closed') throw this.unavailable();
+      return { foreign: none };
+    }
     try {
       let backoff: { pausedUntil: number; limitFactor: number } | undefined;
       if (options.status === 429 || options.status === 529) {
@@ -485,8 +515,8 @@ export class RateLimiter {
         requests: noise(limits.requests, 1),
       };
       const reported = Object.values(report.remaining).some((v) => v !== undefined);
-      const foreign = reported ? await this.store.reconcile(this.settings, { remaining: report.remaining, tolerance }) : none;
-      this.markUp();
+      const foreign = reported ? await target.store.reconcile(target.settings, { remaining: report.remaining, tolerance }) : none;
+      if (!target.local) this.markUp();
       if (foreign.tokens + foreign.inputTokens + foreign.outputTokens + foreign.requests > 0) {
         this.emit({ type: 'reconciled', model: this.model, foreign });
       }
@@ -623,6 +653,15 @@ export class RateLimiter {
     return this.outageSince === undefined ? { store: this.store, settings: this.settings } : undefined;
   }
 
+  /**
+   * Where what the provider says goes: the shared store, or while Redis is known down, this
+   * process's fallback with failureMode 'local' (else nowhere).
+   */
+  private feedbackTarget(): { store: ModelStore; settings: ModelSettings; local: boolean } | undefined {
+    if (this.outageSince === undefined) return { store: this.store, settings: this.settings, local: false };
+    return this.failureMode === 'local' ? { ...this.localFallback(), local: true } : undefined;
+  }
+
   private unavailable(): RedisUnavailableError {
     const since = new Date(this.outageSince ?? Date.now()).toISOString();
     return new RedisUnavailableError(`${this.model}: Redis has been unavailable since ${since}; ${this.outageCause?.message ?? ''}`, {
@@ -640,9 +679,41 @@ export class RateLimiter {
       this.localLimits = [instances, limits];
       // Learned limits are not learned further in the fallback: no 429 reaches it.
       const settings: ModelSettings = { windowMs: this.settings.windowMs, algorithm: this.settings.algorithm, bucketMs: this.settings.bucketMs, limits };
-      this.local = { store: this.local?.store ?? new MemoryStore().forModel(this.model, 'local'), settings };
+      this.local = { store: this.local?.store ?? new MemoryStore(() => this.replayAt ?? Date.now()).forModel(this.model, 'local'), settings };
     }
     return this.local;
+  }
+
+  /** With failureMode 'local': this process's reservations of the last window and queued, by slot. */
+  private readonly recent: { at: number; cost: Charge; local: boolean }[] = [];
+  /** What this process admitted in its fallback during the window before Redis answered again. */
+  private handback?: Charge;
+  /** While admissions are replayed into a fresh fallback: the time its clock reads. */
+  private replayAt?: number;
+
+  private remember(at: number, cost: Charge, local: boolean): void {
+    const now = Date.now();
+    this.recent.push({ at, cost, local });
+    while (this.recent.length > 0 && this.recent[0]!.at <= now - this.resolved.windowMs) this.recent.shift();
+  }
+
+  /**
+   * A fresh fallback that holds this process's own admissions of the last window where they
+   * were made, so the share starts as full as this process had made it on Redis, not empty: an
+   * empty one would let every process send its whole share into a provider window that is
+   * already full.
+   */
+  private startFallback(): void {
+    this.local = undefined;
+    const { store, settings } = this.localFallback();
+    const since = Date.now() - this.resolved.windowMs;
+    const entries = this.recent.filter((e) => e.at > since).sort((a, b) => a.at - b.at);
+    for (const entry of entries) {
+      this.replayAt = entry.at;
+      // The memory store reads its clock synchronously, before this call returns.
+      void store.acquire({ opId: newOpId(), settings, cost: entry.cost, maxWaitMs: -1 });
+    }
+    this.replayAt = undefined;
   }
 
   private localLimits?: [number, ModelSettings['limits']];
@@ -687,6 +758,7 @@ export class RateLimiter {
     this.outageCause = cause;
     if (this.outageSince !== undefined) return;
     this.outageSince = Date.now();
+    if (this.failureMode === 'local') this.startFallback();
     this.startProbe();
     const then = {
       open: 'letting calls through unlimited',
@@ -701,6 +773,12 @@ export class RateLimiter {
     if (this.outageSince === undefined) return;
     const outageMs = Date.now() - this.outageSince;
     this.outageSince = undefined;
+    if (this.failureMode === 'local') {
+      // Redis does not know what the fallback admitted (and may have come back empty).
+      const since = Date.now() - this.resolved.windowMs;
+      const meanwhile = this.recent.filter((e) => e.local && e.at > since).reduce((sum, e) => addCharges(sum, e.cost), NO_CHARGE);
+      this.handback = meanwhile.requests > 0 ? meanwhile : undefined;
+    }
     clearInterval(this.probe);
     this.probe = undefined;
     this.logger.log?.(`${this.model}: Redis answers again after ${outageMs} ms; limiting resumed`);
