@@ -15,6 +15,8 @@ export interface LaneCall {
   readonly degraded: boolean;
   /** Combined tokens reserved. */
   readonly tokens: number;
+  /** Combined tokens once settled: the usage adjusted to, 0 for a refused call. */
+  readonly settledTokens: number;
   readonly status: number;
   /** Set when this call's 429 paused every process: until when (server ms), and for how long. */
   readonly pausedUntil?: number;
@@ -70,6 +72,7 @@ export async function runLane(s: LaneSetup): Promise<void> {
         waitTime: admitted.waitTime,
         degraded: admitted.degraded,
         tokens: inputTokens + maxTokens,
+        settledTokens: 0,
         status: res.status,
       };
       if (res.status === 429) {
@@ -85,14 +88,16 @@ export async function runLane(s: LaneSetup): Promise<void> {
         if (!s.observe && wait !== undefined && !s.signal.aborted) await new Promise((resolve) => setTimeout(resolve, wait));
         continue;
       }
-      s.calls.push(call);
       if (res.status !== 200) {
+        s.calls.push(call);
         s.errors.push(`provider answered ${res.status}`);
         continue;
       }
       if (s.observe) await s.limiter.observe(res.headers, { status: 200 });
       const usage = readUsage(s.protocol, (await res.json()) as Record<string, unknown>);
-      await s.limiter.adjust(admitted.recordId, { actualInput: usage.input + usage.cacheRead + usage.cacheWrite, actualOutput: usage.output });
+      const actualInput = usage.input + usage.cacheRead + usage.cacheWrite;
+      s.calls.push({ ...call, settledTokens: actualInput + usage.output });
+      await s.limiter.adjust(admitted.recordId, { actualInput, actualOutput: usage.output });
     } catch (error) {
       s.errors.push(`call: ${String(error)}`);
     }
