@@ -172,8 +172,8 @@ if redis.call('ZADD', ring, 'NX', slot, op) == 0 then
   end
   return { 'dup', fmt(s), fmt(math.max(0, s - now)), '0', fmt(bucket_of(s, W, B)), fmt(now) }
 end
-if max_factor > 0 and pause <= now then
-  learn_limits(window, state[10], state[13], now, W, pressing, max_factor, learn_step)
+if pressing and max_factor > 0 and pause <= now then
+  learn_limits(window, state[10], state[13], now, W, max_factor, learn_step)
 end
 redis.call('HSET', window, fmt(j), pack_bucket(charged[1], charged[2], charged[3], charged[4]),
   'base', fmt(base), 'tail', fmt(tail),

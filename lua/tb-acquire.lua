@@ -92,9 +92,9 @@ if redis.call('ZADD', ring, 'NX', slot, op) == 0 then
   return { 'dup', fmt(s), fmt(math.max(0, s - now)), '0', '0', fmt(now) }
 end
 redis.call('HSET', state, unpack(fields))
-if max_factor > 0 and paused_until <= now then
-  -- Pressing: the request must wait for refill.
-  learn_limits(state, current[7], current[9], now, W, slot > now, max_factor, learn_step)
+-- Pressing: the request must wait for refill.
+if slot > now and max_factor > 0 and paused_until <= now then
+  learn_limits(state, current[7], current[9], now, W, max_factor, learn_step)
 end
 ring_trim(ring, capacity)
 if expire_at ~= exp then

@@ -93,11 +93,10 @@ class ModelState {
   private learn(settings: ModelSettings, now: number, pressing: boolean): void {
     const learn = settings.learn;
     if (!learn) return;
-    if (pressing) {
-      const since = Math.min(settings.windowMs, Math.max(0, now - (this.grewAt ?? now)));
-      const value = Math.min(learn.maxFactor, (this.factor?.value ?? 1) + (learn.increasePerWindow * since) / settings.windowMs);
-      this.factor = { value, at: -1, cutAt: this.factor?.cutAt ?? 0 };
-    }
+    if (!pressing) return;
+    const since = Math.min(settings.windowMs, Math.max(0, now - (this.grewAt ?? now)));
+    const value = Math.min(learn.maxFactor, (this.factor?.value ?? 1) + (learn.increasePerWindow * since) / settings.windowMs);
+    this.factor = { value, at: -1, cutAt: this.factor?.cutAt ?? 0 };
     this.grewAt = now;
   }
 

@@ -112,16 +112,12 @@ local function scale_limits(limit, factor)
   return scaled
 end
 
--- Learned limits, after an acquire outside a pause: while requests find no room now (pressing),
--- the factor grows by `step` per window of time since 'fg', at most one window's worth at once
--- (pressing seen twice a window apart is not proof of pressing in between), up to `max_factor`.
--- An acquire that finds room restarts the count.
-local function learn_limits(state, f, fg, now, window_ms, pressing, max_factor, step)
-  if pressing then
-    local since = math.min(window_ms, math.max(0, now - (tonumber(fg) or now)))
-    local grown = math.min(max_factor, (tonumber(f) or 1) + step * since / window_ms)
-    redis.call('HSET', state, 'f', tostring(grown), 'fa', '-1', 'fg', fmt(now))
-  else
-    redis.call('HSET', state, 'fg', fmt(now))
-  end
+-- Learned limits, after an acquire outside a pause that found no room now (demand presses
+-- against the limits): the factor grows by `step` per window of time since growth was last
+-- counted ('fg'), at most one window's worth at once, up to `max_factor`. So it grows by `step`
+-- per window in which demand pressed at least once, and not at all while demand stays below.
+local function learn_limits(state, f, fg, now, window_ms, max_factor, step)
+  local since = math.min(window_ms, math.max(0, now - (tonumber(fg) or now)))
+  local grown = math.min(max_factor, (tonumber(f) or 1) + step * since / window_ms)
+  redis.call('HSET', state, 'f', tostring(grown), 'fa', '-1', 'fg', fmt(now))
 end
