@@ -1,7 +1,7 @@
 import type { RateLimiter } from '../../lib/index.js';
 import { buildRequest, readUsage, retryAfterMs, textOfTokens } from './provider-requests.js';
 import type { Protocol } from './protocols.js';
-import { estimateTokens } from './tokens.js';
+import { estimateTokens, seededRandom } from './tokens.js';
 
 /** One call a lane made: what the limiter said, and what the provider answered. */
 export interface LaneCall {
@@ -102,4 +102,24 @@ export async function runLane(s: LaneSetup): Promise<void> {
       s.errors.push(`call: ${String(error)}`);
     }
   }
+}
+
+/**
+ * `lanes` callers on each limiter (limiter i is worker `firstWorker + i`), each with its own
+ * generator drawn from `seed`; resolves when every lane has stopped.
+ */
+export async function runLanes(
+  limiters: readonly RateLimiter[],
+  lanes: number,
+  seed: number,
+  setup: Omit<LaneSetup, 'worker' | 'limiter' | 'random'>,
+  firstWorker = 0,
+): Promise<void> {
+  await Promise.all(
+    limiters.flatMap((limiter, i) =>
+      Array.from({ length: lanes }, (_, lane) =>
+        runLane({ ...setup, worker: firstWorker + i, limiter, random: seededRandom(seed + (firstWorker + i) * 100 + lane) }),
+      ),
+    ),
+  );
 }

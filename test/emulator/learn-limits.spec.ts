@@ -2,9 +2,8 @@ import { randomInt } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { RateLimiter, RedisConnectionManager } from '../../lib/index.js';
 import { redisUrl, uniquePrefix } from '../support/redis.js';
-import { type LaneCall, runLane } from './calling-lane.js';
+import { type LaneCall, runLanes } from './calling-lane.js';
 import { ProviderEmulator } from './provider-emulator.js';
-import { seededRandom } from './tokens.js';
 
 /**
  * Unknown capacity (learnLimits) against an emulated provider that publishes no limit: Vertex-
@@ -47,26 +46,17 @@ describe('learnLimits against a provider with an unpublished limit', () => {
       const errors: string[] = [];
       const seed = randomInt(1, 2 ** 31);
       try {
-        await Promise.all(
-          limiters.flatMap((limiter, worker) =>
-            Array.from({ length: LANES }, (_, lane) =>
-              runLane({
-                worker,
-                limiter,
-                emulatorUrl: emulator.url,
-                protocol: 'vertex',
-                model: 'dsq-model',
-                observe: true,
-                signal,
-                random: seededRandom(seed + worker * 100 + lane),
-                input: [20, 60],
-                maxTokens: [32],
-                calls,
-                errors,
-              }),
-            ),
-          ),
-        );
+        await runLanes(limiters, LANES, seed, {
+          emulatorUrl: emulator.url,
+          protocol: 'vertex',
+          model: 'dsq-model',
+          observe: true,
+          signal,
+          input: [20, 60],
+          maxTokens: [32],
+          calls,
+          errors,
+        });
       } finally {
         clearInterval(sampler);
       }

@@ -3,9 +3,8 @@ import { randomInt } from 'node:crypto';
 import { RateLimiter, RedisConnectionManager } from '../../lib/index.js';
 import { EmulatorWorkers } from '../support/emulator-workers.js';
 import { redisUrl, uniquePrefix } from '../support/redis.js';
-import { type LaneCall, runLane } from './calling-lane.js';
+import { type LaneCall, runLanes } from './calling-lane.js';
 import { ProviderEmulator } from './provider-emulator.js';
-import { seededRandom } from './tokens.js';
 
 /**
  * Listening to the provider against the emulator: quota spent by someone else, and a pause that
@@ -44,26 +43,17 @@ describe('a foreign consumer spends part of the quota', () => {
       const calls: LaneCall[] = [];
       const errors: string[] = [];
       const seed = randomInt(1, 2 ** 31);
-      await Promise.all(
-        limiters.flatMap((limiter, worker) =>
-          Array.from({ length: LANES }, (_, lane) =>
-            runLane({
-              worker,
-              limiter,
-              emulatorUrl: emulator.url,
-              protocol: 'openai',
-              model: 'shared-model',
-              observe,
-              signal,
-              random: seededRandom(seed + worker * 100 + lane),
-              input: [100, 600],
-              maxTokens: [128, 256],
-              calls,
-              errors,
-            }),
-          ),
-        ),
-      );
+      await runLanes(limiters, LANES, seed, {
+        emulatorUrl: emulator.url,
+        protocol: 'openai',
+        model: 'shared-model',
+        observe,
+        signal,
+        input: [100, 600],
+        maxTokens: [128, 256],
+        calls,
+        errors,
+      });
       return { calls, errors, seed, refused: emulator.recorder.count(429), served: emulator.recorder.count(200) };
     } finally {
       await emulator.close();

@@ -5,9 +5,8 @@
 // every call it made to its parent.
 import { setMaxListeners } from 'node:events';
 import { RateLimiter, RedisConnectionManager, type RateLimitConfig, type RateLimiterOptions } from '../../lib/index.js';
-import { type LaneCall, runLane } from '../emulator/calling-lane.js';
+import { type LaneCall, runLanes } from '../emulator/calling-lane.js';
 import type { Protocol } from '../emulator/protocols.js';
-import { seededRandom } from '../emulator/tokens.js';
 
 /** What the parent passes on the command line. */
 export interface EmulatorWorkerSetup {
@@ -58,23 +57,9 @@ process.once('message', (start: EmulatorWorkerStart) => {
   setMaxListeners(setup.lanes + 10, stop);
   const calls: LaneCall[] = [];
   const errors: string[] = [];
-  const lanes = Array.from({ length: setup.lanes }, (_, lane) =>
-    runLane({
-      worker: setup.worker,
-      limiter,
-      emulatorUrl: setup.emulatorUrl,
-      protocol: setup.protocol,
-      model: setup.model,
-      observe: setup.observe,
-      signal: stop,
-      random: seededRandom(setup.seed * 1000 + setup.worker * 100 + lane),
-      input: setup.input,
-      maxTokens: setup.maxTokens,
-      calls,
-      errors,
-    }),
-  );
-  Promise.all(lanes)
+  const { emulatorUrl, protocol, model, observe, input, maxTokens } = setup;
+  const lanes = runLanes([limiter], setup.lanes, setup.seed * 1000, { emulatorUrl, protocol, model, observe, signal: stop, input, maxTokens, calls, errors }, setup.worker);
+  lanes
     .catch((error: unknown) => {
       errors.push(`worker ${setup.worker}: ${String(error)}`);
     })
