@@ -230,6 +230,8 @@ export class RateLimiter {
       const sent = handback ? { ...command, cost: addCharges(cost, handback) } : command;
       try {
         reply = await this.store.acquire(sent);
+        // Charged only by a reservation that was made ('wait' and the rest charge nothing).
+        if (handback && reply.status !== 'ok') this.handback ??= handback;
         this.markUp();
         this.startHeartbeat();
       } catch (error) {
