@@ -164,7 +164,7 @@ class ModelState {
     const now = this.clock();
     const used: Figures = [0, 0, 0, 0];
     if (settings.algorithm === 'token-bucket') {
-      const limit = limitsOf(settings);
+      const limit = this.scaledLimits(settings, now);
       for (let d = 0; d < 4; d++) {
         const tat = this.arrival[d];
         if (limit[d] > 0 && tat !== undefined) used[d] = Math.ceil((Math.max(0, tat - now * 1000) * limit[d]) / (settings.windowMs * 1000));
@@ -306,7 +306,7 @@ class ModelState {
       this.trim(now);
       return 'cancelled';
     }
-    const limit = limitsOf(settings);
+    const limit = this.scaledLimits(settings, now);
     for (let d = 0; d < 4; d++) {
       const tat = this.arrival[d];
       if (limit[d] === 0 || delta[d] === 0 || tat === undefined) continue;

@@ -107,6 +107,16 @@ describe.each(BACKENDS)('learned limits on the %s store', (_name, make) => {
     expect(status.limitsInForce.tokens).toBeLessThan(1000);
   });
 
+  it('counts token-bucket charges and refunds at the rate in force after a cut', async () => {
+    const [a] = pair({ tpm: 1000, algorithm: 'token-bucket' });
+    await a.backOff({ retryAfterMs: 0 });
+    const { recordId } = await a.acquire({ tokens: 600 });
+    // 600 of the 750 in force: the bucket owes 600 tokens' worth of refill at 750 per window.
+    expect((await a.getStatus()).tokensUsed).toBe(600);
+    await a.release(recordId);
+    expect((await a.getStatus()).tokensUsed).toBe(0);
+  });
+
   it('rejects bad learning settings with typed errors that name the field', () => {
     const bad = (learnLimits: unknown) => () => backend.limiter('m', { tpm: 100, rpm: 10, learnLimits } as RateLimitConfig);
     expect(bad('yes')).toThrow(RateLimitConfigError);
