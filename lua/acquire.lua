@@ -17,11 +17,13 @@
   ARGV[9]  pacing bucket, ms of refill at limit / window (0 = no pacing): every admission must
            also fit a token bucket per limited figure of that size, so the window's quota is
            spread over it (providers that enforce per-minute limits per second)
-  ARGV[10] number of requests in the batch (N)
-  then per request, 5 arguments:
+  ARGV[10] learned limits: largest limit factor (0 = the limits are fixed)
+  ARGV[11] learned limits: factor gained per window of pressing demand
+  ARGV[12] number of requests in the batch (N)
+  then per request, 6 arguments:
     op id (client generated, distinct within a batch; a repeated id is counted once), cost in
-    combined tokens, input tokens and output tokens (each request also counts 1 against the
-    request limit), longest acceptable wait in ms (-1 = no bound)
+    combined tokens, input tokens, output tokens and requests, longest acceptable wait in ms
+    (-1 = no bound)
 
   Returns { server now ms, then per request: status, slot ms, queue position, bucket }. Status:
     'ok'        reserved in that bucket
@@ -44,15 +46,18 @@ local limit = { tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumbe
 local horizon = tonumber(ARGV[7])
 local capacity = tonumber(ARGV[8])
 local pace_ms = tonumber(ARGV[9])
-local count = tonumber(ARGV[10])
-local FIRST, PER = 11, 5
+local max_factor = tonumber(ARGV[10])
+local learn_step = tonumber(ARGV[11])
+local count = tonumber(ARGV[12])
+local FIRST, PER = 13, 6
 
 local now = now_ms()
 local n = bucket_of(now, W, B)
 
 local state = redis.call('HMGET', window, 'base', 'tail', 'st', 'si', 'so', 'sr', 'exp', fmt(chunk_of(n)), 'p', 'f', 'fa', 'fc',
-  'qt', 'qi', 'qo', 'qr')
+  'qt', 'qi', 'qo', 'qr', 'fg')
 local pause = tonumber(state[9]) or 0
+local configured = limit
 limit = scale_limits(limit, limit_factor(state[10], state[11], now, W))
 local oldest = n - B
 local base = tonumber(state[1]) or oldest
@@ -72,6 +77,9 @@ if moved then
     state[8] = false
     if state[10] then
       redis.call('HSET', window, 'f', state[10], 'fa', state[11], 'fc', state[12] or state[11])
+      if state[17] then
+        redis.call('HSET', window, 'fg', state[17])
+      end
     end
     if pause > now then
       redis.call('HSET', window, 'p', fmt(pause))
@@ -115,6 +123,7 @@ local tau = pace_ms * 1000
 local us = now * 1000
 local q = { tonumber(state[13]) or 0, tonumber(state[14]) or 0, tonumber(state[15]) or 0, tonumber(state[16]) or 0 }
 local limits = { lt, li, lo, lr }
+local learned = false
 
 local ids = {}
 for k = 1, count do
@@ -140,15 +149,16 @@ for k = 1, count do
     end
     r = r + 4
   else
-    local ct, ci, co = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
-    local max_wait = tonumber(ARGV[at + 4])
+    local ct, ci, co, cr = tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4])
+    local max_wait = tonumber(ARGV[at + 5])
     local j, slot, position
+    local pressing = true
     local held = pause
     local inc
     if paced then
       inc = { 0, 0, 0, 0 }
       local start = us
-      local amounts = { ct, ci, co, 1 }
+      local amounts = { ct, ci, co, cr }
       for d = 1, 4 do
         if limits[d] > 0 then
           inc[d] = refill_us(amounts[d], limits[d], W)
@@ -159,9 +169,10 @@ for k = 1, count do
     end
     if tail <= n and held <= now
       and (lt == 0 or sums[1] + ct <= lt) and (li == 0 or sums[2] + ci <= li)
-      and (lo == 0 or sums[3] + co <= lo) and (lr == 0 or sums[4] + 1 <= lr) then
+      and (lo == 0 or sums[3] + co <= lo) and (lr == 0 or sums[4] + cr <= lr) then
       -- Nothing is queued ahead and the sums are exactly the window ending now.
       j, slot, position = n, now, 0
+      pressing = false
     else
       -- Start at the queue's tail and slide the window forward, dropping its oldest bucket each
       -- step, until the request fits. Buckets after the tail are empty, so B + 1 steps suffice.
@@ -176,7 +187,7 @@ for k = 1, count do
         end
       end
       local step = 0
-      while step <= B and ((lt > 0 and ut + ct > lt) or (li > 0 and ui + ci > li) or (lo > 0 and uo + co > lo) or (lr > 0 and ur + 1 > lr)) do
+      while step <= B and ((lt > 0 and ut + ct > lt) or (li > 0 and ui + ci > li) or (lo > 0 and uo + co > lo) or (lr > 0 and ur + cr > lr)) do
         local out = buckets.get(first - B + step)
         if out then
           ut, ui, uo, ur = ut - out[1], ui - out[2], uo - out[3], ur - out[4]
@@ -197,7 +208,7 @@ for k = 1, count do
       end
     end
     if slot then
-      buckets.add(j, ct, ci, co, 1)
+      buckets.add(j, ct, ci, co, cr)
       if paced then
         -- The bucket is drawn at the slot, not now: slots pushed later by the window still pace.
         for d = 1, 4 do
@@ -206,7 +217,7 @@ for k = 1, count do
           end
         end
       end
-      sums[1], sums[2], sums[3], sums[4] = sums[1] + ct, sums[2] + ci, sums[3] + co, sums[4] + 1
+      sums[1], sums[2], sums[3], sums[4] = sums[1] + ct, sums[2] + ci, sums[3] + co, sums[4] + cr
       if j > tail then
         tail = j
       end
@@ -215,6 +226,15 @@ for k = 1, count do
         if slot > latest then
           latest = slot
         end
+      end
+      if pressing and max_factor > 0 and pause <= now then
+        -- Learned limits: demand presses against them, so they grow (see learned_factor); the
+        -- requests after this one see the grown limits, as they would one by one.
+        local grown = learned_factor(state[10], state[17], now, W, max_factor, learn_step)
+        state[10], state[11], state[17] = tostring(grown), '-1', fmt(now)
+        learned = true
+        limits = scale_limits(configured, grown)
+        lt, li, lo, lr = limits[1], limits[2], limits[3], limits[4]
       end
       added[a + 1], added[a + 2] = slot, ids[k]
       a = a + 2
@@ -235,6 +255,14 @@ if #added > 0 or moved then
     'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]), 'sr', fmt(sums[4]),
     'exp', fmt(expire_at),
   }
+  if learned then
+    fields[#fields + 1] = 'f'
+    fields[#fields + 1] = state[10]
+    fields[#fields + 1] = 'fa'
+    fields[#fields + 1] = '-1'
+    fields[#fields + 1] = 'fg'
+    fields[#fields + 1] = state[17]
+  end
   if paced and #added > 0 then
     for d = 1, 4 do
       if limits[d] > 0 then

@@ -10,6 +10,8 @@
   ARGV[4]  smallest factor
   ARGV[5]  ms after a cut during which further 429s do not cut again (one burst of in-flight
            calls answered 429 together is one signal, not many)
+  ARGV[6]  1 when the limits are learned (the factor then does not recover by time; it grows
+           again under pressing demand from the end of the pause), else 0
 
   Returns { paused until ms, limit factor }, strings.
 ]]
@@ -21,6 +23,7 @@ local W = tonumber(ARGV[2])
 local cut = tonumber(ARGV[3])
 local floor_factor = tonumber(ARGV[4])
 local settle_ms = tonumber(ARGV[5])
+local learned = ARGV[6] == '1'
 
 local now = now_ms()
 local current = redis.call('HMGET', state, 'p', 'f', 'fa', 'fc', 'exp')
@@ -35,7 +38,11 @@ end
 -- The state must outlive the pause and the factor's recovery; the acquire scripts trust 'exp'.
 local recovered_at = now + math.ceil((1 - factor) / RECOVERY * W)
 local expire_at = math.max(tonumber(current[5]) or 0, pause + W, recovered_at + W)
-redis.call('HSET', state, 'p', fmt(pause), 'f', tostring(factor), 'fa', fmt(now), 'fc', fmt(last_cut), 'exp', fmt(expire_at))
+if learned then
+  redis.call('HSET', state, 'p', fmt(pause), 'f', tostring(factor), 'fa', '-1', 'fg', fmt(pause), 'fc', fmt(last_cut), 'exp', fmt(expire_at))
+else
+  redis.call('HSET', state, 'p', fmt(pause), 'f', tostring(factor), 'fa', fmt(now), 'fc', fmt(last_cut), 'exp', fmt(expire_at))
+end
 redis.call('PEXPIREAT', state, expire_at)
 
 return { fmt(pause), tostring(factor) }

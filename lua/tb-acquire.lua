@@ -12,6 +12,8 @@
   ARGV[12] longest acceptable wait, ms (-1 = no bound)
   ARGV[13] ops ring horizon, ms
   ARGV[14] ops ring capacity
+  ARGV[15] learned limits: largest limit factor (0 = the limits are fixed)
+  ARGV[16] learned limits: factor gained per window of pressing demand
 
   Returns { status, slot ms, wait ms, queue position, '0', server now ms } as acquire.lua does.
 
@@ -31,15 +33,18 @@ local limit = { tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), tonumb
 local max_wait = tonumber(ARGV[12])
 local horizon = tonumber(ARGV[13])
 local capacity = tonumber(ARGV[14])
+local max_factor = tonumber(ARGV[15]) or 0
+local learn_step = tonumber(ARGV[16]) or 0
 
 local us = now_us()
 local now = math.floor(us / 1000)
 
-local current = redis.call('HMGET', state, 't', 'i', 'o', 'r', 'exp', 'p', 'f', 'fa')
+local current = redis.call('HMGET', state, 't', 'i', 'o', 'r', 'exp', 'p', 'f', 'fa', 'fg')
 local exp = tonumber(current[5]) or 0
 limit = scale_limits(limit, limit_factor(current[7], current[8], now, W))
 -- While paused, nothing starts before the pause ends.
-local start = math.max(us, (tonumber(current[6]) or 0) * 1000)
+local paused_until = tonumber(current[6]) or 0
+local start = math.max(us, paused_until * 1000)
 local after = {}
 local latest = us
 for d = 1, 4 do
@@ -87,6 +92,10 @@ if redis.call('ZADD', ring, 'NX', slot, op) == 0 then
   return { 'dup', fmt(s), fmt(math.max(0, s - now)), '0', '0', fmt(now) }
 end
 redis.call('HSET', state, unpack(fields))
+-- Pressing: the request must wait for refill.
+if slot > now and max_factor > 0 and paused_until <= now then
+  learn_limits(state, current[7], current[9], now, W, max_factor, learn_step)
+end
 ring_trim(ring, capacity)
 if expire_at ~= exp then
   keep_alive(state, ring, expire_at)

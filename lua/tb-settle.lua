@@ -45,7 +45,10 @@ elseif released then
   return { 'dup' }
 end
 
-local current = redis.call('HMGET', state, 't', 'i', 'o', 'r', 'exp')
+local current = redis.call('HMGET', state, 't', 'i', 'o', 'r', 'exp', 'f', 'fa')
+-- Tokens convert to refill time at the rate in force (after a cut, or as learned), as acquire
+-- charged them.
+limit = scale_limits(limit, limit_factor(current[6], current[7], now, W))
 local expire_at = tonumber(current[5]) or ttl_needed(now, W, horizon)
 if mode == 'cancel' and not seen then
   redis.call('ZADD', ring, -now, op)

@@ -20,6 +20,9 @@ local limit = { tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumbe
 local us = now_us()
 local now = math.floor(us / 1000)
 local current = redis.call('HMGET', state, 't', 'i', 'o', 'r', 'p', 'f', 'fa')
+local factor = limit_factor(current[6], current[7], now, W)
+-- Time owed converts back to tokens at the rate in force, as acquire charged them.
+limit = scale_limits(limit, factor)
 local used = { '0', '0', '0', '0' }
 for d = 1, 4 do
   if limit[d] > 0 and current[d] then
@@ -32,5 +35,4 @@ local pause = tonumber(current[5]) or 0
 if pause <= now then
   pause = 0
 end
-local factor = limit_factor(current[6], current[7], now, W)
 return { fmt(now), used[1], used[2], used[3], used[4], fmt(queued), fmt(pause), tostring(factor) }

@@ -61,6 +61,40 @@ export interface RateLimitConfig {
    * window's, or a fuller bucket, at the provider.
    */
   deliveryMarginMs?: number;
+  /**
+   * The provider publishes no fixed limit (Vertex AI dynamic shared quota, say): the limits above
+   * are starting figures, and the limiter learns the real ones. They grow by
+   * `increasePerWindow` of the starting figures per window while demand presses against them
+   * and no 429 comes, are cut to 75% on a 429 (seen through `observe` or `backOff`, shared by
+   * every process), and never pass `ceiling`. `true` takes the defaults.
+   *
+   * @example
+   * { provider: 'vertex', inputTpm: 200_000, outputTpm: 20_000, rpm: 60, learnLimits: { ceiling: { rpm: 1000 } } }
+   */
+  learnLimits?: boolean | LearnLimitsConfig;
+}
+
+/** How limits of unknown capacity are learned (see `RateLimitConfig.learnLimits`). */
+export interface LearnLimitsConfig {
+  /**
+   * Figures the learned limits never pass, by the names of the limits (`tpm`, `inputTpm`,
+   * `outputTpm`, `rpm`), each at least its starting figure. All limits grow together, so the
+   * first ceiling reached stops the others too. Default: none.
+   */
+  ceiling?: { tpm?: number; inputTpm?: number; outputTpm?: number; rpm?: number };
+  /**
+   * Growth per window of pressing demand, as a fraction of the starting figures (default 0.1:
+   * from the start to twice it in ten windows of saturation).
+   */
+  increasePerWindow?: number;
+}
+
+/** Learned limits as the store applies them: a factor on the starting limits. */
+export interface LearnSettings {
+  /** Largest factor: the tightest ceiling over its starting figure. */
+  readonly maxFactor: number;
+  /** Factor gained per window of pressing demand. */
+  readonly increasePerWindow: number;
 }
 
 /** Limits as the store applies them: whole numbers, burst applied, 0 = off. */
@@ -87,6 +121,8 @@ export interface ResolvedConfig {
   /** Sliding window: length of the provider's enforcement quantum in ms (0 = none). */
   readonly quantumMs: number;
   readonly deliveryMarginMs: number;
+  /** Set when the limits are learned (`learnLimits`); the limits are then the starting figures. */
+  readonly learn?: LearnSettings;
 }
 
 /** Largest limit accepted: sums of a window stay exact in Redis's Lua doubles. */
@@ -103,7 +139,10 @@ const KNOWN_FIELDS = new Set<string>([
   'bucketSeconds',
   'quantumSeconds',
   'deliveryMarginMs',
+  'learnLimits',
 ]);
+
+const DEFAULT_INCREASE_PER_WINDOW = 0.1;
 
 function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value);
@@ -215,6 +254,8 @@ export function resolveConfig(config: RateLimitConfig, where = ''): ResolvedConf
     throw new RateLimitConfigError(`${where}burndownRate must be a number from 0 to 1000, got ${describe(burndownRate)}`);
   }
   const burst = (limit: number) => Math.min(MAX_LIMIT, Math.floor(limit * burstMultiplier));
+  const limits = { tokens: burst(tpm), inputTokens: burst(inputTpm), outputTokens: burst(outputTpm), requests: burst(rpm) };
+  const learn = resolveLearn(config.learnLimits, limits, where);
   return {
     windowMs,
     burstMultiplier,
@@ -226,8 +267,58 @@ export function resolveConfig(config: RateLimitConfig, where = ''): ResolvedConf
     bucketMs,
     quantumMs,
     deliveryMarginMs,
-    limits: { tokens: burst(tpm), inputTokens: burst(inputTpm), outputTokens: burst(outputTpm), requests: burst(rpm) },
+    limits,
+    ...(learn && { learn }),
   };
+}
+
+const FIELD_OF: Record<(typeof LIMIT_FIELDS)[number], keyof EffectiveLimits> = {
+  tpm: 'tokens',
+  inputTpm: 'inputTokens',
+  outputTpm: 'outputTokens',
+  rpm: 'requests',
+};
+
+function resolveLearn(value: RateLimitConfig['learnLimits'], limits: EffectiveLimits, where: string): LearnSettings | undefined {
+  if (value === undefined || value === false) return undefined;
+  const learn: LearnLimitsConfig = value === true ? {} : value;
+  if (learn === null || typeof learn !== 'object' || Array.isArray(learn)) {
+    throw new RateLimitConfigError(`${where}learnLimits must be true, false or an object such as { ceiling: { rpm: 1000 } }, got ${describe(value)}`);
+  }
+  for (const key of Object.keys(learn)) {
+    if (key !== 'ceiling' && key !== 'increasePerWindow') {
+      throw new RateLimitConfigError(`${where}learnLimits.${key} is not a learning setting; known settings: ceiling, increasePerWindow`);
+    }
+  }
+  const increasePerWindow = learn.increasePerWindow ?? DEFAULT_INCREASE_PER_WINDOW;
+  if (typeof increasePerWindow !== 'number' || !Number.isFinite(increasePerWindow) || increasePerWindow <= 0 || increasePerWindow > 10) {
+    throw new RateLimitConfigError(
+      `${where}learnLimits.increasePerWindow must be a fraction of the starting limits above 0 and at most 10, such as 0.1, got ${describe(increasePerWindow)}`,
+    );
+  }
+  // Without a ceiling, growth stops where a limit would pass the largest accepted figure.
+  let maxFactor = MAX_LIMIT / Math.max(...Object.values(limits));
+  const ceiling = learn.ceiling ?? {};
+  if (ceiling === null || typeof ceiling !== 'object' || Array.isArray(ceiling)) {
+    throw new RateLimitConfigError(`${where}learnLimits.ceiling must be an object such as { rpm: 1000, tpm: 2000000 }, got ${describe(ceiling)}`);
+  }
+  for (const [key, top] of Object.entries(ceiling)) {
+    const field = FIELD_OF[key as keyof typeof FIELD_OF];
+    if (!field) {
+      throw new RateLimitConfigError(`${where}learnLimits.ceiling.${key} is not a limit; ceilings are set by limit name: ${LIMIT_FIELDS.join(', ')}`);
+    }
+    const start = limits[field];
+    if (start === 0) {
+      throw new RateLimitConfigError(`${where}learnLimits.ceiling.${key} is set but ${key} is off: set a starting ${key} or remove its ceiling`);
+    }
+    if (typeof top !== 'number' || !Number.isInteger(top) || top < start || top > MAX_LIMIT) {
+      throw new RateLimitConfigError(
+        `${where}learnLimits.ceiling.${key} must be an integer from the starting ${key} (${start}) to ${MAX_LIMIT}, got ${describe(top)}`,
+      );
+    }
+    maxFactor = Math.min(maxFactor, top / start);
+  }
+  return { maxFactor, increasePerWindow };
 }
 
 /**

@@ -92,6 +92,12 @@ const PROBE_INTERVAL_MS = 500;
 /** An instance that has not announced itself for this long no longer counts. */
 const HEARTBEAT_TTL_MS = 15_000;
 
+const NO_CHARGE: Charge = { tokens: 0, inputTokens: 0, outputTokens: 0, requests: 0 };
+
+function addCharges(a: Charge, b: Charge): Charge {
+  return { tokens: a.tokens + b.tokens, inputTokens: a.inputTokens + b.inputTokens, outputTokens: a.outputTokens + b.outputTokens, requests: a.requests + b.requests };
+}
+
 function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
@@ -135,9 +141,10 @@ function adjustKeyOf(opId: string, from: Omit<Charge, 'requests'>, to: Omit<Char
  * headroom (whatever arrives late finds the provider's bucket no emptier than ours was).
  */
 function storeSettingsOf(config: ResolvedConfig): ModelSettings {
-  const { windowMs, algorithm, bucketMs, quantumMs, deliveryMarginMs: margin, limits } = config;
-  if (algorithm === 'token-bucket') return { windowMs, algorithm, bucketMs: bucketMs - margin, paceMs: 0, limits };
-  return { windowMs: windowMs + margin, algorithm, bucketMs: windowMs + margin, paceMs: quantumMs ? quantumMs - margin : 0, limits };
+  const { windowMs, algorithm, bucketMs, quantumMs, deliveryMarginMs: margin, limits, learn } = config;
+  const learned = learn && { learn };
+  if (algorithm === 'token-bucket') return { windowMs, algorithm, bucketMs: bucketMs - margin, paceMs: 0, limits, ...learned };
+  return { windowMs: windowMs + margin, algorithm, bucketMs: windowMs + margin, paceMs: quantumMs ? quantumMs - margin : 0, limits, ...learned };
 }
 
 const consoleLogger: LimiterLogger = {
@@ -227,15 +234,24 @@ export class RateLimiter {
     const command = { opId, settings: this.settings, cost, maxWaitMs };
     let reply;
     if (this.outageSince === undefined) {
+      // The first acquire after an outage also charges what this process admitted meanwhile in
+      // its fallback (see markUp); it stays charged when this reservation is adjusted or released.
+      // Taken before the call, so concurrent acquires charge it once.
+      const handback = this.handback;
+      this.handback = undefined;
+      const sent = handback ? { ...command, cost: addCharges(cost, handback) } : command;
       try {
-        reply = await this.store.acquire(command);
+        reply = await this.store.acquire(sent);
+        // Charged only by a reservation that was made ('wait' and the rest charge nothing).
+        if (handback && reply.status !== 'ok') this.handback ??= handback;
         this.markUp();
         this.startHeartbeat();
       } catch (error) {
         if (!(error instanceof RedisUnavailableError)) throw error;
         this.markDown('acquire', error);
         // The command may have run with its reply lost: cancel by id, so it counts at most until then.
-        this.cancelLater(opId, cost);
+        this.cancelLater(opId, sent.cost);
+        this.handback ??= handback;
       }
     }
     let local = false;
@@ -273,6 +289,8 @@ export class RateLimiter {
       opId,
       local,
     });
+    // Remembered from its placement, so a reservation still queued is handed over too.
+    if (this.failureMode === 'local') this.remember(reply.slotMs, cost, local);
     if (reply.waitMs > 0) {
       try {
         // One extra ms: timers may fire a fraction early, and the slot must have started.
@@ -417,6 +435,9 @@ export class RateLimiter {
   async getStatus(): Promise<RateLimitStatus> {
     const reply = await this.store.status(this.settings);
     const { limits } = this.resolved;
+    // As scale_limits in lua/includes/common.lua.
+    const inForce = (limit: number) =>
+      reply.limitFactor === 1 || limit === 0 ? limit : Math.max(1, Math.floor(limit * reply.limitFactor));
     return {
       model: this.model,
       windowSeconds: this.resolved.windowMs / 1000,
@@ -431,6 +452,13 @@ export class RateLimiter {
       queueDepth: reply.queueDepth,
       pausedUntil: reply.pausedUntil,
       limitFactor: reply.limitFactor,
+      limitsInForce: {
+        tokens: inForce(limits.tokens),
+        inputTokens: inForce(limits.inputTokens),
+        outputTokens: inForce(limits.outputTokens),
+        requests: inForce(limits.requests),
+      },
+      learning: this.resolved.learn !== undefined,
     };
   }
 
@@ -438,7 +466,8 @@ export class RateLimiter {
    * Tells every process that the provider answered 429 (or is overloaded): admissions of this
    * model pause for `retryAfterMs` (default 1 s), and its limits are cut to 75% (down to 5%),
    * recovering by 10% of the limit per window. 429s within a second of a cut (one burst of
-   * in-flight calls) cut once.
+   * in-flight calls) cut once. With `learnLimits`, the learned limits are cut the same way and
+   * grow again only under pressing demand, from the end of the pause.
    */
   async backOff(options: { retryAfterMs?: number } = {}): Promise<{ pausedUntil: number; limitFactor: number }> {
     const retryAfterMs = options.retryAfterMs ?? 1000;
@@ -446,8 +475,16 @@ export class RateLimiter {
       throw new RateLimitConfigError(`retryAfterMs must be a non-negative number of ms, got ${describe(retryAfterMs)}`);
     }
     const pauseMs = Math.min(Math.ceil(retryAfterMs), Math.max(this.resolved.windowMs, 60_000));
-    const reply = await this.store.backOff(this.settings, { pauseMs, cut: BACKOFF_CUT, floor: BACKOFF_FLOOR, settleMs: Math.max(1000, pauseMs) });
-    this.markUp();
+    const target = this.feedbackTarget();
+    if (!target) throw this.unavailable();
+    let reply;
+    try {
+      reply = await target.store.backOff(target.settings, { pauseMs, cut: BACKOFF_CUT, floor: BACKOFF_FLOOR, settleMs: Math.max(1000, pauseMs) });
+    } catch (error) {
+      if (error instanceof RedisUnavailableError) this.markDown('observe', error);
+      throw error;
+    }
+    if (!target.local) this.markUp();
     this.logger.warn(
       `${this.model}: the provider answered 429; admissions paused until ${new Date(reply.pausedUntil).toISOString()}, limits at ${Math.round(reply.limitFactor * 100)}%`,
     );
@@ -471,6 +508,13 @@ export class RateLimiter {
     }
     const report = readProviderHeaders(headers);
     const none = { tokens: 0, inputTokens: 0, outputTokens: 0, requests: 0 };
+    // While Redis is known to be down, the failure mode answers at once: 'local' listens with
+    // its in-process share (a provider reporting its window full holds this process back too).
+    const target = this.feedbackTarget();
+    if (!target) {
+      if (this.failureMode === 'closed') throw this.unavailable();
+      return { foreign: none };
+    }
     try {
       let backoff: { pausedUntil: number; limitFactor: number } | undefined;
       if (options.status === 429 || options.status === 529) {
@@ -485,8 +529,8 @@ export class RateLimiter {
         requests: noise(limits.requests, 1),
       };
       const reported = Object.values(report.remaining).some((v) => v !== undefined);
-      const foreign = reported ? await this.store.reconcile(this.settings, { remaining: this.behindProvider(report.remaining), tolerance }) : none;
-      this.markUp();
+      const foreign = reported ? await target.store.reconcile(target.settings, { remaining: this.behindProvider(report.remaining), tolerance }) : none;
+      if (!target.local) this.markUp();
       if (foreign.tokens + foreign.inputTokens + foreign.outputTokens + foreign.requests > 0) {
         this.emit({ type: 'reconciled', model: this.model, foreign });
       }
@@ -639,6 +683,15 @@ export class RateLimiter {
     return this.outageSince === undefined ? { store: this.store, settings: this.settings } : undefined;
   }
 
+  /**
+   * Where what the provider says goes: the shared store, or while Redis is known down, this
+   * process's fallback with failureMode 'local' (else nowhere).
+   */
+  private feedbackTarget(): { store: ModelStore; settings: ModelSettings; local: boolean } | undefined {
+    if (this.outageSince === undefined) return { store: this.store, settings: this.settings, local: false };
+    return this.failureMode === 'local' ? { ...this.localFallback(), local: true } : undefined;
+  }
+
   private unavailable(): RedisUnavailableError {
     const since = new Date(this.outageSince ?? Date.now()).toISOString();
     return new RedisUnavailableError(`${this.model}: Redis has been unavailable since ${since}; ${this.outageCause?.message ?? ''}`, {
@@ -654,9 +707,44 @@ export class RateLimiter {
       const l = this.settings.limits;
       const limits = { tokens: share(l.tokens), inputTokens: share(l.inputTokens), outputTokens: share(l.outputTokens), requests: share(l.requests) };
       this.localLimits = [instances, limits];
-      this.local = { store: this.local?.store ?? new MemoryStore().forModel(this.model, 'local'), settings: { ...this.settings, limits } };
+      // Learned limits are not learned further in the fallback: no 429 reaches it.
+      const { windowMs, algorithm, bucketMs, paceMs } = this.settings;
+      const settings: ModelSettings = { windowMs, algorithm, bucketMs, paceMs, limits };
+      this.local = { store: this.local?.store ?? new MemoryStore(() => this.replayAt ?? Date.now()).forModel(this.model, 'local'), settings };
     }
     return this.local;
+  }
+
+  /** With failureMode 'local': this process's reservations of the last window and queued, by slot. */
+  private readonly recent: { at: number; cost: Charge; local: boolean }[] = [];
+  /** What this process admitted in its fallback during the window before Redis answered again. */
+  private handback?: Charge;
+  /** While admissions are replayed into a fresh fallback: the time its clock reads. */
+  private replayAt?: number;
+
+  private remember(at: number, cost: Charge, local: boolean): void {
+    const now = Date.now();
+    this.recent.push({ at, cost, local });
+    while (this.recent.length > 0 && this.recent[0]!.at <= now - this.resolved.windowMs) this.recent.shift();
+  }
+
+  /**
+   * A fresh fallback that holds this process's own admissions of the last window where they
+   * were made, so the share starts as full as this process had made it on Redis, not empty: an
+   * empty one would let every process send its whole share into a provider window that is
+   * already full.
+   */
+  private startFallback(): void {
+    this.local = undefined;
+    const { store, settings } = this.localFallback();
+    const since = Date.now() - this.resolved.windowMs;
+    const entries = this.recent.filter((e) => e.at > since).sort((a, b) => a.at - b.at);
+    for (const entry of entries) {
+      this.replayAt = entry.at;
+      // The memory store reads its clock synchronously, before this call returns.
+      void store.acquire({ opId: newOpId(), settings, cost: entry.cost, maxWaitMs: -1 });
+    }
+    this.replayAt = undefined;
   }
 
   private localLimits?: [number, ModelSettings['limits']];
@@ -701,6 +789,7 @@ export class RateLimiter {
     this.outageCause = cause;
     if (this.outageSince !== undefined) return;
     this.outageSince = Date.now();
+    if (this.failureMode === 'local') this.startFallback();
     this.startProbe();
     const then = {
       open: 'letting calls through unlimited',
@@ -715,6 +804,12 @@ export class RateLimiter {
     if (this.outageSince === undefined) return;
     const outageMs = Date.now() - this.outageSince;
     this.outageSince = undefined;
+    if (this.failureMode === 'local') {
+      // Redis does not know what the fallback admitted (and may have come back empty).
+      const since = Date.now() - this.resolved.windowMs;
+      const meanwhile = this.recent.filter((e) => e.local && e.at > since).reduce((sum, e) => addCharges(sum, e.cost), NO_CHARGE);
+      this.handback = meanwhile.requests > 0 ? meanwhile : undefined;
+    }
     clearInterval(this.probe);
     this.probe = undefined;
     this.logger.log?.(`${this.model}: Redis answers again after ${outageMs} ms; limiting resumed`);

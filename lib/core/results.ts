@@ -43,8 +43,18 @@ export interface RateLimitStatus {
   readonly queueDepth: number;
   /** Admissions are paused after a 429 until this epoch ms; 0 when not paused. */
   readonly pausedUntil: number;
-  /** Fraction of the limits in force after 429s (1 = all); it recovers by 0.1 per window. */
+  /**
+   * Fraction of the configured limits in force after 429s (1 = all); it recovers by 0.1 per
+   * window. With `learnLimits`: the learned limits over the starting figures (2 = twice them).
+   */
   readonly limitFactor: number;
+  /**
+   * The limits admissions are held to now: the configured ones (burst included) times
+   * `limitFactor`. With `learnLimits`, the limits learned so far.
+   */
+  readonly limitsInForce: { readonly tokens: number; readonly inputTokens: number; readonly outputTokens: number; readonly requests: number };
+  /** True when the limits are learned (`learnLimits`): the `...Limit` figures are where learning started. */
+  readonly learning: boolean;
 }
 
 /** What `observe` made of a provider response. */

@@ -1,4 +1,4 @@
-import type { Algorithm, EffectiveLimits } from './config.js';
+import type { Algorithm, EffectiveLimits, LearnSettings } from './config.js';
 
 /**
  * Shape of the algorithm both stores run: a window is cut into BUCKETS buckets, every
@@ -36,7 +36,10 @@ export interface ModelSettings {
    * admission must also fit (0 = none). Kept in the window hash as the 'q*' fields.
    */
   readonly paceMs: number;
+  /** Starting figures when the limits are learned. */
   readonly limits: EffectiveLimits;
+  /** Set when the limits are learned (unknown capacity): the factor grows under pressing demand. */
+  readonly learn?: LearnSettings;
 }
 
 export interface AcquireCommand {
@@ -92,7 +95,10 @@ export interface StatusReply {
   readonly queueDepth: number;
   /** Admissions are paused until this epoch ms (0 = not paused). */
   readonly pausedUntil: number;
-  /** Fraction of the configured limits in force after 429 back-off (1 = all). */
+  /**
+   * Fraction of the configured limits in force after 429 back-off (1 = all); with learned limits,
+   * the learned limits over the starting figures (above 1 once they grew).
+   */
   readonly limitFactor: number;
 }
 

@@ -26,9 +26,10 @@ class ModelState {
   readonly buckets = new Map<number, Figures>();
   /** Op id -> slot ms (acquire), minus release ms (tombstone) or apply ms (adjust key). */
   readonly ring = new Map<string, number>();
-  /** 429 back-off, as the 'p', 'f', 'fa', 'fc' fields of the scripts. */
+  /** 429 back-off and learned limits, as the 'p', 'f', 'fa' (-1: learned), 'fc', 'fg' fields of the scripts. */
   pausedUntil = 0;
   factor?: { value: number; at: number; cutAt: number };
+  grewAt?: number;
   /** Token bucket: per figure, the epoch us at which its bucket would be full again. */
   readonly arrival: (number | undefined)[] = [undefined, undefined, undefined, undefined];
   /** Sliding window's pacing bucket, the same per figure (the 'q*' fields of acquire.lua). */
@@ -46,6 +47,9 @@ class ModelState {
       if (seen < 0) return { status: 'released', slotMs: 0, waitMs: 0, queuePosition: 0, bucket: -1, nowMs: now };
       return { status: 'dup', slotMs: seen, waitMs: Math.max(0, seen - now), queuePosition: 0, bucket: bucketOf(seen, W), nowMs: now };
     }
+    // The scripts drop a window hash whose every bucket has expired, and with it when growth of
+    // learned limits was last counted.
+    if (this.base !== undefined && this.base < n - BUCKETS && this.tail < n - BUCKETS) this.grewAt = undefined;
     this.advance(n - BUCKETS);
     const cost: Figures = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
     const limit = this.scaledLimits(c.settings, now);
@@ -68,7 +72,8 @@ class ModelState {
     let j: number;
     let slot: number;
     let position = 0;
-    if (this.tail <= n && pause <= now && fits(this.sums)) {
+    const pressing = !(this.tail <= n && pause <= now && fits(this.sums));
+    if (!pressing) {
       j = n;
       slot = now;
     } else {
@@ -97,8 +102,20 @@ class ModelState {
       if (p) this.pace[d] = Math.max(p[0], slot * 1000) + p[1];
     });
     this.ring.set(c.opId, slot);
+    if (pause <= now) this.learn(c.settings, now, pressing);
     this.trim(now);
     return { status: 'ok', slotMs: slot, waitMs: slot - now, queuePosition: position, bucket: j, nowMs: now };
+  }
+
+  /** As learn_limits in lua/includes/common.lua. */
+  private learn(settings: ModelSettings, now: number, pressing: boolean): void {
+    const learn = settings.learn;
+    if (!learn) return;
+    if (!pressing) return;
+    const since = Math.min(settings.windowMs, Math.max(0, now - (this.grewAt ?? now)));
+    const value = Math.min(learn.maxFactor, (this.factor?.value ?? 1) + (learn.increasePerWindow * since) / settings.windowMs);
+    this.factor = { value, at: -1, cutAt: this.factor?.cutAt ?? 0 };
+    this.grewAt = now;
   }
 
   adjust(c: AdjustCommand): AdjustReply {
@@ -169,7 +186,7 @@ class ModelState {
     const now = this.clock();
     const used: Figures = [0, 0, 0, 0];
     if (settings.algorithm === 'token-bucket') {
-      const limit = limitsOf(settings);
+      const limit = this.scaledLimits(settings, now);
       for (let d = 0; d < 4; d++) {
         const tat = this.arrival[d];
         if (limit[d] > 0 && tat !== undefined) used[d] = Math.ceil((Math.max(0, tat - now * 1000) * limit[d]) / (settings.windowMs * 1000));
@@ -198,7 +215,12 @@ class ModelState {
       value = Math.max(c.floor, value * c.cut);
       cutAt = now;
     }
-    this.factor = { value, at: now, cutAt };
+    if (settings.learn) {
+      this.factor = { value, at: -1, cutAt };
+      this.grewAt = this.pausedUntil;
+    } else {
+      this.factor = { value, at: now, cutAt };
+    }
     return { pausedUntil: this.pausedUntil, limitFactor: value };
   }
 
@@ -241,13 +263,14 @@ class ModelState {
 
   private limitFactor(now: number, windowMs: number): number {
     if (!this.factor) return 1;
+    if (this.factor.at < 0) return this.factor.value;
     return Math.min(1, this.factor.value + (BACKOFF_RECOVERY * (now - this.factor.at)) / windowMs);
   }
 
   private scaledLimits(settings: ModelSettings, now: number): Figures {
     const limit = limitsOf(settings);
     const factor = this.limitFactor(now, settings.windowMs);
-    if (factor >= 1) return limit;
+    if (factor === 1) return limit;
     return limit.map((l) => (l > 0 ? Math.max(1, Math.floor(l * factor)) : 0)) as Figures;
   }
 
@@ -265,7 +288,8 @@ class ModelState {
     const cost: Figures = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
     const tau = bucketMs * 1000;
     const after: (number | undefined)[] = [undefined, undefined, undefined, undefined];
-    let start = Math.max(us, this.pausedUntil * 1000);
+    const pause = this.pausedUntil;
+    let start = Math.max(us, pause * 1000);
     for (let d = 0; d < 4; d++) {
       if (limit[d] === 0) continue;
       const inc = refillUs(cost[d], limit[d], windowMs);
@@ -282,6 +306,7 @@ class ModelState {
       if (tat !== undefined) this.arrival[d] = tat;
     });
     this.ring.set(c.opId, slot);
+    if (pause <= now) this.learn(c.settings, now, slot > now);
     this.trim(now);
     return { status: 'ok', slotMs: slot, waitMs: slot - now, queuePosition: position, bucket: 0, nowMs: now };
   }
@@ -303,7 +328,7 @@ class ModelState {
       this.trim(now);
       return 'cancelled';
     }
-    const limit = limitsOf(settings);
+    const limit = this.scaledLimits(settings, now);
     for (let d = 0; d < 4; d++) {
       const tat = this.arrival[d];
       if (limit[d] === 0 || delta[d] === 0 || tat === undefined) continue;

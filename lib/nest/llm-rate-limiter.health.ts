@@ -13,18 +13,20 @@ export interface LlmRateLimiterHealthOptions {
 
 /** One model's figures in the health details. */
 export interface LlmRateLimiterModelHealth extends Omit<RateLimitStatus, 'model'> {
-  /** The largest used / limit among the model's limits that are on. */
+  /** The largest used / limit in force (`limitsInForce`: after a cut, or as learned) among the model's limits that are on. */
   readonly utilization: number;
   /** True while the limiter lets calls through (or refuses them) because Redis failed. */
   readonly degraded: boolean;
 }
 
 function utilizationOf(s: RateLimitStatus): number {
+  // Against the limits in force: after a cut, or as learned, not as configured.
+  const limits = s.limitsInForce;
   const pairs: Array<[number, number]> = [
-    [s.tokensUsed, s.tokensLimit],
-    [s.inputTokensUsed, s.inputTokensLimit],
-    [s.outputTokensUsed, s.outputTokensLimit],
-    [s.requestsUsed, s.requestsLimit],
+    [s.tokensUsed, limits.tokens],
+    [s.inputTokensUsed, limits.inputTokens],
+    [s.outputTokensUsed, limits.outputTokens],
+    [s.requestsUsed, limits.requests],
   ];
   const ratios = pairs.filter(([, limit]) => limit > 0).map(([used, limit]) => used / limit);
   return Math.round(Math.max(0, ...ratios) * 1000) / 1000;

@@ -19,6 +19,8 @@ function sameSettings(a: ModelSettings, b: ModelSettings): boolean {
     a.windowMs === b.windowMs &&
     a.algorithm === b.algorithm &&
     a.paceMs === b.paceMs &&
+    a.learn?.maxFactor === b.learn?.maxFactor &&
+    a.learn?.increasePerWindow === b.learn?.increasePerWindow &&
     x.tokens === y.tokens &&
     x.inputTokens === y.inputTokens &&
     x.outputTokens === y.outputTokens &&

@@ -42,8 +42,9 @@ export class RedisStore implements LimiterStore {
     const ringArgs = [RING_HORIZON_MS, RING_CAPACITY];
     const batcher = new AcquireBatcher(async (batch) => {
       const s = batch[0].settings;
-      const args: (string | number)[] = [s.windowMs, BUCKETS, ...limitsOf(s), ...ringArgs, s.paceMs, batch.length];
-      for (const c of batch) args.push(c.opId, c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.maxWaitMs);
+      const learnArgs = s.learn ? [s.learn.maxFactor, s.learn.increasePerWindow] : [0, 0];
+      const args: (string | number)[] = [s.windowMs, BUCKETS, ...limitsOf(s), ...ringArgs, s.paceMs, ...learnArgs, batch.length];
+      for (const c of batch) args.push(c.opId, c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests, c.maxWaitMs);
       // Numbers come back as integers, statuses as strings.
       const r = (await run('acquire', (client) => client.llmrlAcquire(window, ring, ...args))) as unknown as (string | number)[];
       const nowMs = Number(r[0]);
@@ -65,8 +66,9 @@ export class RedisStore implements LimiterStore {
         const cost = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
         const s = c.settings;
         if (s.algorithm !== 'token-bucket') return batcher.submit(c);
+        const learnArgs = s.learn ? [s.learn.maxFactor, s.learn.increasePerWindow] : [0, 0];
         const r = await run('acquire', (client) =>
-          client.llmrlTbAcquire(bucket, ring, c.opId, s.windowMs, s.bucketMs, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs),
+          client.llmrlTbAcquire(bucket, ring, c.opId, s.windowMs, s.bucketMs, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs, ...learnArgs),
         );
         return {
           status: r[0] as AcquireReply['status'],
@@ -120,7 +122,7 @@ export class RedisStore implements LimiterStore {
       },
       backOff: async (s: ModelSettings, c: BackOffCommand): Promise<BackOffReply> => {
         const state = s.algorithm === 'token-bucket' ? bucket : window;
-        const r = await run('backoff', (client) => client.llmrlBackoff(state, c.pauseMs, s.windowMs, c.cut, c.floor, c.settleMs));
+        const r = await run('backoff', (client) => client.llmrlBackoff(state, c.pauseMs, s.windowMs, c.cut, c.floor, c.settleMs, s.learn ? 1 : 0));
         return { pausedUntil: num(r[0]), limitFactor: num(r[1]) };
       },
       reconcile: async (s: ModelSettings, c: ReconcileCommand): Promise<Charge> => {

@@ -199,17 +199,25 @@ end
 -- until this epoch ms), 'f' (limit factor after the last cut or re-base), 'fa' (when 'f' was
 -- set), 'fc' (when the limit was last cut). The factor recovers linearly, RECOVERY of the limit
 -- per window, back to 1.
+--
+-- Learned limits (unknown capacity) use the same fields, with 'fa' set to -1: the factor does
+-- not recover by time and may pass 1; it grows only while demand presses against it (see
+-- learn_limits), and 'fg' says from when the next growth counts.
 local RECOVERY = 0.1
 
 local function limit_factor(f, fa, now, window_ms)
   if not f then
     return 1
   end
-  return math.min(1, tonumber(f) + RECOVERY * (now - tonumber(fa)) / window_ms)
+  local at = tonumber(fa)
+  if at < 0 then
+    return tonumber(f)
+  end
+  return math.min(1, tonumber(f) + RECOVERY * (now - at) / window_ms)
 end
 
 local function scale_limits(limit, factor)
-  if factor >= 1 then
+  if factor == 1 then
     return limit
   end
   local scaled = {}
@@ -221,4 +229,18 @@ local function scale_limits(limit, factor)
     end
   end
   return scaled
+end
+
+-- Learned limits, after an acquire outside a pause that found no room now (demand presses
+-- against the limits): the factor grows by `step` per window of time since growth was last
+-- counted ('fg'), at most one window's worth at once, up to `max_factor`. So it grows by `step`
+-- per window in which demand pressed at least once, and not at all while demand stays below.
+local function learned_factor(f, fg, now, window_ms, max_factor, step)
+  local since = math.min(window_ms, math.max(0, now - (tonumber(fg) or now)))
+  return math.min(max_factor, (tonumber(f) or 1) + step * since / window_ms)
+end
+
+local function learn_limits(state, f, fg, now, window_ms, max_factor, step)
+  local grown = learned_factor(f, fg, now, window_ms, max_factor, step)
+  redis.call('HSET', state, 'f', tostring(grown), 'fa', '-1', 'fg', fmt(now))
 end

@@ -43,6 +43,8 @@ describe.each(BACKENDS)('RateLimiter on the %s store', (_name, make) => {
         queueDepth: 0,
         pausedUntil: 0,
         limitFactor: 1,
+        limitsInForce: { tokens: 1000, inputTokens: 0, outputTokens: 0, requests: 10 },
+        learning: false,
       });
     });
 

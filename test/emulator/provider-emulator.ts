@@ -64,6 +64,7 @@ export class ProviderEmulator {
   private foreignTimer?: NodeJS.Timeout;
   private foreignLast = 0;
   private nextId = 1;
+  private refusingUntil = 0;
   private server?: Server;
   private address?: AddressInfo;
 
@@ -108,7 +109,10 @@ export class ProviderEmulator {
   decide(protocol: Protocol, request: ParsedRequest, clientSentAt?: number): Decision {
     const now = this.clock.now();
     const figures = this.figuresOf(request, now);
-    const admission: Admission = this.policy.admit(now, figures);
+    const admission: Admission =
+      now < this.refusingUntil
+        ? { admitted: false, dimension: 'requests', limit: this.policy.limits.requests ?? 0, used: 0, requested: 1, retryAfterMs: this.refusingUntil - now }
+        : this.policy.admit(now, figures);
     const id = this.nextId++;
     if (!admission.admitted) {
       const { dimension, limit, used, requested, retryAfterMs } = admission;
@@ -125,6 +129,15 @@ export class ProviderEmulator {
     const record: CallRecord = { id, arrivedAt: now, protocol, status: failed ? 500 : 200, clientSentAt };
     this.recorder.calls.push(record);
     return { status: failed ? 500 : 200, ticket: admission.ticket, usage, latencyMs, record };
+  }
+
+  /**
+   * Answers every call 429 for the next `durationMs`, with a retry-after of the time left,
+   * whatever the limits say: a provider that is overloaded, or cut a shared quota for a while.
+   * Refused calls are not charged.
+   */
+  refuseFor(durationMs: number): void {
+    this.refusingUntil = this.clock.now() + durationMs;
   }
 
   /** Completes an admitted call: settles it with the policy (or fails it). */

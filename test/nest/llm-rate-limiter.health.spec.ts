@@ -1,7 +1,7 @@
 import { Controller, Get, Injectable, type INestApplication } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus';
 import { LlmRateLimiterHealthIndicator } from '../../lib/health.js';
-import { LlmRateLimiterModule, type LlmRateLimiterModuleOptions, RateLimitLlm } from '../../lib/index.js';
+import { LlmRateLimiterModule, type LlmRateLimiterModuleOptions, RateLimiterRegistry, RateLimitLlm } from '../../lib/index.js';
 import { listen, recordingNestLogger } from '../support/nest.js';
 import { redisUrl, uniquePrefix, waitFor } from '../support/redis.js';
 import { OwnRedisServer } from '../support/redis-server.js';
@@ -71,6 +71,28 @@ describe('LlmRateLimiterHealthIndicator', () => {
     try {
       const body = (await (await fetch(`${url}/health`)).json()) as any;
       expect(body.info['llm-rate-limiter']).toMatchObject({ status: 'up', backend: 'memory', latencyMs: 0 });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('reports learned limits as they are in force, and utilization against them', async () => {
+    const learning = { ...models, 'gpt-4o': { tpm: 1000, rpm: 100, learnLimits: true } };
+    const { app, url } = await start({ redis: { url: redisUrl() }, models: learning });
+    try {
+      await app.get(Caller).call();
+      const registry = app.get(RateLimiterRegistry);
+      // A 429 cuts the learned limits to 75%: 600 of 750 tokens is 0.8 of what is in force.
+      await registry.get('gpt-4o').backOff({ retryAfterMs: 0 });
+      const details = ((await (await fetch(`${url}/health`)).json()) as any).info['llm-rate-limiter'];
+      expect(details.models['gpt-4o']).toMatchObject({
+        learning: true,
+        tokensLimit: 1000,
+        limitFactor: 0.75,
+        limitsInForce: { tokens: 750, inputTokens: 0, outputTokens: 0, requests: 75 },
+        utilization: 0.8,
+      });
+      expect(details.models.claude).toMatchObject({ learning: false, limitsInForce: { inputTokens: 500, outputTokens: 100 } });
     } finally {
       await app.close();
     }

@@ -40,8 +40,8 @@ describe("failureMode 'local'", () => {
       await waitFor(() => limiters[0].liveInstanceCount === 3, 10_000, 'the first instance to count three');
       await own.kill();
       const mine = limiters[0];
-      // a third of 900 each
-      await expect(mine.acquire({ tokens: 300 }, { maxWaitMs: 0 })).resolves.toMatchObject({ degraded: true, waitTime: 0 });
+      // a third of 900 each, less the token this instance took on Redis within the window
+      await expect(mine.acquire({ tokens: 299 }, { maxWaitMs: 0 })).resolves.toMatchObject({ degraded: true, waitTime: 0 });
       await expect(mine.acquire({ tokens: 1 }, { maxWaitMs: 0 })).rejects.toThrow(AcquireTimeoutError);
       await own.startAgain();
       await waitFor(() => !mine.degraded, 10_000, 'the probe to see Redis again');
@@ -75,6 +75,49 @@ describe('while Redis is known to be down', () => {
       await own.startAgain();
       await waitFor(() => !closed.degraded, 10_000, 'the probe to see Redis again');
       await expect(closed.acquire({ tokens: 1 })).resolves.toMatchObject({ degraded: false });
+    } finally {
+      await manager.close();
+      await own.stop();
+    }
+  });
+
+  it("with failureMode 'local', carries reservations across both handovers and hears the provider in its share", async () => {
+    const own = await OwnRedisServer.start();
+    const manager = new RedisConnectionManager({ url: own.url });
+    const limiter = new RateLimiter(manager, 'm', { tpm: 900 }, { failureMode: 'local', expectedInstances: 3, logger: recordingLogger() });
+    try {
+      await expect(limiter.acquire({ tokens: 100 })).resolves.toMatchObject({ degraded: false });
+      await own.kill();
+      // The share is 300, and this process took 100 of it on Redis within the window.
+      await expect(limiter.acquire({ tokens: 150 })).resolves.toMatchObject({ degraded: true });
+      await expect(limiter.acquire({ tokens: 51 }, { maxWaitMs: 0 })).rejects.toThrow(AcquireTimeoutError);
+      // The provider reports 20 left: 300 - 250 - 20, less 1% of 900, spent elsewhere.
+      await expect(limiter.observe({ 'x-ratelimit-remaining-tokens': '20' })).resolves.toEqual({
+        foreign: { tokens: 21, inputTokens: 0, outputTokens: 0, requests: 0 },
+      });
+      await own.startAgain();
+      await waitFor(() => !limiter.degraded, 10_000, 'the probe to see Redis again');
+      // Redis came back empty; the first acquire also charges the 150 admitted meanwhile.
+      await expect(limiter.acquire({ tokens: 5 })).resolves.toMatchObject({ degraded: false });
+      await expect(limiter.getStatus()).resolves.toMatchObject({ tokensUsed: 155, requestsUsed: 2 });
+      await limiter.acquire({ tokens: 5 });
+      expect((await limiter.getStatus()).tokensUsed).toBe(160);
+    } finally {
+      await manager.close();
+      await own.stop();
+    }
+  });
+
+  it("with failureMode 'closed', observe rejects at once during a known outage", async () => {
+    const own = await OwnRedisServer.start();
+    const manager = new RedisConnectionManager({ url: own.url });
+    const closed = new RateLimiter(manager, 'm', { tpm: 100 }, { failureMode: 'closed', logger: recordingLogger() });
+    try {
+      await closed.acquire({ tokens: 1 });
+      await own.kill();
+      await expect(closed.acquire({ tokens: 1 })).rejects.toThrow(RedisUnavailableError);
+      await expect(closed.observe({ 'retry-after': '1' }, { status: 429 })).rejects.toThrow(/unavailable since/);
+      await expect(closed.backOff()).rejects.toThrow(/unavailable since/);
     } finally {
       await manager.close();
       await own.stop();
