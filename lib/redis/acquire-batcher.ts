@@ -32,12 +32,15 @@ function sameSettings(a: ModelSettings, b: ModelSettings): boolean {
  * Groups one model's acquires that arrive while this process already has calls in flight, and
  * sends each group as one script call. The script serves a group exactly as it would serve its
  * acquires one by one at that moment, in arrival order, so grouping changes the cost per
- * acquire, not who gets which slot. An acquire that finds a free lane goes out at once: a lone
- * caller waits for nobody.
+ * acquire, not who gets which slot. An acquire that finds nothing in flight goes out at once: a
+ * lone caller waits for nobody. Otherwise a free lane is used once the current turn of the event
+ * loop is over, so that the callers a reply has just woken join one group instead of trickling
+ * out one by one.
  */
 export class AcquireBatcher {
   private readonly waiting: Waiting[] = [];
   private inFlight = 0;
+  private scheduled = false;
 
   constructor(
     private readonly send: (batch: readonly AcquireCommand[]) => Promise<AcquireReply[]>,
@@ -48,6 +51,16 @@ export class AcquireBatcher {
   submit(command: AcquireCommand): Promise<AcquireReply> {
     return new Promise<AcquireReply>((resolve, reject) => {
       this.waiting.push({ command, resolve, reject });
+      if (this.inFlight === 0 && !this.scheduled) this.flush();
+      else this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= this.maxInFlight) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
       if (this.inFlight < this.maxInFlight) this.flush();
     });
   }
@@ -67,7 +80,9 @@ export class AcquireBatcher {
       )
       .finally(() => {
         this.inFlight--;
-        this.flush();
+        if (this.waiting.length > 0) this.schedule();
       });
+    // More waiting than one call carries: use another free lane too.
+    if (this.waiting.length > 0) this.schedule();
   }
 }

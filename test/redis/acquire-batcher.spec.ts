@@ -29,20 +29,29 @@ function recorder() {
 }
 
 describe('AcquireBatcher', () => {
-  it('sends a lone acquire at once and groups those that arrive while its lanes are busy', async () => {
+const turn = () => new Promise((r) => setImmediate(r));
+
+  it('sends a lone acquire at once, and those that come while it is in flight together on the next turn', async () => {
     const { sent, send } = recorder();
     const batcher = new AcquireBatcher(send, 2, 128);
     const first = batcher.submit(command('a0'));
     expect(sent.map((s) => s.batch)).toEqual([['a0']]);
-    const rest = ['a1', 'a2', 'a3', 'a4'].map((id) => batcher.submit(command(id)));
-    // The second lane was free for a1; a2..a4 wait for a lane and then go together.
-    expect(sent.map((s) => s.batch)).toEqual([['a0'], ['a1']]);
+    const rest = ['a1', 'a2', 'a3'].map((id) => batcher.submit(command(id)));
+    // The second lane is free, but it waits for the end of this turn, so all three go together.
+    expect(sent.map((s) => s.batch)).toEqual([['a0']]);
+    await turn();
+    expect(sent.map((s) => s.batch)).toEqual([['a0'], ['a1', 'a2', 'a3']]);
+    // Both lanes busy: a4 waits for one to free, and then for the turn to end.
+    const late = batcher.submit(command('a4'));
+    await turn();
+    expect(sent).toHaveLength(2);
     sent[0].settle();
     await expect(first).resolves.toMatchObject({ bucket: 0 });
-    expect(sent.map((s) => s.batch)).toEqual([['a0'], ['a1'], ['a2', 'a3', 'a4']]);
+    await turn();
+    expect(sent.map((s) => s.batch)).toEqual([['a0'], ['a1', 'a2', 'a3'], ['a4']]);
     sent[1].settle();
     sent[2].settle();
-    await expect(Promise.all(rest)).resolves.toEqual([1, 2, 3, 4].map((b) => expect.objectContaining({ bucket: b })));
+    await expect(Promise.all([...rest, late])).resolves.toEqual([1, 2, 3, 4].map((b) => expect.objectContaining({ bucket: b })));
   });
 
   it('bounds a group and never mixes two configurations in one', async () => {
@@ -57,8 +66,9 @@ describe('AcquireBatcher', () => {
       batcher.submit(command('b6', other)),
     ];
     for (let i = 0; i < 4; i++) {
+      await turn();
       sent[i].settle();
-      await new Promise((r) => setImmediate(r));
+      await turn();
     }
     await Promise.all(all);
     expect(sent.map((s) => s.batch)).toEqual([['b0'], ['b1', 'b2', 'b3'], ['b4', 'b5'], ['b6']]);
@@ -71,7 +81,7 @@ describe('AcquireBatcher', () => {
     const grouped = ['c1', 'c2'].map((id) => batcher.submit(command(id)));
     sent[0].settle(new Error('down'));
     await expect(lone).rejects.toThrow('down');
-    await new Promise((r) => setImmediate(r));
+    await turn();
     sent[1].settle();
     await expect(Promise.all(grouped)).resolves.toHaveLength(2);
   });
