@@ -115,21 +115,12 @@ local function bucket_store(window)
 
   -- Adds to bucket j's figures.
   function self.add(j, t, i, o, r)
+    local e = self.get(j)
     local c = chunk_of(j)
-    local entries = chunks[c]
-    if not entries then
-      self.load(j, j)
-      entries = chunks[c]
-    end
-    local k = j - c * CHUNK + 1
-    local e = entries[k]
-    if type(e) == 'string' then
-      e = self.get(j)
-    end
     if e then
       e[1], e[2], e[3], e[4] = e[1] + t, e[2] + i, e[3] + o, e[4] + r
     else
-      entries[k] = { t, i, o, r }
+      chunks[c][j - c * CHUNK + 1] = { t, i, o, r }
     end
     dirty[c] = true
   end
