@@ -40,10 +40,11 @@ export class RedisStore implements LimiterStore {
       });
     const limitsOf = (s: ModelSettings) => [s.limits.tokens, s.limits.inputTokens, s.limits.outputTokens, s.limits.requests];
     const ringArgs = [RING_HORIZON_MS, RING_CAPACITY];
+    // Learned limits: the largest factor and the growth per window (0, 0 = the limits are fixed).
+    const learnArgsOf = (s: ModelSettings) => (s.learn ? [s.learn.maxFactor, s.learn.increasePerWindow] : [0, 0]);
     const batcher = new AcquireBatcher(async (batch) => {
       const s = batch[0].settings;
-      const learnArgs = s.learn ? [s.learn.maxFactor, s.learn.increasePerWindow] : [0, 0];
-      const args: (string | number)[] = [s.windowMs, BUCKETS, ...limitsOf(s), ...ringArgs, s.paceMs, ...learnArgs, batch.length];
+      const args: (string | number)[] = [s.windowMs, BUCKETS, ...limitsOf(s), ...ringArgs, s.paceMs, ...learnArgsOf(s), batch.length];
       for (const c of batch) args.push(c.opId, c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests, c.maxWaitMs);
       // Numbers come back as integers, statuses as strings.
       const r = (await run('acquire', (client) => client.llmrlAcquire(window, ring, ...args))) as unknown as (string | number)[];
@@ -63,12 +64,11 @@ export class RedisStore implements LimiterStore {
     });
     return {
       acquire: async (c: AcquireCommand): Promise<AcquireReply> => {
-        const cost = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
         const s = c.settings;
         if (s.algorithm !== 'token-bucket') return batcher.submit(c);
-        const learnArgs = s.learn ? [s.learn.maxFactor, s.learn.increasePerWindow] : [0, 0];
+        const cost = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
         const r = await run('acquire', (client) =>
-          client.llmrlTbAcquire(bucket, ring, c.opId, s.windowMs, s.bucketMs, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs, ...learnArgs),
+          client.llmrlTbAcquire(bucket, ring, c.opId, s.windowMs, s.bucketMs, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs, ...learnArgsOf(s)),
         );
         return {
           status: r[0] as AcquireReply['status'],
