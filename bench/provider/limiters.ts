@@ -99,35 +99,35 @@ async function moduleLimiter(setup: LimiterSetup): Promise<ClientLimiter> {
   };
 }
 
-/** rate-limiter-flexible: one RateLimiterRedis (fixed window) per limit, each behind a RateLimiterQueue. */
-async function flexibleLimiter(setup: LimiterSetup): Promise<ClientLimiter> {
+/** One of an alternative's limiters per limited figure. */
+interface PerLimit {
+  readonly dimension: Dimension;
+  /** Resolves when `amount` has been taken. */
+  take(amount: number): Promise<unknown>;
+  /** Puts `amount` back (a negative amount takes it at once). */
+  putBack(amount: number): Promise<unknown>;
+}
+
+/**
+ * The alternatives' moves: take each limited figure in ORDER, and put back (or take) the
+ * difference when the provider settles, or the whole charge when it refused a call it does not
+ * count.
+ */
+function perLimitClient(setup: LimiterSetup, limits: readonly PerLimit[], close: () => Promise<void>): ClientLimiter {
   const { scenario } = setup;
-  const redis = new Redis(setup.redisUrl);
-  const limits = limitedDimensions(scenario).map((dimension) => {
-    const limiter = new RateLimiterRedis({
-      storeClient: redis,
-      keyPrefix: `${setup.runId}:${dimension}`,
-      points: scenario.limits[dimension]!,
-      duration: scenario.emulator.policy.windowMs / 1000,
-    });
-    return { dimension, limiter, queue: new RateLimiterQueue(limiter, { maxQueueSize: 100_000 }) };
-  });
-  // RateLimiterQueue's key when none is given.
-  const KEY = 'limiter';
   const give = async (figures: Figures, sign: 1 | -1) => {
-    for (const { dimension, limiter } of limits) {
+    for (const { dimension, putBack } of limits) {
       const amount = sign * (figures[dimension] ?? 0);
-      if (amount > 0) await limiter.reward(KEY, amount);
-      else if (amount < 0) await limiter.penalty(KEY, -amount);
+      if (amount !== 0) await putBack(amount);
     }
   };
   return {
     degraded: 0,
     async acquire(call, signal) {
       const figures = admissionFigures(scenario.kind, call, setup.inputMargin);
-      for (const { dimension, queue } of limits) {
+      for (const { dimension, take } of limits) {
         const amount = figures[dimension] ?? 0;
-        if (amount > 0) await abortable(queue.removeTokens(amount), signal);
+        if (amount > 0) await abortable(take(amount), signal);
       }
       return { figures };
     },
@@ -138,10 +138,33 @@ async function flexibleLimiter(setup: LimiterSetup): Promise<ClientLimiter> {
     async refused(lease) {
       if (!scenario.chargesRefused) await give(lease.figures, 1);
     },
-    async close() {
-      redis.disconnect();
-    },
+    close,
   };
+}
+
+/** rate-limiter-flexible: one RateLimiterRedis (fixed window) per limit, each behind a RateLimiterQueue. */
+async function flexibleLimiter(setup: LimiterSetup): Promise<ClientLimiter> {
+  const { scenario } = setup;
+  const redis = new Redis(setup.redisUrl);
+  // RateLimiterQueue's key when none is given.
+  const KEY = 'limiter';
+  const limits = limitedDimensions(scenario).map((dimension): PerLimit => {
+    const limiter = new RateLimiterRedis({
+      storeClient: redis,
+      keyPrefix: `${setup.runId}:${dimension}`,
+      points: scenario.limits[dimension]!,
+      duration: scenario.emulator.policy.windowMs / 1000,
+    });
+    const queue = new RateLimiterQueue(limiter, { maxQueueSize: 100_000 });
+    return {
+      dimension,
+      take: (amount) => queue.removeTokens(amount),
+      putBack: (amount) => (amount > 0 ? limiter.reward(KEY, amount) : limiter.penalty(KEY, -amount)),
+    };
+  });
+  return perLimitClient(setup, limits, async () => {
+    redis.disconnect();
+  });
 }
 
 /** Bottleneck in Redis clustering mode: one limiter per limit, a reservoir of the limit's tokens. */
@@ -154,7 +177,7 @@ async function bottleneckLimiter(setup: LimiterSetup): Promise<ClientLimiter> {
   // Reservoir intervals run off the heartbeat in clustering mode (default every 5 s): 250 ms lets
   // a refresh take effect on time. Increase intervals should be multiples of 250 ms.
   const INCREASE_MS = 250;
-  const limits = limitedDimensions(scenario).map((dimension) => {
+  const limiters = limitedDimensions(scenario).map((dimension) => {
     const limit = scenario.limits[dimension]!;
     const refill =
       scenario.alternativesRefill === 'fixed-window'
@@ -176,34 +199,18 @@ async function bottleneckLimiter(setup: LimiterSetup): Promise<ClientLimiter> {
     limiter.on('error', (error) => console.error(`[bottleneck] ${String(error)}`));
     return { dimension, limiter };
   });
-  await Promise.all(limits.map(({ limiter }) => limiter.ready()));
-  const give = async (figures: Figures, sign: 1 | -1) => {
-    for (const { dimension, limiter } of limits) {
-      const amount = sign * (figures[dimension] ?? 0);
-      if (amount !== 0) await limiter.incrementReservoir(amount);
-    }
-  };
-  return {
-    degraded: 0,
-    async acquire(call, signal) {
-      const figures = admissionFigures(scenario.kind, call, setup.inputMargin);
-      for (const { dimension, limiter } of limits) {
-        const weight = figures[dimension] ?? 0;
-        if (weight > 0) await abortable(limiter.schedule({ weight }, () => Promise.resolve()), signal);
-      }
-      return { figures };
-    },
-    async settle(lease, usage) {
-      await give(settlementDelta(setup, lease, usage), -1);
-    },
-    async refused(lease) {
-      if (!scenario.chargesRefused) await give(lease.figures, 1);
-    },
-    async close() {
-      await Promise.all(limits.map(({ limiter }) => limiter.stop({ dropWaitingJobs: true }).catch(() => undefined)));
-      await connection.disconnect(false);
-    },
-  };
+  await Promise.all(limiters.map(({ limiter }) => limiter.ready()));
+  const limits = limiters.map(
+    ({ dimension, limiter }): PerLimit => ({
+      dimension,
+      take: (weight) => limiter.schedule({ weight }, () => Promise.resolve()),
+      putBack: (amount) => limiter.incrementReservoir(amount),
+    }),
+  );
+  return perLimitClient(setup, limits, async () => {
+    await Promise.all(limiters.map(({ limiter }) => limiter.stop({ dropWaitingJobs: true }).catch(() => undefined)));
+    await connection.disconnect(false);
+  });
 }
 
 function noLimiter(): ClientLimiter {
