@@ -1,4 +1,4 @@
-import { RateLimitConfigError, type RateLimiter } from '../../lib/index.js';
+import { RateLimitConfigError } from '../../lib/index.js';
 import { BACKENDS, type BackendUnderTest, usedOf } from '../support/backends.js';
 
 describe.each(BACKENDS)('provider profiles on the %s store', (_name, make) => {

@@ -5,7 +5,6 @@ import {
   InvalidTokenCountError,
   RateLimitConfigError,
   RequestTooLargeError,
-  type RateLimiter,
   type RateLimiterEvent,
 } from '../../lib/index.js';
 import { BACKENDS, type BackendUnderTest, recordingLogger, usedOf } from '../support/backends.js';
@@ -259,7 +258,7 @@ describe.each(BACKENDS)('RateLimiter on the %s store', (_name, make) => {
       const results = await Promise.all(calls);
       const outcome = results.map((r) => (r instanceof AcquireTimeoutError ? 'refused' : (r as { waitTime: number }).waitTime === 0 ? 'now' : 'queued'));
       expect(outcome).toEqual(['now', 'now', 'now', 'now', 'now', 'now', 'queued', 'queued', 'refused', 'queued', 'queued', 'refused', 'queued', 'queued', 'refused']);
-      const queued = results.filter((r, i) => outcome[i] === 'queued') as { slotTime: number; queuePosition: number }[];
+      const queued = results.filter((_, i) => outcome[i] === 'queued') as { slotTime: number; queuePosition: number }[];
       expect(queued.map((r) => r.queuePosition)).toEqual([0, 1, 2, 3, 4, 5]);
       const slots = queued.map((r) => r.slotTime);
       expect(slots).toEqual([...slots].sort((a, b) => a - b));

@@ -10,7 +10,6 @@ import {
   type LimitState,
   type Policy,
   type Rejection,
-  type Ticket,
 } from './policy.js';
 import { WindowedLimits } from './windowed.js';
 
@@ -50,7 +49,7 @@ export class OpenAiPolicy implements Policy {
 
   constructor(
     config: OpenAiPolicyConfig,
-    private readonly sink?: ChargeSink,
+    sink?: ChargeSink,
     now = Date.now(),
   ) {
     this.windowMs = checkWindow(config.windowMs);
