@@ -178,14 +178,8 @@ for k = 1, count do
       -- step, until the request fits. Buckets after the tail are empty, so B + 1 steps suffice.
       -- While paused, nothing is placed before the pause ends.
       local first = max(n, tail, bucket_of(held, W, B))
-      buckets.load(first - B, first)
-      local ut, ui, uo, ur = 0, 0, 0, 0
-      for x = first - B, first do
-        local b = buckets.get(x)
-        if b then
-          ut, ui, uo, ur = ut + b[1], ui + b[2], uo + b[3], ur + b[4]
-        end
-      end
+      local used = window_used(buckets, first, B)
+      local ut, ui, uo, ur = used[1], used[2], used[3], used[4]
       local step = 0
       while step <= B and ((lt > 0 and ut + ct > lt) or (li > 0 and ui + ci > li) or (lo > 0 and uo + co > lo) or (lr > 0 and ur + cr > lr)) do
         local out = buckets.get(first - B + step)
