@@ -54,6 +54,21 @@ const turn = () => new Promise((r) => setImmediate(r));
     await expect(Promise.all([...rest, late])).resolves.toEqual([1, 2, 3, 4].map((b) => expect.objectContaining({ bucket: b })));
   });
 
+  it('splits what waits evenly over the free lanes, so neither lane idles while the other carries everyone', async () => {
+    const { sent, send } = recorder();
+    const batcher = new AcquireBatcher(send, 2, 128);
+    const first = batcher.submit(command('s0'));
+    const rest = ['s1', 's2', 's3', 's4', 's5', 's6', 's7'].map((id) => batcher.submit(command(id)));
+    // The reply comes back before the turn ends: both lanes are free when the group goes out.
+    sent[0].settle();
+    await first;
+    await turn();
+    expect(sent.map((s) => s.batch)).toEqual([['s0'], ['s1', 's2', 's3', 's4'], ['s5', 's6', 's7']]);
+    sent[1].settle();
+    sent[2].settle();
+    await expect(Promise.all(rest)).resolves.toEqual([1, 2, 3, 4, 5, 6, 7].map((b) => expect.objectContaining({ bucket: b })));
+  });
+
   it('bounds a group and never mixes two configurations in one', async () => {
     const { sent, send } = recorder();
     const batcher = new AcquireBatcher(send, 1, 3);
