@@ -119,6 +119,10 @@ const SIDES = {
     ['floor', floorOp],
     ['acquire', acquireOp],
   ],
+  8: [
+    ['floor', floorOp],
+    ['acquire', acquireOp],
+  ],
   64: [
     ['floor', floorOp],
     ['acquire', acquireOp],
@@ -126,7 +130,7 @@ const SIDES = {
   ],
 };
 const sideBySide = {};
-for (const callers of [1, 64]) {
+for (const callers of [1, 8, 64]) {
   const sides = SIDES[callers];
   const rounds = Object.fromEntries(sides.map(([what]) => [what, []]));
   for (let round = 0; round < ROUNDS; round++) {
@@ -306,7 +310,7 @@ out('## a) Throughput and latency, acquire next to the floor (EVALSHA of `return
 out();
 out('| callers | what | ops/s | p50 | p99 | acquires per script call | script time per op | Redis calls per script | server CPU per op | client CPU per op |');
 out('|---|---|---|---|---|---|---|---|---|---|');
-for (const callers of [1, 64]) {
+for (const callers of [1, 8, 64]) {
   const { floor } = sideBySide[callers];
   for (const [what, r] of Object.entries(sideBySide[callers])) {
     out(

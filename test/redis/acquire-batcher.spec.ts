@@ -54,19 +54,32 @@ const turn = () => new Promise((r) => setImmediate(r));
     await expect(Promise.all([...rest, late])).resolves.toEqual([1, 2, 3, 4].map((b) => expect.objectContaining({ bucket: b })));
   });
 
-  it('splits what waits evenly over the free lanes, so neither lane idles while the other carries everyone', async () => {
+  it('splits what waits evenly over the free lanes, so no lane idles while another carries everyone', async () => {
     const { sent, send } = recorder();
-    const batcher = new AcquireBatcher(send, 2, 128);
+    const batcher = new AcquireBatcher(send, 3, 128, 2);
     const first = batcher.submit(command('s0'));
     const rest = ['s1', 's2', 's3', 's4', 's5', 's6', 's7'].map((id) => batcher.submit(command(id)));
-    // The reply comes back before the turn ends: both lanes are free when the group goes out.
+    // The reply comes back before the turn ends: all three lanes are free when the group goes out.
     sent[0].settle();
     await first;
     await turn();
-    expect(sent.map((s) => s.batch)).toEqual([['s0'], ['s1', 's2', 's3', 's4'], ['s5', 's6', 's7']]);
-    sent[1].settle();
-    sent[2].settle();
+    expect(sent.map((s) => s.batch)).toEqual([['s0'], ['s1', 's2', 's3'], ['s4', 's5'], ['s6', 's7']]);
+    sent.slice(1).forEach((s) => s.settle());
     await expect(Promise.all(rest)).resolves.toEqual([1, 2, 3, 4, 5, 6, 7].map((b) => expect.objectContaining({ bucket: b })));
+  });
+
+  it('keeps a small group whole rather than send calls of fewer than minShare', async () => {
+    const { sent, send } = recorder();
+    const batcher = new AcquireBatcher(send, 3, 128, 4);
+    const first = batcher.submit(command('m0'));
+    const rest = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7'].map((id) => batcher.submit(command(id)));
+    sent[0].settle();
+    await first;
+    await turn();
+    // Seven waiting, at least four per call: one call, not three of two or three.
+    expect(sent.map((s) => s.batch)).toEqual([['m0'], ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']]);
+    sent[1].settle();
+    await Promise.all(rest);
   });
 
   it('bounds a group and never mixes two configurations in one', async () => {
