@@ -42,8 +42,8 @@ function sameSettings(a: ModelSettings, b: ModelSettings): boolean {
  * Groups one model's acquires that arrive while this process already has calls in flight, and
  * sends each group as one script call. The script serves a group exactly as it would serve its
  * acquires one by one at that moment, in arrival order, so grouping changes the cost per
- * acquire, not who gets which slot. An acquire that finds nothing in flight goes out at once: a
- * lone caller waits for nobody. Otherwise the free lanes are used once the current turn of the
+ * acquire, not who gets which slot. An acquire that finds nothing in flight goes out once the
+ * pending microtasks have run: a lone caller waits for nobody. Otherwise the free lanes are used once the current turn of the
  * event loop is over, so that the callers a reply has just woken form groups instead of trickling
  * out one by one, shared evenly between the lanes.
  */
@@ -51,6 +51,7 @@ export class AcquireBatcher {
   private readonly waiting: Waiting[] = [];
   private inFlight = 0;
   private scheduled = false;
+  private soonScheduled = false;
 
   constructor(
     private readonly send: (batch: readonly AcquireCommand[]) => Promise<AcquireReply[]>,
@@ -62,8 +63,22 @@ export class AcquireBatcher {
   submit(command: AcquireCommand): Promise<AcquireReply> {
     return new Promise<AcquireReply>((resolve, reject) => {
       this.waiting.push({ command, resolve, reject });
-      if (this.inFlight === 0 && !this.scheduled) this.flush();
+      if (this.inFlight === 0 && !this.scheduled) this.flushSoon();
       else this.schedule();
+    });
+  }
+
+  /**
+   * Nothing in flight: send after the pending microtasks, no later. Callers woken together by
+   * one reply re-enter at the same depth of their await chains, so the first one's send waits
+   * for the others and they go as one call instead of the first alone and the rest after it.
+   */
+  private flushSoon(): void {
+    if (this.soonScheduled) return;
+    this.soonScheduled = true;
+    queueMicrotask(() => {
+      this.soonScheduled = false;
+      this.flush();
     });
   }
 

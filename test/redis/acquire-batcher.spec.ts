@@ -35,9 +35,12 @@ const turn = () => new Promise((r) => setImmediate(r));
     const { sent, send } = recorder();
     const batcher = new AcquireBatcher(send, 2, 128);
     const first = batcher.submit(command('a0'));
+    // Nothing in flight: it goes as soon as the pending microtasks have run, before any I/O.
+    await Promise.resolve();
     expect(sent.map((s) => s.batch)).toEqual([['a0']]);
     const rest = ['a1', 'a2', 'a3'].map((id) => batcher.submit(command(id)));
     // The second lane is free, but it waits for the end of this turn, so all three go together.
+    await Promise.resolve();
     expect(sent.map((s) => s.batch)).toEqual([['a0']]);
     await turn();
     expect(sent.map((s) => s.batch)).toEqual([['a0'], ['a1', 'a2', 'a3']]);
@@ -54,10 +57,27 @@ const turn = () => new Promise((r) => setImmediate(r));
     await expect(Promise.all([...rest, late])).resolves.toEqual([1, 2, 3, 4].map((b) => expect.objectContaining({ bucket: b })));
   });
 
+  it('sends callers that a reply wakes together as one call, not the first alone', async () => {
+    const { sent, send } = recorder();
+    const batcher = new AcquireBatcher(send, 2, 128);
+    // Each caller re-enters through a few awaits, as a caller of RateLimiter.acquire does.
+    const caller = async (id: string) => {
+      await Promise.resolve();
+      await Promise.resolve();
+      return batcher.submit(command(id));
+    };
+    const woken = ['w0', 'w1', 'w2', 'w3'].map(caller);
+    await turn();
+    expect(sent.map((s) => s.batch)).toEqual([['w0', 'w1', 'w2', 'w3']]);
+    sent[0].settle();
+    await Promise.all(woken);
+  });
+
   it('splits what waits evenly over the free lanes, so no lane idles while another carries everyone', async () => {
     const { sent, send } = recorder();
     const batcher = new AcquireBatcher(send, 3, 128, 2);
     const first = batcher.submit(command('s0'));
+    await Promise.resolve();
     const rest = ['s1', 's2', 's3', 's4', 's5', 's6', 's7'].map((id) => batcher.submit(command(id)));
     // The reply comes back before the turn ends: all three lanes are free when the group goes out.
     sent[0].settle();
@@ -72,6 +92,7 @@ const turn = () => new Promise((r) => setImmediate(r));
     const { sent, send } = recorder();
     const batcher = new AcquireBatcher(send, 3, 128, 4);
     const first = batcher.submit(command('m0'));
+    await Promise.resolve();
     const rest = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7'].map((id) => batcher.submit(command(id)));
     sent[0].settle();
     await first;
@@ -86,8 +107,10 @@ const turn = () => new Promise((r) => setImmediate(r));
     const { sent, send } = recorder();
     const batcher = new AcquireBatcher(send, 1, 3);
     const other: ModelSettings = { ...settings, limits: { ...settings.limits, tokens: 500 } };
+    const b0 = batcher.submit(command('b0'));
+    await Promise.resolve();
     const all = [
-      batcher.submit(command('b0')),
+      b0,
       ...['b1', 'b2', 'b3', 'b4'].map((id) => batcher.submit(command(id))),
       // Equal settings in another object go along; different limits wait for the next call.
       batcher.submit(command('b5', { ...settings })),
@@ -106,6 +129,7 @@ const turn = () => new Promise((r) => setImmediate(r));
     const { sent, send } = recorder();
     const batcher = new AcquireBatcher(send, 1, 128);
     const lone = batcher.submit(command('c0'));
+    await Promise.resolve();
     const grouped = ['c1', 'c2'].map((id) => batcher.submit(command(id)));
     sent[0].settle(new Error('down'));
     await expect(lone).rejects.toThrow('down');
