@@ -73,30 +73,29 @@ const turn = () => new Promise((r) => setImmediate(r));
     await Promise.all(woken);
   });
 
-  it('splits what waits evenly over the free lanes, so no lane idles while another carries everyone', async () => {
+  /** Sends ids[0] alone, queues the rest behind it, and lets its reply come back before the turn ends. */
+  async function queuedBehindOneReply(maxInFlight: number, minShare: number, ids: string[]) {
     const { sent, send } = recorder();
-    const batcher = new AcquireBatcher(send, 3, 128, 2);
-    const first = batcher.submit(command('s0'));
+    const batcher = new AcquireBatcher(send, maxInFlight, 128, minShare);
+    const first = batcher.submit(command(ids[0]));
     await Promise.resolve();
-    const rest = ['s1', 's2', 's3', 's4', 's5', 's6', 's7'].map((id) => batcher.submit(command(id)));
-    // The reply comes back before the turn ends: all three lanes are free when the group goes out.
+    const rest = ids.slice(1).map((id) => batcher.submit(command(id)));
     sent[0].settle();
     await first;
     await turn();
+    return { sent, rest };
+  }
+
+  it('splits what waits evenly over the free lanes, so no lane idles while another carries everyone', async () => {
+    const { sent, rest } = await queuedBehindOneReply(3, 2, ['s0', 's1', 's2', 's3', 's4', 's5', 's6', 's7']);
+    // All three lanes are free when the group goes out.
     expect(sent.map((s) => s.batch)).toEqual([['s0'], ['s1', 's2', 's3'], ['s4', 's5'], ['s6', 's7']]);
     sent.slice(1).forEach((s) => s.settle());
     await expect(Promise.all(rest)).resolves.toEqual([1, 2, 3, 4, 5, 6, 7].map((b) => expect.objectContaining({ bucket: b })));
   });
 
   it('keeps a small group whole rather than send calls of fewer than minShare', async () => {
-    const { sent, send } = recorder();
-    const batcher = new AcquireBatcher(send, 3, 128, 4);
-    const first = batcher.submit(command('m0'));
-    await Promise.resolve();
-    const rest = ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7'].map((id) => batcher.submit(command(id)));
-    sent[0].settle();
-    await first;
-    await turn();
+    const { sent, rest } = await queuedBehindOneReply(3, 4, ['m0', 'm1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']);
     // Seven waiting, at least four per call: one call, not three of two or three.
     expect(sent.map((s) => s.batch)).toEqual([['m0'], ['m1', 'm2', 'm3', 'm4', 'm5', 'm6', 'm7']]);
     sent[1].settle();
