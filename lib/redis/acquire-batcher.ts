@@ -5,7 +5,8 @@ export const MAX_BATCH = 128;
 /**
  * Script calls one model may have in flight from this process at once. Three keep Redis and this
  * process busy at the same time also on a single connection, where replies that come back to
- * back are read together (measured with `npm run bench`: two lanes fell behind there).
+ * back are read together (chosen by measuring: with two, the benchmark's single-connection row
+ * fell to 0.45x-0.6x the floor).
  */
 export const MAX_IN_FLIGHT = 3;
 /**
@@ -43,9 +44,9 @@ function sameSettings(a: ModelSettings, b: ModelSettings): boolean {
  * sends each group as one script call. The script serves a group exactly as it would serve its
  * acquires one by one at that moment, in arrival order, so grouping changes the cost per
  * acquire, not who gets which slot. An acquire that finds nothing in flight goes out once the
- * pending microtasks have run: a lone caller waits for nobody. Otherwise the free lanes are used once the current turn of the
- * event loop is over, so that the callers a reply has just woken form groups instead of trickling
- * out one by one, shared evenly between the lanes.
+ * pending microtasks have run: a lone caller waits for nobody. Otherwise the free lanes are used
+ * once the current turn of the event loop is over, so that the callers a reply has just woken
+ * form groups instead of trickling out one by one, shared evenly between the lanes.
  */
 export class AcquireBatcher {
   private readonly waiting: Waiting[] = [];
