@@ -83,6 +83,13 @@ if exp < needed then
 end
 fields[#fields + 1] = 'exp'
 fields[#fields + 1] = fmt(expire_at)
+-- Pressing (the request must wait for refill): learned limits grow, written with the rest.
+if slot > now and max_factor > 0 and paused_until <= now then
+  local grown = learned_factor(current[7], current[9], now, W, max_factor, learn_step)
+  for _, v in ipairs({ 'f', tostring(grown), 'fa', '-1', 'fg', fmt(now) }) do
+    fields[#fields + 1] = v
+  end
+end
 -- A re-sent acquire finds its op id already recorded and writes nothing more.
 if redis.call('ZADD', ring, 'NX', slot, op) == 0 then
   local s = tonumber(redis.call('ZSCORE', ring, op))
@@ -92,10 +99,6 @@ if redis.call('ZADD', ring, 'NX', slot, op) == 0 then
   return { 'dup', fmt(s), fmt(math.max(0, s - now)), '0', '0', fmt(now) }
 end
 redis.call('HSET', state, unpack(fields))
--- Pressing: the request must wait for refill.
-if slot > now and max_factor > 0 and paused_until <= now then
-  learn_limits(state, current[7], current[9], now, W, max_factor, learn_step)
-end
 ring_trim(ring, capacity)
 if expire_at ~= exp then
   keep_alive(state, ring, expire_at)

@@ -107,11 +107,10 @@ class ModelState {
     return { status: 'ok', slotMs: slot, waitMs: slot - now, queuePosition: position, bucket: j, nowMs: now };
   }
 
-  /** As learn_limits in lua/includes/common.lua. */
+  /** As learned_factor in lua/includes/common.lua, applied by the acquire scripts. */
   private learn(settings: ModelSettings, now: number, pressing: boolean): void {
     const learn = settings.learn;
-    if (!learn) return;
-    if (!pressing) return;
+    if (!learn || !pressing) return;
     const since = Math.min(settings.windowMs, Math.max(0, now - (this.grewAt ?? now)));
     const value = Math.min(learn.maxFactor, (this.factor?.value ?? 1) + (learn.increasePerWindow * since) / settings.windowMs);
     this.factor = { value, at: -1, cutAt: this.factor?.cutAt ?? 0 };

@@ -204,7 +204,7 @@ end
 --
 -- Learned limits (unknown capacity) use the same fields, with 'fa' set to -1: the factor does
 -- not recover by time and may pass 1; it grows only while demand presses against it (see
--- learn_limits), and 'fg' says from when the next growth counts.
+-- learned_factor), and 'fg' says from when the next growth counts.
 local RECOVERY = 0.1
 
 local function limit_factor(f, fa, now, window_ms)
@@ -240,9 +240,4 @@ end
 local function learned_factor(f, fg, now, window_ms, max_factor, step)
   local since = math.min(window_ms, math.max(0, now - (tonumber(fg) or now)))
   return math.min(max_factor, (tonumber(f) or 1) + step * since / window_ms)
-end
-
-local function learn_limits(state, f, fg, now, window_ms, max_factor, step)
-  local grown = learned_factor(f, fg, now, window_ms, max_factor, step)
-  redis.call('HSET', state, 'f', tostring(grown), 'fa', '-1', 'fg', fmt(now))
 end
