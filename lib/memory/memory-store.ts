@@ -214,12 +214,9 @@ class ModelState {
       value = Math.max(c.floor, value * c.cut);
       cutAt = now;
     }
-    if (settings.learn) {
-      this.factor = { value, at: -1, cutAt };
-      this.grewAt = this.pausedUntil;
-    } else {
-      this.factor = { value, at: now, cutAt };
-    }
+    // Learned limits do not recover by time (at -1); their growth counts from the pause's end.
+    this.factor = { value, at: settings.learn ? -1 : now, cutAt };
+    if (settings.learn) this.grewAt = this.pausedUntil;
     return { pausedUntil: this.pausedUntil, limitFactor: value };
   }
 
