@@ -15,7 +15,7 @@ import { MemoryStore } from '../memory/memory-store.js';
 import { chargeOf } from './profiles.js';
 import { type HeaderSource, readProviderHeaders } from './provider-headers.js';
 import type { AcquireResult, AdjustResult, ObserveResult, RateLimitStatus } from './results.js';
-import { BACKOFF_CUT, BACKOFF_FLOOR, type Charge, type LimiterStore, type ModelSettings, type ModelStore } from './store.js';
+import { BACKOFF_CUT, BACKOFF_FLOOR, type Charge, type LimiterStore, type ModelSettings, type ModelStore, scaledLimit } from './store.js';
 
 /**
  * What one call will use: a combined figure, or input and output apart (needed for split limits
@@ -435,9 +435,7 @@ export class RateLimiter {
   async getStatus(): Promise<RateLimitStatus> {
     const reply = await this.store.status(this.settings);
     const { limits } = this.resolved;
-    // As scale_limits in lua/includes/common.lua.
-    const inForce = (limit: number) =>
-      reply.limitFactor === 1 || limit === 0 ? limit : Math.max(1, Math.floor(limit * reply.limitFactor));
+    const inForce = (limit: number) => scaledLimit(limit, reply.limitFactor);
     return {
       model: this.model,
       windowSeconds: this.resolved.windowMs / 1000,

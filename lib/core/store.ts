@@ -16,6 +16,14 @@ export const BUCKETS = 100;
 export const RING_HORIZON_MS = 30_000;
 export const RING_CAPACITY = 256;
 
+/**
+ * One limit as it is in force under a limit factor (after 429 cuts, or as learned): at least 1
+ * while the limit is on, 0 when it is off. As scale_limits in lua/includes/common.lua.
+ */
+export function scaledLimit(limit: number, factor: number): number {
+  return factor === 1 || limit === 0 ? limit : Math.max(1, Math.floor(limit * factor));
+}
+
 /** One request's charge, or a change of one. */
 export interface Charge {
   readonly tokens: number;

@@ -1,4 +1,4 @@
-import { BUCKETS, RING_CAPACITY } from '../core/store.js';
+import { BUCKETS, RING_CAPACITY, scaledLimit } from '../core/store.js';
 import type {
   BackOffCommand,
   BackOffReply,
@@ -266,8 +266,7 @@ class ModelState {
   private scaledLimits(settings: ModelSettings, now: number): Figures {
     const limit = limitsOf(settings);
     const factor = this.limitFactor(now, settings.windowMs);
-    if (factor === 1) return limit;
-    return limit.map((l) => (l > 0 ? Math.max(1, Math.floor(l * factor)) : 0)) as Figures;
+    return factor === 1 ? limit : (limit.map((l) => scaledLimit(l, factor)) as Figures);
   }
 
   /** Token bucket (GCRA), as tb-acquire.lua. */
