@@ -68,7 +68,7 @@ export const PROFILES: Readonly<Record<Provider, ProviderProfile>> = Object.free
     chargesFailedCalls: false,
     defaultBurndownRate: 1,
     defaultAlgorithm: 'token-bucket',
-      defaultDeliveryMarginMs: DELIVERY_MARGIN_MS,
+    defaultDeliveryMarginMs: DELIVERY_MARGIN_MS,
   },
   // Reserves input + cache + max_tokens at weight 1, settles input + cache writes + burndown x output.
   bedrock: {
@@ -80,7 +80,7 @@ export const PROFILES: Readonly<Record<Provider, ProviderProfile>> = Object.free
     chargesFailedCalls: false,
     defaultBurndownRate: 5,
     defaultAlgorithm: 'sliding-window',
-      defaultDeliveryMarginMs: DELIVERY_MARGIN_MS,
+    defaultDeliveryMarginMs: DELIVERY_MARGIN_MS,
   },
   // Separate input and output quotas settled on real usage: the seed's rules.
   vertex: SETTLES_ON_USAGE,
