@@ -1,6 +1,6 @@
 import { RateLimitConfigError, type RateLimitConfig, type RateLimiter } from '../../lib/index.js';
-import { BACKENDS, type BackendUnderTest, recordingLogger } from '../support/backends.js';
-import { uniquePrefix, waitFor } from '../support/redis.js';
+import { BACKENDS, type BackendUnderTest, sharingPair } from '../support/backends.js';
+import { waitFor } from '../support/redis.js';
 
 // Unknown capacity (learnLimits): the configured limits are where learning starts; the factor on
 // them grows while demand presses against them, is cut by 429s for every process, and stays
@@ -14,11 +14,7 @@ describe.each(BACKENDS)('learned limits on the %s store', (_name, make) => {
   });
   afterAll(() => backend.close());
 
-  // Two limiters on one store and prefix stand for two processes sharing a key.
-  function pair(config: RateLimitConfig): [RateLimiter, RateLimiter] {
-    const options = { keyPrefix: uniquePrefix('learn'), logger: recordingLogger() };
-    return [backend.limiter('gemini', config, options), backend.limiter('gemini', config, options)];
-  }
+  const pair = (config: RateLimitConfig) => sharingPair(backend, 'gemini', config);
 
   // Asks for more than there is room for now: the acquire is placed later (pressing) and waits.
   async function pressFor(limiter: RateLimiter, tokens: number): Promise<void> {

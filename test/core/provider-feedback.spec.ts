@@ -1,6 +1,6 @@
-import { AcquireTimeoutError, parseDurationMs, readProviderHeaders, type RateLimitConfig, type RateLimiter } from '../../lib/index.js';
-import { BACKENDS, type BackendUnderTest, recordingLogger } from '../support/backends.js';
-import { uniquePrefix, waitFor } from '../support/redis.js';
+import { AcquireTimeoutError, parseDurationMs, readProviderHeaders, type RateLimitConfig } from '../../lib/index.js';
+import { BACKENDS, type BackendUnderTest, sharingPair } from '../support/backends.js';
+import { waitFor } from '../support/redis.js';
 
 describe('provider headers', () => {
   it('reads durations as OpenAI writes them', () => {
@@ -59,12 +59,7 @@ describe.each(BACKENDS)('listening to the provider on the %s store', (_name, mak
   });
   afterAll(() => backend.close());
 
-  // Two limiters on one store and prefix stand for two processes sharing a key.
-  function pair(config: RateLimitConfig): [RateLimiter, RateLimiter] {
-    const keyPrefix = uniquePrefix();
-    const options = { keyPrefix, logger: recordingLogger() };
-    return [backend.limiter('gpt-4o', config, options), backend.limiter('gpt-4o', config, options)];
-  }
+  const pair = (config: RateLimitConfig) => sharingPair(backend, 'gpt-4o', config);
 
   it.each(['sliding-window', 'token-bucket'] as const)('pauses every process after a 429 with retry-after (%s)', async (algorithm) => {
     const [a, b] = pair({ tpm: 100_000, algorithm });

@@ -59,11 +59,21 @@ describe("failureMode 'local'", () => {
 });
 
 describe('while Redis is known to be down', () => {
-  it('answers from the failure mode without asking Redis again, until a probe sees it answer', async () => {
+  /** Runs `test` against a Redis of its own, which it may kill and start again, with a manager on it. */
+  async function withOwnRedis(test: (own: OwnRedisServer, manager: RedisConnectionManager) => Promise<void>): Promise<void> {
     const own = await OwnRedisServer.start();
     const manager = new RedisConnectionManager({ url: own.url });
-    const closed = new RateLimiter(manager, 'm', { tpm: 100 }, { failureMode: 'closed', logger: recordingLogger() });
     try {
+      await test(own, manager);
+    } finally {
+      await manager.close();
+      await own.stop();
+    }
+  }
+
+  it('answers from the failure mode without asking Redis again, until a probe sees it answer', () =>
+    withOwnRedis(async (own, manager) => {
+      const closed = new RateLimiter(manager, 'm', { tpm: 100 }, { failureMode: 'closed', logger: recordingLogger() });
       await closed.acquire({ tokens: 1 });
       await own.kill();
       await expect(closed.acquire({ tokens: 1 })).rejects.toThrow(RedisUnavailableError);
@@ -75,17 +85,11 @@ describe('while Redis is known to be down', () => {
       await own.startAgain();
       await waitFor(() => !closed.degraded, 10_000, 'the probe to see Redis again');
       await expect(closed.acquire({ tokens: 1 })).resolves.toMatchObject({ degraded: false });
-    } finally {
-      await manager.close();
-      await own.stop();
-    }
-  });
+    }));
 
-  it("with failureMode 'local', carries reservations across both handovers and hears the provider in its share", async () => {
-    const own = await OwnRedisServer.start();
-    const manager = new RedisConnectionManager({ url: own.url });
-    const limiter = new RateLimiter(manager, 'm', { tpm: 900 }, { failureMode: 'local', expectedInstances: 3, logger: recordingLogger() });
-    try {
+  it("with failureMode 'local', carries reservations across both handovers and hears the provider in its share", () =>
+    withOwnRedis(async (own, manager) => {
+      const limiter = new RateLimiter(manager, 'm', { tpm: 900 }, { failureMode: 'local', expectedInstances: 3, logger: recordingLogger() });
       await expect(limiter.acquire({ tokens: 100 })).resolves.toMatchObject({ degraded: false });
       await own.kill();
       // The share is 300, and this process took 100 of it on Redis within the window.
@@ -102,27 +106,17 @@ describe('while Redis is known to be down', () => {
       await expect(limiter.getStatus()).resolves.toMatchObject({ tokensUsed: 155, requestsUsed: 2 });
       await limiter.acquire({ tokens: 5 });
       expect((await limiter.getStatus()).tokensUsed).toBe(160);
-    } finally {
-      await manager.close();
-      await own.stop();
-    }
-  });
+    }));
 
-  it("with failureMode 'closed', observe rejects at once during a known outage", async () => {
-    const own = await OwnRedisServer.start();
-    const manager = new RedisConnectionManager({ url: own.url });
-    const closed = new RateLimiter(manager, 'm', { tpm: 100 }, { failureMode: 'closed', logger: recordingLogger() });
-    try {
+  it("with failureMode 'closed', observe rejects at once during a known outage", () =>
+    withOwnRedis(async (own, manager) => {
+      const closed = new RateLimiter(manager, 'm', { tpm: 100 }, { failureMode: 'closed', logger: recordingLogger() });
       await closed.acquire({ tokens: 1 });
       await own.kill();
       await expect(closed.acquire({ tokens: 1 })).rejects.toThrow(RedisUnavailableError);
       await expect(closed.observe({ 'retry-after': '1' }, { status: 429 })).rejects.toThrow(/unavailable since/);
       await expect(closed.backOff()).rejects.toThrow(/unavailable since/);
-    } finally {
-      await manager.close();
-      await own.stop();
-    }
-  });
+    }));
 
   it('rejects a bad expectedInstances', () => {
     expect(() => new RateLimiter({} as never, 'm', { tpm: 1 }, { expectedInstances: 0 })).toThrow(/expectedInstances/);

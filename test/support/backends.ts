@@ -26,6 +26,12 @@ export function redisBackend(): BackendUnderTest {
   };
 }
 
+/** Two limiters of one model on one store and key prefix: two processes sharing a provider key. */
+export function sharingPair(backend: BackendUnderTest, model: string, config: RateLimitConfig): [RateLimiter, RateLimiter] {
+  const options = { keyPrefix: uniquePrefix(), logger: recordingLogger() };
+  return [backend.limiter(model, config, options), backend.limiter(model, config, options)];
+}
+
 /** A logger that remembers what it was told. */
 export function recordingLogger() {
   const lines: { level: string; message: string }[] = [];
