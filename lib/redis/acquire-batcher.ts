@@ -3,16 +3,17 @@ import type { AcquireCommand, AcquireReply, ModelSettings } from '../core/store.
 /** Most acquires one script call carries; bounds how long one call holds Redis. */
 export const MAX_BATCH = 128;
 /**
- * Script calls one model may have in flight from this process at once. Three keep Redis and this
- * process busy at the same time also on a single connection, where replies that come back to
- * back are read together (chosen by measuring: with two, the benchmark's single-connection row
- * fell to 0.45x-0.6x the floor).
+ * Script calls one model may have in flight from this process at once. More than two, so that
+ * Redis and this process stay busy at the same time also on a single connection, where replies
+ * that come back to back are read in one turn and wake their callers together. (Chosen by trying
+ * two to four with `npm run bench`, which measures only the value in force.)
  */
 export const MAX_IN_FLIGHT = 3;
 /**
- * Fewest acquires worth a call of their own when what waits is shared between lanes: below it a
- * call's fixed cost in Redis outweighs the overlap (chosen by measuring 4 to 16 callers: calls
- * of 1 to 7 spent more Redis time per acquire and served no more).
+ * Fewest acquires worth a call of their own when what waits is shared between lanes: each call
+ * pays the script's fixed cost in Redis (see `npm run bench:steps`), which a few acquires do not
+ * repay with overlap. (Chosen by trying 1 and 8 with 4 to 16 callers; the benchmark measures
+ * only the value in force.)
  */
 export const MIN_SHARE = 8;
 
