@@ -1,7 +1,6 @@
-import { type ChildProcess, fork } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
-import type { AdmittedRequest, WorkerMessage, WorkerSetup, WorkerStart } from '../support/multi-process-worker.js';
+import { ChildWorkers } from '../support/child-workers.js';
+import type { AdmittedRequest, WorkerMessage, WorkerSetup } from '../support/multi-process-worker.js';
 import { redisUrl, uniquePrefix } from '../support/redis.js';
 import { type AuditedRequest, type PlacedRequest, fullestAsPlaced, meanUtilization } from '../support/window-audit.js';
 
@@ -19,41 +18,9 @@ const TPM = 10_000;
 const RPM = 100;
 const SATURATION_MS = 8000;
 
-const WORKER = fileURLToPath(new URL('../support/multi-process-worker.ts', import.meta.url));
-const REGISTER = fileURLToPath(new URL('../support/ts-register.mjs', import.meta.url));
-
-interface Worker {
-  readonly child: ChildProcess;
-  readonly ready: Promise<void>;
-  readonly done: Promise<Extract<WorkerMessage, { type: 'done' }>>;
-}
-
-function startWorker(setup: WorkerSetup): Worker {
-  const child = fork(WORKER, [JSON.stringify(setup)], {
-    execArgv: ['--enable-source-maps', '--import', REGISTER],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  let onReady!: () => void;
-  const ready = new Promise<void>((resolve) => (onReady = resolve));
-  const done = new Promise<Extract<WorkerMessage, { type: 'done' }>>((resolve, reject) => {
-    child.on('message', (message: WorkerMessage) => {
-      if (message.type === 'ready') onReady();
-      else resolve(message);
-    });
-    child.once('error', reject);
-    child.once('exit', (code, signal) => reject(new Error(`worker ${setup.worker} exited (code ${code}, signal ${signal}) before sending its log`)));
-  });
-  // A worker that dies before it is ready fails the run through `done`.
-  return { child, ready: Promise.race([ready, done.then(() => undefined)]), done };
-}
-
 describe('RateLimiter across processes', () => {
-  const started: ChildProcess[] = [];
-  afterEach(() => {
-    for (const child of started.splice(0)) {
-      if (child.exitCode === null && child.signalCode === null) child.kill();
-    }
-  });
+  const workers = new ChildWorkers<WorkerSetup, Extract<WorkerMessage, { type: 'done' }>>(new URL('../support/multi-process-worker.ts', import.meta.url));
+  afterEach(() => workers.stop());
 
   it('holds tpm and rpm over every window while 4 processes x 32 callers saturate it, and uses at least 95% of it', async () => {
     const seed = randomInt(1, 2 ** 31);
@@ -65,17 +32,9 @@ describe('RateLimiter across processes', () => {
       loops: LOOPS,
       seed,
     };
-    // The first worker transpiles the library into the shared cache; the others then start
-    // from it instead of all compiling at once.
-    const workers = [startWorker({ ...common, worker: 0 })];
-    started.push(workers[0].child);
-    await workers[0].ready;
-    for (let worker = 1; worker < WORKERS; worker++) workers.push(startWorker({ ...common, worker }));
-    started.push(...workers.slice(1).map((w) => w.child));
-    await Promise.all(workers.map((w) => w.ready));
-    const start: WorkerStart = { type: 'start', stopAt: Date.now() + SATURATION_MS };
-    for (const w of workers) w.child.send(start);
-    const logs = await Promise.all(workers.map((w) => w.done));
+    await workers.startAll(WORKERS, (worker) => ({ ...common, worker }));
+    const stopAt = Date.now() + SATURATION_MS;
+    const logs = await workers.run(stopAt);
     const context = `(seed ${seed})`;
 
     expect({ errors: logs.flatMap((l) => l.errors), context }).toEqual({ errors: [], context });
@@ -139,7 +98,7 @@ describe('RateLimiter across processes', () => {
     // for both, and fails if capacity is wasted anywhere else.
     const held: AuditedRequest[] = admitted.map((r) => ({ slotTime: r.slotTime, tokens: r.tokens, requests: 1 }));
     const from = Math.min(...admitted.map((r) => r.slotTime)) + WINDOW_MS;
-    const to = start.stopAt - gapLow - 2 * WINDOW_MS;
+    const to = stopAt - gapLow - 2 * WINDOW_MS;
     expect(to - from).toBeGreaterThanOrEqual(4 * WINDOW_MS);
     const utilization = meanUtilization(held, WINDOW_MS, { tokens: TPM, requests: RPM }, from, to);
     expect({ utilization: utilization >= 0.95, value: utilization, context }).toEqual({ utilization: true, value: utilization, context });

@@ -1,5 +1,5 @@
-// One process calling the emulated provider through a limiter shared in Redis, for
-// test/emulator/listen.spec.ts. Started with
+// One process calling the emulated provider through a limiter shared in Redis, for the emulator
+// specs (listen, redis-outage). Started with
 // `node --import ./test/support/ts-register.mjs emulator-worker.ts <setup as JSON>`: it connects,
 // says it is ready, runs `lanes` callers from the parent's start until its stop time, and sends
 // every call it made to its parent.
@@ -7,6 +7,7 @@ import { setMaxListeners } from 'node:events';
 import { RateLimiter, RedisConnectionManager, type RateLimitConfig, type RateLimiterOptions } from '../../lib/index.js';
 import { type LaneCall, runLanes } from '../emulator/calling-lane.js';
 import type { Protocol } from '../emulator/protocols.js';
+import { tellParent, type WorkerStart } from './child-workers.js';
 
 /** What the parent passes on the command line. */
 export interface EmulatorWorkerSetup {
@@ -29,15 +30,7 @@ export type EmulatorWorkerMessage =
   | { readonly type: 'ready' }
   | { readonly type: 'done'; readonly calls: LaneCall[]; readonly errors: string[]; readonly events: string[] };
 
-/** What the parent sends to start the callers, once every worker is ready. */
-export interface EmulatorWorkerStart {
-  readonly type: 'start';
-  /** Local epoch ms at which callers stop. */
-  readonly stopAt: number;
-}
-
-const send = (message: EmulatorWorkerMessage) =>
-  new Promise<void>((resolve, reject) => process.send!(message, (error: Error | null) => (error ? reject(error) : resolve())));
+const send = (message: EmulatorWorkerMessage) => tellParent(message);
 
 const setup = JSON.parse(process.argv[2]) as EmulatorWorkerSetup;
 const manager = new RedisConnectionManager({ url: setup.redisUrl });
@@ -52,7 +45,7 @@ const limiter = new RateLimiter(manager, setup.model, setup.config, {
   },
 });
 
-process.once('message', (start: EmulatorWorkerStart) => {
+process.once('message', (start: WorkerStart) => {
   const stop = AbortSignal.timeout(Math.max(0, start.stopAt - Date.now()));
   setMaxListeners(setup.lanes + 10, stop);
   const calls: LaneCall[] = [];

@@ -4,6 +4,7 @@
 // start until its stop time, logs every admitted request, and sends the log to its parent.
 import { setMaxListeners } from 'node:events';
 import { AcquireAbortedError, RateLimiter, RedisConnectionManager, type RateLimitConfig } from '../../lib/index.js';
+import { tellParent, type WorkerStart } from './child-workers.js';
 
 /** What the parent passes on the command line. */
 export interface WorkerSetup {
@@ -14,13 +15,6 @@ export interface WorkerSetup {
   readonly config: RateLimitConfig;
   readonly loops: number;
   readonly seed: number;
-}
-
-/** What the parent sends to start the workload, once every worker is ready. */
-export interface WorkerStart {
-  readonly type: 'start';
-  /** Local epoch ms at which callers stop acquiring and waiting acquires are aborted. */
-  readonly stopAt: number;
 }
 
 /** What a caller did with one admitted request. */
@@ -138,8 +132,7 @@ async function run(setup: WorkerSetup, limiter: RateLimiter, start: WorkerStart)
   return { type: 'done', admitted, errors, aborted };
 }
 
-const send = (message: WorkerMessage) =>
-  new Promise<void>((resolve, reject) => process.send!(message, (error: Error | null) => (error ? reject(error) : resolve())));
+const send = (message: WorkerMessage) => tellParent(message);
 
 const setup = JSON.parse(process.argv[2]) as WorkerSetup;
 const manager = new RedisConnectionManager({ url: setup.redisUrl });
