@@ -8,13 +8,26 @@ import type { Algorithm, EffectiveLimits, LearnSettings } from './config.js';
 export const BUCKETS = 100;
 
 /**
- * Operations are remembered this long (ms) and up to RING_CAPACITY of them, so that a re-sent
- * acquire, adjust or cancel counts once. Retries of one call span about a second with the
- * default retry config; 256 operations cover that up to ~250 operations per second on one
- * model, and cost ~32 KB of Redis memory at most (each entry ~125 bytes in a sorted set).
+ * A settled, released or dropped reservation's id is remembered this long (ms) after it left,
+ * so that a command re-sent after a lost reply (the executor retries for about 3 s with the
+ * default retry config) finds it and changes nothing. Trimmed by time, never by count.
  */
-export const RING_HORIZON_MS = 30_000;
-export const RING_CAPACITY = 256;
+export const SETTLED_HORIZON_MS = 10_000;
+/**
+ * A process that has not claimed (or acquired) for this long is taken for dead: its waiting
+ * reservations are dropped when they reach the head of the queue. Processes with waiters claim
+ * at least every CLAIM_INTERVAL_MS, so a crashed process stops holding the queue within
+ * OWNER_LEASE_MS + CLAIM_INTERVAL_MS.
+ */
+export const OWNER_LEASE_MS = 5_000;
+export const CLAIM_INTERVAL_MS = 1_000;
+/** Most waiting reservations one admit step admits or drops; the rest go in the next call. */
+export const MAX_ADMIT = 256;
+/**
+ * Largest count of any one figure in one request: every kept sum is a sum of such counts over
+ * fewer than 2^21 reservations, so it stays below 2^53 and exact in a double (and in Lua).
+ */
+export const MAX_COUNT = 2 ** 32 - 1;
 
 /**
  * One limit as it is in force under a limit factor (after 429 cuts, or as learned): at least 1
@@ -50,51 +63,120 @@ export interface ModelSettings {
   readonly learn?: LearnSettings;
 }
 
+/**
+ * The live queue, as both stores keep it (lua/queue.lua and lua/tb-queue.lua for Redis,
+ * lib/memory/memory-store.ts in process):
+ *
+ * - Every reservation not yet settled is a record: owner, cost, state (waiting or admitted) and,
+ *   once admitted, where its charge sits (sliding-window bucket, and for the token bucket and
+ *   pacing, how much of its refill is still ahead). Waiting ones also stand in a FIFO queue in
+ *   order of arrival at the store.
+ * - A reservation enters the window (or the bucket) when it is admitted, charged at that moment;
+ *   a waiting one counts nowhere but in `queueDepth`.
+ * - The admit step runs in every acquire, claim and settle call, before and after its commands:
+ *   while the head fits every limit now (window sums, pacing, token bucket, back-off pause), it
+ *   is admitted; a head whose deadline (maxWaitMs) passed, or whose owner's lease ran out, is
+ *   dropped. Every reply says which waiters were admitted, and when the head could next fit from
+ *   time alone (`nextCheckMs`); a Redis store also publishes admissions to the other processes.
+ * - Settling (adjust, release, keep) ends a record: its id is then remembered as settled or
+ *   released for SETTLED_HORIZON_MS, so a repeat changes nothing and says why.
+ */
 export interface AcquireCommand {
   readonly opId: string;
+  /** The process (limiter instance) that waits for it; its lease is renewed by this call. */
+  readonly owner: string;
   readonly settings: ModelSettings;
   readonly cost: Charge;
-  /** Longest acceptable wait in ms, or -1 for no bound. */
+  /** Longest acceptable wait in ms, or -1 for no bound. 0: admit now or not at all. */
   readonly maxWaitMs: number;
 }
 
-export interface AcquireReply {
-  readonly status: 'ok' | 'dup' | 'released' | 'wait';
+/** Where a reservation stands, as an acquire or a claim finds it. */
+export type RecordState =
+  /** Admitted at `slotMs`: its charge is in the window. */
+  | 'admitted'
+  /** Waiting in the queue, `position` reservations ahead of it. */
+  | 'waiting'
+  /** Adjusted, or released after reaching a provider that keeps the charge. */
+  | 'settled'
+  | 'released'
+  /** Not admitted within its maxWaitMs: nothing was charged. */
+  | 'timeout'
+  /** Dropped from the queue because its owner stopped claiming (taken for dead). */
+  | 'lost'
+  /** No record and nothing remembered. */
+  | 'unknown';
+
+export interface AdmittedWaiter {
+  readonly opId: string;
   readonly slotMs: number;
-  readonly waitMs: number;
-  readonly queuePosition: number;
-  readonly bucket: number;
+}
+
+/** Said by every acquire, claim and settle reply: what the admit steps of that call did. */
+export interface QueueNews {
+  /** Store time of the reply, epoch ms. */
   readonly nowMs: number;
+  /** Waiting reservations (of any owner) admitted by this call. */
+  readonly admitted: readonly AdmittedWaiter[];
+  /**
+   * When the queue's head could be admitted (or dropped) from time passing alone, store epoch
+   * ms; 0 when nothing waits.
+   */
+  readonly nextCheckMs: number;
 }
 
-export interface AdjustCommand {
-  readonly opId: string;
-  /** Names this change, so the same change sent twice applies once. */
-  readonly adjustKey: string;
-  readonly bucket: number;
+export interface AcquireReply extends QueueNews {
+  /** A repeated op id answers with the state of its record instead of acquiring again. */
+  readonly state: RecordState;
+  /** Admission time, store epoch ms (state 'admitted'). */
+  readonly slotMs: number;
+  /** Reservations ahead in the queue (state 'waiting'; 0 otherwise). */
+  readonly position: number;
+  /**
+   * State 'timeout': when a request sent now could be admitted, ms from now, estimated from
+   * what the window and the queue hold.
+   */
+  readonly estimateMs: number;
+}
+
+/** A process asks after its own waiters; renews its lease. */
+export interface ClaimCommand {
+  readonly owner: string;
   readonly settings: ModelSettings;
-  /** Signed changes; `requests` is ignored. */
-  readonly delta: Omit<Charge, 'requests'>;
+  readonly opIds: readonly string[];
 }
 
-export interface AdjustReply {
-  readonly status: 'ok' | 'dup' | 'released' | 'expired';
-  /** What really moved: a refund never takes a bucket below zero. */
-  readonly applied: Omit<Charge, 'requests'>;
+export interface ClaimReply extends QueueNews {
+  /** One per op id asked about, in order. */
+  readonly records: readonly { readonly state: RecordState; readonly slotMs: number; readonly position: number }[];
 }
 
-export interface ReleaseCommand {
+/**
+ * Ends a record. `adjust`: its charge becomes `to` (a provider that keeps what it reserved,
+ * `refunds: false`, is only charged more, never refunded); `release`: the whole charge is given
+ * back (a waiting record leaves the queue); `keep`: settled as charged.
+ */
+export interface SettleCommand {
   readonly opId: string;
-  /** `release`: the acquire is known to have run. `cancel`: its reply never came. */
-  readonly mode: 'release' | 'cancel';
-  /** Bucket of the reservation, -1 when unknown. */
-  readonly bucket: number;
   readonly settings: ModelSettings;
+  readonly mode: 'adjust' | 'release' | 'keep';
+  readonly to?: Omit<Charge, 'requests'>;
+  readonly refunds: boolean;
+}
+
+export interface SettleReply extends QueueNews {
+  /**
+   * `'ok'` done; `'expired'` admitted, but its charge had left the window (settled, nothing
+   * moved); `'waiting'` an adjust or keep of a record not admitted yet (nothing changed);
+   * `'settled'` / `'released'` / `'timeout'` / `'lost'` it had already ended that way;
+   * `'unknown'` no such reservation of this model (another model's, crafted, or older than
+   * the horizon).
+   */
+  readonly status: 'ok' | 'expired' | 'waiting' | 'settled' | 'released' | 'timeout' | 'lost' | 'unknown';
+  /** What moved: positive charged, negative given back. */
+  readonly applied: Charge;
+  /** The record's charge before this call (zero when there was no record). */
   readonly charged: Charge;
-}
-
-export interface ReleaseReply {
-  readonly status: 'ok' | 'dup' | 'expired' | 'cancelled';
 }
 
 export interface StatusReply {
@@ -141,14 +223,19 @@ export const BACKOFF_FLOOR = 0.05;
 /** The state of one model in a store. */
 export interface ModelStore {
   acquire(command: AcquireCommand): Promise<AcquireReply>;
-  adjust(command: AdjustCommand): Promise<AdjustReply>;
-  release(command: ReleaseCommand): Promise<ReleaseReply>;
+  claim(command: ClaimCommand): Promise<ClaimReply>;
+  settle(command: SettleCommand): Promise<SettleReply>;
   status(settings: ModelSettings): Promise<StatusReply>;
   backOff(settings: ModelSettings, command: BackOffCommand): Promise<BackOffReply>;
   /** Charges now what the provider counts beyond this store's figures; resolves with what was charged. */
   reconcile(settings: ModelSettings, command: ReconcileCommand): Promise<Charge>;
   /** Announces a limiter instance for `ttlMs`; resolves with how many instances are live. */
   heartbeat(instanceId: string, ttlMs: number): Promise<number>;
+  /**
+   * Calls `listener` with waiters admitted by other processes' calls (at most once each, maybe
+   * never: a lost notice is made up for by claiming at `nextCheckMs`). Returns the unsubscribe.
+   */
+  onAdmitted(listener: (admitted: readonly AdmittedWaiter[]) => void): () => void;
 }
 
 /**
