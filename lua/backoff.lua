@@ -13,6 +13,8 @@
   ARGV[6]  1 when the limits are learned (the factor then does not recover by time; it grows
            again under pressing demand from the end of the pause), else 0
 
+  ARGV[7]  clock, epoch ms (-1 = the server's TIME; set only by the differential tests)
+
   Returns { paused until ms, limit factor }, strings.
 ]]
 --- @include "common"
@@ -25,7 +27,7 @@ local floor_factor = tonumber(ARGV[4])
 local settle_ms = tonumber(ARGV[5])
 local learned = ARGV[6] == '1'
 
-local now = now_ms()
+local now = clock_ms(ARGV[7])
 local current = redis.call('HMGET', state, 'p', 'f', 'fa', 'fc', 'exp')
 local pause = math.max(tonumber(current[1]) or 0, now + pause_ms)
 local factor = limit_factor(current[2], current[3], now, W)

@@ -11,6 +11,7 @@
   ARGV[4..7]   provider's remaining: combined tokens, input, output, requests (-1 = not reported)
   ARGV[8..11]  limits: combined tokens, input, output, requests (0 = off)
   ARGV[12..15] tolerance per figure (the provider's rounding and in-flight noise)
+  ARGV[16] clock, epoch ms (-1 = the server's TIME; set only by the differential tests)
 
   Returns { charged combined, input, output, requests }, strings.
 ]]
@@ -25,8 +26,8 @@ local remaining = { tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]), ton
 local limit = { tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]) }
 local tolerance = { tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15]) }
 
-local us = now_us()
-local now = math.floor(us / 1000)
+local now = clock_ms(ARGV[16])
+local us = now * 1000
 local control = redis.call('HMGET', state, 'f', 'fa', 'exp')
 limit = scale_limits(limit, limit_factor(control[1], control[2], now, W))
 local expire_at = math.max(tonumber(control[3]) or 0, now + 2 * W)
@@ -68,16 +69,19 @@ else
     end
   end
   if any then
-    local meta = redis.call('HMGET', state, 'base', 'tail', 'st', 'si', 'so', 'sr')
+    local meta = redis.call('HMGET', state, 'base', 'last', 'st', 'si', 'so', 'sr')
     local base = tonumber(meta[1]) or (n - B)
-    local tail = tonumber(meta[2]) or (n - B - 1)
+    local last = tonumber(meta[2]) or (n - B - 1)
     local sums = { tonumber(meta[3]) or 0, tonumber(meta[4]) or 0, tonumber(meta[5]) or 0, tonumber(meta[6]) or 0 }
+    if base < n - B then
+      base, sums = window_advance(state, base, last, sums, n - B)
+    end
     buckets.add(n, excess[1], excess[2], excess[3], excess[4])
     for d = 1, 4 do
       sums[d] = sums[d] + excess[d]
     end
     write_window(state, buckets, {
-      'base', fmt(math.min(base, n)), 'tail', fmt(math.max(tail, n)),
+      'base', fmt(base), 'last', fmt(math.max(last, n)),
       'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]), 'sr', fmt(sums[4]),
     })
   end

@@ -1,25 +1,26 @@
 --[[
-  status: what the window ending now holds, and how many reservations wait for a later slot.
+  status: what the window ending now holds, and how many reservations wait in the queue.
   Reads only.
 
   KEYS[1]  window hash of the model
-  KEYS[2]  ops ring of the model
+  KEYS[2]  queue of the model
   ARGV[1]  window length, ms
   ARGV[2]  number of buckets per window (B)
+  ARGV[3]  clock, epoch ms (-1 = the server's TIME; set only by the differential tests)
 
   Returns { server now ms, combined tokens, input tokens, output tokens, requests, queue depth,
   paused until ms (0 = not paused), limit factor }, all strings.
 ]]
 --- @include "common"
 
-local window, ring = KEYS[1], KEYS[2]
+local window, queue = KEYS[1], KEYS[2]
 local W = tonumber(ARGV[1])
 local B = tonumber(ARGV[2])
 
-local now = now_ms()
+local now = clock_ms(ARGV[3])
 local n = bucket_of(now, W, B)
 local used = window_used(bucket_store(window), n, B)
-local queued = redis.call('ZCOUNT', ring, '(' .. fmt(now), '+inf')
+local queued = redis.call('ZCARD', queue)
 local control = redis.call('HMGET', window, 'p', 'f', 'fa')
 local pause = tonumber(control[1]) or 0
 if pause <= now then

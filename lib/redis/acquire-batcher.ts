@@ -1,4 +1,4 @@
-import type { AcquireCommand, AcquireReply, ModelSettings } from '../core/store.js';
+import type { ModelSettings } from '../core/store.js';
 
 /** Most acquires one script call carries; bounds how long one call holds Redis. */
 export const MAX_BATCH = 128;
@@ -17,9 +17,9 @@ export const MAX_IN_FLIGHT = 3;
  */
 export const MIN_SHARE = 8;
 
-interface Waiting {
-  readonly command: AcquireCommand;
-  readonly resolve: (reply: AcquireReply) => void;
+interface Waiting<C, R> {
+  readonly command: C;
+  readonly resolve: (reply: R) => void;
   readonly reject: (error: unknown) => void;
 }
 
@@ -41,29 +41,29 @@ function sameSettings(a: ModelSettings, b: ModelSettings): boolean {
 }
 
 /**
- * Groups one model's acquires that arrive while this process already has calls in flight, and
- * sends each group as one script call. The script serves a group exactly as it would serve its
- * acquires one by one at that moment, in arrival order, so grouping changes the cost per
- * acquire, not who gets which slot. An acquire that finds nothing in flight goes out once the
+ * Groups one model's commands (acquires, claims, settles) that arrive while this process already
+ * has calls in flight, and sends each group as one script call. The script serves a group exactly
+ * as it would serve its commands one by one at that moment, in arrival order, so grouping changes
+ * the cost per command, not who is admitted when. An acquire that finds nothing in flight goes out once the
  * pending microtasks have run: a lone caller waits for nobody. Otherwise the free lanes are used
  * once the current turn of the event loop is over, so that the callers a reply has just woken
  * form groups instead of trickling out one by one, shared evenly between the lanes.
  */
-export class AcquireBatcher {
-  private readonly waiting: Waiting[] = [];
+export class AcquireBatcher<C extends { readonly settings: ModelSettings }, R> {
+  private readonly waiting: Waiting<C, R>[] = [];
   private inFlight = 0;
   private scheduled = false;
   private soonScheduled = false;
 
   constructor(
-    private readonly send: (batch: readonly AcquireCommand[]) => Promise<AcquireReply[]>,
+    private readonly send: (batch: readonly C[]) => Promise<R[]>,
     private readonly maxInFlight = MAX_IN_FLIGHT,
     private readonly maxBatch = MAX_BATCH,
     private readonly minShare = MIN_SHARE,
   ) {}
 
-  submit(command: AcquireCommand): Promise<AcquireReply> {
-    return new Promise<AcquireReply>((resolve, reject) => {
+  submit(command: C): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
       this.waiting.push({ command, resolve, reject });
       if (this.inFlight === 0 && !this.scheduled) this.flushSoon();
       else this.schedule();
@@ -111,7 +111,7 @@ export class AcquireBatcher {
     }
   }
 
-  private sendBatch(batch: Waiting[]): void {
+  private sendBatch(batch: Waiting<C, R>[]): void {
     this.inFlight++;
     this.send(batch.map((w) => w.command))
       .then(

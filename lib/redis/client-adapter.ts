@@ -4,7 +4,7 @@ import { DEFAULT_RETRY_CONFIG } from '../core/config.js';
 import type { LimiterStore } from '../core/store.js';
 import { RedisExecutor } from './executor.js';
 import { RedisStore } from './redis-store.js';
-import type { RedisClient } from './scripts.js';
+import { duplicateOf, type RedisClient } from './scripts.js';
 import { watchErrors } from './watch-errors.js';
 
 const stores = new WeakMap<object, LimiterStore>();
@@ -27,7 +27,10 @@ export function storeForClient(client: RedisClient): LimiterStore {
     watchErrors(client, (error) => {
       lastError = error;
     });
-    store = new RedisStore(new RedisExecutor(() => client, { retry: DEFAULT_RETRY_CONFIG, commandTimeoutMs: 500 }, () => lastError));
+    store = new RedisStore(new RedisExecutor(() => client, { retry: DEFAULT_RETRY_CONFIG, commandTimeoutMs: 500 }, () => lastError), {
+      // Closed by the store once nobody waits for a while, so the application's process can exit.
+      subscriber: () => duplicateOf(client),
+    });
     stores.set(client, store);
   }
   return store;

@@ -15,7 +15,7 @@ import {
 import { RedisExecutor } from './executor.js';
 import { ManagerClosedError } from './redis-errors.js';
 import { RedisStore } from './redis-store.js';
-import type { RedisClient } from './scripts.js';
+import { duplicateOf, type RedisClient } from './scripts.js';
 import { type RedisSelfCheckOptions, type RedisSelfCheckReport, runSelfCheck } from './self-check.js';
 import { watchErrors } from './watch-errors.js';
 
@@ -84,7 +84,7 @@ function checkInteger(name: string, value: unknown, min: number, max: number): v
  */
 export class RedisConnectionManager implements AsyncDisposable {
   /** The store every limiter built on this manager shares. */
-  readonly limiterStore: LimiterStore;
+  readonly limiterStore: RedisStore;
   /** Which kind of deployment this manager talks to. */
   readonly topology: RedisTopology;
   private readonly clients: RedisClient[] = [];
@@ -182,7 +182,7 @@ export class RedisConnectionManager implements AsyncDisposable {
       this.create = options.url ? () => new Redis(options.url!, built) : () => new Redis(built);
     }
     this.executor = new RedisExecutor(() => this.pick(), { retry, commandTimeoutMs }, () => this.lastError);
-    this.limiterStore = new RedisStore(this.executor);
+    this.limiterStore = new RedisStore(this.executor, { subscriber: () => this.openSubscriber() });
   }
 
   /**
@@ -235,6 +235,7 @@ export class RedisConnectionManager implements AsyncDisposable {
   /** Closes every connection; pending limiter calls then fail (or fail open). */
   async close(): Promise<void> {
     this.closed = true;
+    await this.limiterStore.close();
     const clients = this.clients.splice(0);
     await Promise.all(
       clients.map(async (client) => {
@@ -268,6 +269,16 @@ export class RedisConnectionManager implements AsyncDisposable {
       this.lastError = error;
     });
     this.clients.push(client);
+    return client;
+  }
+
+  /** A connection of its own for hearing admissions (a subscribed connection takes no commands). */
+  private openSubscriber(): RedisClient {
+    if (this.closed) throw new ManagerClosedError();
+    const client = this.external ? duplicateOf(this.external) : this.create();
+    watchErrors(client, (error) => {
+      this.lastError = error;
+    });
     return client;
   }
 

@@ -1,116 +1,157 @@
-import { BUCKETS, RING_CAPACITY, RING_HORIZON_MS } from '../core/store.js';
+import { BUCKETS, MAX_ADMIT, OWNER_LEASE_MS, SETTLED_HORIZON_MS } from '../core/store.js';
 import type {
+  AcquireCommand,
+  AcquireReply,
+  AdmittedWaiter,
   BackOffCommand,
   BackOffReply,
   Charge,
-  ReconcileCommand,
-  ModelSettings,
-  AcquireCommand,
-  AcquireReply,
-  AdjustCommand,
-  AdjustReply,
+  ClaimCommand,
+  ClaimReply,
   LimiterStore,
+  ModelSettings,
   ModelStore,
-  ReleaseCommand,
-  ReleaseReply,
+  QueueNews,
+  ReconcileCommand,
+  RecordState,
+  SettleCommand,
+  SettleReply,
   StatusReply,
 } from '../core/store.js';
 import type { RedisExecutor } from './executor.js';
 import { modelKeys } from './keys.js';
 import { defineScripts, type RedisClient } from './scripts.js';
 import { AcquireBatcher } from './acquire-batcher.js';
+import { AdmissionNotices } from './admission-notices.js';
 
 const num = Number;
 
+type QueueCommand =
+  | { readonly kind: 'A'; readonly settings: ModelSettings; readonly command: AcquireCommand }
+  | { readonly kind: 'C'; readonly settings: ModelSettings; readonly command: ClaimCommand }
+  | { readonly kind: 'S'; readonly settings: ModelSettings; readonly command: SettleCommand };
+
+type QueueReply = AcquireReply | ClaimReply | SettleReply;
+
+export interface RedisStoreOptions {
+  /** Opens the connection admissions are heard on (one per store, subscribed while anyone waits). */
+  readonly subscriber?: () => RedisClient;
+  /** Epoch ms every script reads instead of the server's TIME: for the differential tests only. */
+  readonly clock?: () => number;
+}
+
+const limitsOf = (s: ModelSettings) => [s.limits.tokens, s.limits.inputTokens, s.limits.outputTokens, s.limits.requests];
+const figures = (r: (string | number)[], at: number): Charge => ({
+  tokens: num(r[at]),
+  inputTokens: num(r[at + 1]),
+  outputTokens: num(r[at + 2]),
+  requests: num(r[at + 3]),
+});
+
+/** The arguments of lua/queue.lua for one batch of one model's commands. */
+function queueArgs(batch: readonly QueueCommand[], channel: string, clock: number): (string | number)[] {
+  const s = batch[0].settings;
+  const tokenBucket = s.algorithm === 'token-bucket';
+  const learn = s.learn ? [s.learn.maxFactor, s.learn.increasePerWindow] : [0, 0];
+  const args: (string | number)[] = [
+    tokenBucket ? 'b' : 'w',
+    s.windowMs,
+    BUCKETS,
+    tokenBucket ? s.bucketMs : s.paceMs,
+    ...limitsOf(s),
+    ...learn,
+    SETTLED_HORIZON_MS,
+    OWNER_LEASE_MS,
+    MAX_ADMIT,
+    channel,
+    clock,
+    batch.length,
+  ];
+  for (const q of batch) {
+    if (q.kind === 'A') {
+      const c = q.command;
+      args.push('A', c.opId, c.owner, c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests, c.maxWaitMs);
+    } else if (q.kind === 'C') {
+      args.push('C', q.command.owner, q.command.opIds.length, ...q.command.opIds);
+    } else {
+      const c = q.command;
+      const to = c.to ?? { tokens: 0, inputTokens: 0, outputTokens: 0 };
+      args.push('S', c.opId, c.mode, c.refunds ? 1 : 0, to.tokens, to.inputTokens, to.outputTokens);
+    }
+  }
+  return args;
+}
+
+/** Reads lua/queue.lua's flat reply back into one reply per command. */
+function parseQueueReply(batch: readonly QueueCommand[], r: (string | number)[]): QueueReply[] {
+  const nowMs = num(r[0]);
+  const nextCheckMs = num(r[1]);
+  const admittedCount = num(r[2]);
+  const admitted: AdmittedWaiter[] = [];
+  let at = 3;
+  for (let k = 0; k < admittedCount; k++, at += 2) admitted.push({ opId: String(r[at]), slotMs: num(r[at + 1]) });
+  const news: QueueNews = { nowMs, admitted, nextCheckMs };
+  return batch.map((q) => {
+    if (q.kind === 'A') {
+      const reply = { ...news, state: r[at] as RecordState, slotMs: num(r[at + 1]), position: num(r[at + 2]), estimateMs: num(r[at + 3]) };
+      at += 4;
+      return reply;
+    }
+    if (q.kind === 'C') {
+      const count = num(r[at++]);
+      const records = [];
+      for (let k = 0; k < count; k++, at += 3) records.push({ state: r[at] as RecordState, slotMs: num(r[at + 1]), position: num(r[at + 2]) });
+      return { ...news, records };
+    }
+    const reply = { ...news, status: r[at] as SettleReply['status'], applied: figures(r, at + 1), charged: figures(r, at + 5) };
+    at += 9;
+    return reply;
+  });
+}
+
 /**
- * Limiter state in Redis, shared by every process that uses the same server. Each operation is
- * one script call (one round trip), timed by the Redis server's clock.
+ * Limiter state in Redis, shared by every process that uses the same server. Acquires, claims
+ * and settles of one model are grouped into one script call (lua/queue.lua) while others are in
+ * flight; every call is timed by the Redis server's clock.
  */
 export class RedisStore implements LimiterStore {
   readonly kind = 'redis' as const;
+  private readonly notices: AdmissionNotices | undefined;
+  private readonly clock: () => number;
 
-  constructor(private readonly executor: RedisExecutor) {}
+  constructor(
+    private readonly executor: RedisExecutor,
+    options: RedisStoreOptions = {},
+  ) {
+    this.notices = options.subscriber && new AdmissionNotices(options.subscriber);
+    const clock = options.clock;
+    this.clock = clock ? () => clock() : () => -1;
+  }
 
   forModel(model: string, keyPrefix: string): ModelStore {
-    const { window, bucket, ring, instances } = modelKeys(keyPrefix, model);
+    const keys = modelKeys(keyPrefix, model);
+    const { window, bucket, queue, records, expiry, owners, instances, channel } = keys;
     const run = (operation: string, call: (client: RedisClient) => Promise<string[]>) =>
       this.executor.run(`${operation} ${model}`, (client) => {
         defineScripts(client);
         return call(client);
       });
-    const limitsOf = (s: ModelSettings) => [s.limits.tokens, s.limits.inputTokens, s.limits.outputTokens, s.limits.requests];
-    const ringArgs = [RING_HORIZON_MS, RING_CAPACITY];
-    // Learned limits: the largest factor and the growth per window (0, 0 = the limits are fixed).
-    const learnArgsOf = (s: ModelSettings) => (s.learn ? [s.learn.maxFactor, s.learn.increasePerWindow] : [0, 0]);
-    const batcher = new AcquireBatcher(async (batch) => {
-      const s = batch[0].settings;
-      const args: (string | number)[] = [s.windowMs, BUCKETS, ...limitsOf(s), ...ringArgs, s.paceMs, ...learnArgsOf(s), batch.length];
-      for (const c of batch) args.push(c.opId, c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests, c.maxWaitMs);
-      // Numbers come back as integers, statuses as strings.
-      const r = (await run('acquire', (client) => client.llmrlAcquire(window, ring, ...args))) as unknown as (string | number)[];
-      const nowMs = Number(r[0]);
-      return batch.map((_, k) => {
-        const at = 1 + k * 4;
-        const slotMs = Number(r[at + 1]);
-        return {
-          status: r[at] as AcquireReply['status'],
-          slotMs,
-          waitMs: Math.max(0, slotMs - nowMs),
-          queuePosition: Number(r[at + 2]),
-          bucket: Number(r[at + 3]),
-          nowMs,
-        };
-      });
+    const stateOf = (s: ModelSettings) => (s.algorithm === 'token-bucket' ? bucket : window);
+    const batcher = new AcquireBatcher<QueueCommand, QueueReply>(async (batch) => {
+      const operation = batch.every((q) => q.kind === 'A') ? 'acquire' : 'queue';
+      const args = queueArgs(batch, this.notices ? channel : '', this.clock());
+      const r = await run(operation, (client) => client.llmrlQueue(stateOf(batch[0].settings), queue, records, expiry, owners, ...args));
+      return parseQueueReply(batch, r as unknown as (string | number)[]);
     });
     return {
-      acquire: async (c: AcquireCommand): Promise<AcquireReply> => {
-        const s = c.settings;
-        if (s.algorithm !== 'token-bucket') return batcher.submit(c);
-        const cost = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
-        const r = await run('acquire', (client) =>
-          client.llmrlTbAcquire(bucket, ring, c.opId, s.windowMs, s.bucketMs, ...cost, ...limitsOf(s), c.maxWaitMs, ...ringArgs, ...learnArgsOf(s)),
-        );
-        return {
-          status: r[0] as AcquireReply['status'],
-          slotMs: num(r[1]),
-          waitMs: num(r[2]),
-          queuePosition: num(r[3]),
-          bucket: num(r[4]),
-          nowMs: num(r[5]),
-        };
-      },
-      adjust: async (c: AdjustCommand): Promise<AdjustReply> => {
-        const s = c.settings;
-        const delta = [c.delta.tokens, c.delta.inputTokens, c.delta.outputTokens];
-        if (s.algorithm === 'token-bucket') {
-          const r = await run('adjust', (client) =>
-            client.llmrlTbSettle(bucket, ring, c.opId, 'adjust', c.adjustKey, ...delta, 0, ...limitsOf(s), s.windowMs, ...ringArgs),
-          );
-          return { status: r[0] as AdjustReply['status'], applied: r[0] === 'ok' ? c.delta : { tokens: 0, inputTokens: 0, outputTokens: 0 } };
-        }
-        const r = await run('adjust', (client) =>
-          client.llmrlAdjust(window, ring, c.opId, c.adjustKey, c.bucket, ...delta, s.windowMs, BUCKETS, ...ringArgs, s.paceMs, ...limitsOf(s)),
-        );
-        return {
-          status: r[0] as AdjustReply['status'],
-          applied: { tokens: num(r[1]), inputTokens: num(r[2]), outputTokens: num(r[3]) },
-        };
-      },
-      release: async (c: ReleaseCommand): Promise<ReleaseReply> => {
-        const s = c.settings;
-        const charged = [c.charged.tokens, c.charged.inputTokens, c.charged.outputTokens, c.charged.requests];
-        const r = await run('release', (client) =>
-          s.algorithm === 'token-bucket'
-            ? client.llmrlTbSettle(bucket, ring, c.opId, c.mode, '', ...charged.map((x) => -x), ...limitsOf(s), s.windowMs, ...ringArgs)
-            : client.llmrlRelease(window, ring, c.opId, c.mode, c.bucket, ...charged, s.windowMs, BUCKETS, ...ringArgs, s.paceMs, ...limitsOf(s)),
-        );
-        return { status: r[0] as ReleaseReply['status'] };
-      },
+      acquire: (c: AcquireCommand) => batcher.submit({ kind: 'A', settings: c.settings, command: c }) as Promise<AcquireReply>,
+      claim: (c: ClaimCommand) => batcher.submit({ kind: 'C', settings: c.settings, command: c }) as Promise<ClaimReply>,
+      settle: (c: SettleCommand) => batcher.submit({ kind: 'S', settings: c.settings, command: c }) as Promise<SettleReply>,
       status: async (s: ModelSettings): Promise<StatusReply> => {
         const r = await run('status', (client) =>
           s.algorithm === 'token-bucket'
-            ? client.llmrlTbStatus(bucket, ring, s.windowMs, ...limitsOf(s))
-            : client.llmrlStatus(window, ring, s.windowMs, BUCKETS),
+            ? client.llmrlTbStatus(bucket, queue, s.windowMs, ...limitsOf(s), this.clock())
+            : client.llmrlStatus(window, queue, s.windowMs, BUCKETS, this.clock()),
         );
         return {
           nowMs: num(r[0]),
@@ -121,8 +162,9 @@ export class RedisStore implements LimiterStore {
         };
       },
       backOff: async (s: ModelSettings, c: BackOffCommand): Promise<BackOffReply> => {
-        const state = s.algorithm === 'token-bucket' ? bucket : window;
-        const r = await run('backoff', (client) => client.llmrlBackoff(state, c.pauseMs, s.windowMs, c.cut, c.floor, c.settleMs, s.learn ? 1 : 0));
+        const r = await run('backoff', (client) =>
+          client.llmrlBackoff(stateOf(s), c.pauseMs, s.windowMs, c.cut, c.floor, c.settleMs, s.learn ? 1 : 0, this.clock()),
+        );
         return { pausedUntil: num(r[0]), limitFactor: num(r[1]) };
       },
       reconcile: async (s: ModelSettings, c: ReconcileCommand): Promise<Charge> => {
@@ -130,9 +172,9 @@ export class RedisStore implements LimiterStore {
         const rem = c.remaining;
         const t = c.tolerance;
         const r = await run('reconcile', (client) =>
-          client.llmrlReconcile(tokenBucket ? bucket : window, s.algorithm, s.windowMs, tokenBucket ? s.bucketMs : BUCKETS,
+          client.llmrlReconcile(stateOf(s), s.algorithm, s.windowMs, tokenBucket ? s.bucketMs : BUCKETS,
             rem.tokens ?? -1, rem.inputTokens ?? -1, rem.outputTokens ?? -1, rem.requests ?? -1,
-            ...limitsOf(s), t.tokens, t.inputTokens, t.outputTokens, t.requests),
+            ...limitsOf(s), t.tokens, t.inputTokens, t.outputTokens, t.requests, this.clock()),
         );
         return { tokens: num(r[0]), inputTokens: num(r[1]), outputTokens: num(r[2]), requests: num(r[3]) };
       },
@@ -143,6 +185,7 @@ export class RedisStore implements LimiterStore {
         });
         return num(r);
       },
+      onAdmitted: (listener) => (this.notices ? this.notices.listen(channel, listener) : () => undefined),
     };
   }
 
@@ -150,5 +193,10 @@ export class RedisStore implements LimiterStore {
     const started = performance.now();
     await this.executor.run('ping', (client) => client.ping());
     return performance.now() - started;
+  }
+
+  /** Closes the connection admissions are heard on. */
+  async close(): Promise<void> {
+    await this.notices?.close();
   }
 }

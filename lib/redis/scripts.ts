@@ -4,17 +4,18 @@ import type { Cluster, Redis } from 'ioredis';
 /** Clients the limiter talks to. */
 export type RedisClient = Redis | Cluster;
 
+/** A new client with the same options (ioredis types the two kinds' `duplicate` apart). */
+export function duplicateOf(client: RedisClient): RedisClient {
+  return 'nodes' in client && typeof client.nodes === 'function' ? (client as Cluster).duplicate() : (client as Redis).duplicate();
+}
+
 type Reply = Promise<string[]>;
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    llmrlAcquire(window: string, ring: string, ...args: (string | number)[]): Reply;
-    llmrlAdjust(window: string, ring: string, ...args: (string | number)[]): Reply;
-    llmrlRelease(window: string, ring: string, ...args: (string | number)[]): Reply;
-    llmrlStatus(window: string, ring: string, ...args: (string | number)[]): Reply;
-    llmrlTbAcquire(bucket: string, ring: string, ...args: (string | number)[]): Reply;
-    llmrlTbSettle(bucket: string, ring: string, ...args: (string | number)[]): Reply;
-    llmrlTbStatus(bucket: string, ring: string, ...args: (string | number)[]): Reply;
+    llmrlQueue(state: string, queue: string, records: string, expiry: string, owners: string, ...args: (string | number)[]): Reply;
+    llmrlStatus(window: string, queue: string, ...args: (string | number)[]): Reply;
+    llmrlTbStatus(bucket: string, queue: string, ...args: (string | number)[]): Reply;
     llmrlBackoff(state: string, ...args: (string | number)[]): Reply;
     llmrlReconcile(state: string, ...args: (string | number)[]): Reply;
     llmrlHeartbeat(instances: string, ...args: (string | number)[]): Promise<number>;
@@ -31,20 +32,16 @@ export function loadScript(name: string): string {
 }
 
 const COMMANDS = {
-  llmrlAcquire: 'acquire',
-  llmrlAdjust: 'adjust',
-  llmrlRelease: 'release',
+  llmrlQueue: 'queue',
   llmrlStatus: 'status',
-  llmrlTbAcquire: 'tb-acquire',
-  llmrlTbSettle: 'tb-settle',
   llmrlTbStatus: 'tb-status',
   llmrlBackoff: 'backoff',
   llmrlReconcile: 'reconcile',
   llmrlHeartbeat: 'heartbeat',
 } as const;
 
-/** Scripts that touch one key; the others take two (state, ops ring). */
-const ONE_KEY = new Set<string>(['llmrlBackoff', 'llmrlReconcile', 'llmrlHeartbeat']);
+/** How many keys each script takes (the status scripts take two: state and queue). */
+const KEY_COUNT: Record<string, number> = { llmrlQueue: 5, llmrlBackoff: 1, llmrlReconcile: 1, llmrlHeartbeat: 1 };
 
 let sources: Record<string, string> | undefined;
 const defined = new WeakSet<object>();
@@ -57,7 +54,7 @@ export function defineScripts(client: RedisClient): void {
   if (defined.has(client)) return;
   sources ??= Object.fromEntries(Object.entries(COMMANDS).map(([command, file]) => [command, loadScript(file)]));
   for (const [command, lua] of Object.entries(sources)) {
-    client.defineCommand(command, { numberOfKeys: ONE_KEY.has(command) ? 1 : 2, lua });
+    client.defineCommand(command, { numberOfKeys: KEY_COUNT[command] ?? 2, lua });
   }
   defined.add(client);
 }

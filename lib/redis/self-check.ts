@@ -70,14 +70,14 @@ const ALGORITHMS: readonly Algorithm[] = ['sliding-window', 'token-bucket'];
  * executing the script can't run this command", without naming it.
  */
 const PROBE = `
-local h, z = KEYS[1], KEYS[2]
+local h, z, c = KEYS[1], KEYS[2], KEYS[#KEYS]
 local args = {
   TIME = {}, DEL = KEYS, EXISTS = { h }, PEXPIREAT = { h, '1' }, PEXPIRE = { h, '1' }, EXPIRE = { h, '1' },
   PTTL = { h }, TTL = { h }, GET = { h }, SET = { h, '0' }, INCR = { h }, INCRBY = { h, '0' },
   HGET = { h, 'probe' }, HMGET = { h, 'probe' }, HSET = { h, 'probe', '0' }, HDEL = { h, 'probe' },
   HGETALL = { h }, HEXISTS = { h, 'probe' }, HINCRBY = { h, 'probe', '0' }, HINCRBYFLOAT = { h, 'probe', '0' },
   ZADD = { z, '0', 'probe' }, ZSCORE = { z, 'probe' }, ZMSCORE = { z, 'probe' }, ZCOUNT = { z, '0', '0' }, ZCARD = { z },
-  ZRANGE = { z, '0', '0' }, ZRANGEBYSCORE = { z, '0', '0' }, ZREM = { z, 'probe' },
+  ZRANGE = { z, '0', '0' }, ZRANK = { z, 'probe' }, PUBLISH = { c, 'probe' }, ZRANGEBYSCORE = { z, '0', '0' }, ZREM = { z, 'probe' },
   ZREMRANGEBYSCORE = { z, '0', '0' }, ZREMRANGEBYRANK = { z, '0', '-1' },
 }
 local refused = {}
@@ -230,9 +230,10 @@ export async function runSelfCheck(context: SelfCheckContext, options: RedisSelf
   const roundTripMs = performance.now() - started;
 
   // 2. Every command inside the scripts is allowed on the limiter's keys.
-  // Every key of the scratch model, a hash first and the ops ring (a sorted set) second.
-  const { window, ring, ...others } = modelKeys(keyPrefix, SELF_CHECK_MODEL);
-  const keys = [window, ring, ...Object.values(others)];
+  // Every key of the scratch model, a hash first and the queue (a sorted set) second, and its
+  // admissions channel last (PUBLISH checks the user's channel permissions).
+  const { window, queue, channel, ...others } = modelKeys(keyPrefix, SELF_CHECK_MODEL);
+  const keys = [window, queue, ...Object.values(others), channel];
   let refused: string[];
   try {
     refused = (await executor.run('verify: probe of the scripts\' commands', (client) =>

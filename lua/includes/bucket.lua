@@ -46,3 +46,65 @@ local function pace_move(window, amounts, limit, window_ms, us)
     redis.call('HSET', window, unpack(fields))
   end
 end
+
+-- An arrival line per limited figure (the token bucket's, or the sliding window's pacing
+-- bucket), with `shift`: the refill given back by refunds so far, per figure. A reservation
+-- records where its refill ends plus the shift at that moment; refunds given back since then can
+-- only have moved its end earlier, so `end - shift now` is a lower bound of its end, and a
+-- refund gives back at most the part of it still ahead of now. (Capping at a full bucket is not
+-- enough: an old reservation refunded after the bucket refilled would give back capacity that
+-- new ones already use.)
+local function arrival_line(x, shift, limit, tau, W)
+  local self = {}
+  local max = math.max
+
+  -- The earliest time (us) every figure's bucket has room for `cost`.
+  function self.start(cost, us)
+    local start = us
+    for d = 1, 4 do
+      if limit[d] > 0 then
+        local inc = refill_us(cost[d], limit[d], W)
+        start = max(start, max(x[d], us) + inc - max(tau, inc))
+      end
+    end
+    return start
+  end
+
+  function self.charge(cost, us)
+    local ends = { -1, -1, -1, -1 }
+    for d = 1, 4 do
+      if limit[d] > 0 then
+        x[d] = max(x[d], us) + refill_us(cost[d], limit[d], W)
+        ends[d] = x[d] + shift[d]
+      end
+    end
+    return ends
+  end
+
+  function self.move(ends, delta, us)
+    for d = 1, 4 do
+      if limit[d] > 0 and ends[d] >= 0 and delta[d] ~= 0 then
+        if delta[d] > 0 then
+          x[d] = max(x[d], us) + refill_us(delta[d], limit[d], W)
+        else
+          local give = math.min(-refill_us(delta[d], limit[d], W), max(0, ends[d] - shift[d] - us), max(0, x[d] - us))
+          x[d] = x[d] - give
+          shift[d] = shift[d] + give
+        end
+      end
+    end
+  end
+
+  -- Tokens each figure's bucket still has to refill, at `us`.
+  function self.owed(us)
+    local owed = { 0, 0, 0, 0 }
+    for d = 1, 4 do
+      if limit[d] > 0 then
+        owed[d] = math.ceil(max(0, x[d] - us) * limit[d] / (W * 1000))
+      end
+    end
+    return owed
+  end
+
+  return self
+end

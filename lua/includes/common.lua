@@ -1,16 +1,15 @@
 -- Shared pieces of the limiter scripts (inlined where a script says `--- @include "common"`).
 --
--- Layout of one model's state, both keys under one hash tag so they share a Cluster slot:
---   window hash  fields 'base' (lowest bucket still counted), 'tail' (highest bucket handed out),
+-- Layout of one model's state, every key under one hash tag so they share a Cluster slot:
+--   window hash  fields 'base' (lowest bucket still counted), 'last' (highest bucket charged),
 --                'st' 'si' 'so' 'sr' (running sums of every counted bucket: combined tokens,
 --                input tokens, output tokens, requests), 'exp' (epoch ms the keys' TTL runs to),
 --                and the buckets, CHUNK to a field: field c holds buckets c * CHUNK to
 --                c * CHUNK + CHUNK - 1 as "t:i:o:r" entries joined by ',' (an empty bucket is an
---                empty entry). Entries below 'base' no longer count and are never read.
---   ops ring     sorted set of recent operation ids: an acquire's id scored by its slot time
---                (ms), a released id scored by minus the release time, an adjust key scored by
---                the time it was applied. Bounded by count, it makes a re-sent command count
---                once and lets a late acquire see that it was cancelled.
+--                empty entry). Entries below 'base' no longer count and are never read. The
+--                live queue's fields are described in capacity.lua.
+--   bucket hash  the token bucket's state instead (see bucket.lua and tb.lua).
+--   queue, records, expiry, owners: the live queue (see records.lua).
 -- Time is the Redis server's, never a client's, so clock skew between clients changes nothing.
 
 local function fmt(x)
@@ -20,6 +19,16 @@ end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- The clock of a call: the server's, unless a test set one (the differential tests drive the
+-- Redis and memory stores with one clock).
+local function clock_ms(given)
+  local ms = tonumber(given)
+  if ms and ms >= 0 then
+    return ms
+  end
+  return now_ms()
 end
 
 -- Bucket j covers [j * window / B, (j + 1) * window / B) ms. Every product here stays below
@@ -179,22 +188,33 @@ local function window_used(buckets, n, B)
   return used
 end
 
--- Keeps the newest `capacity` operations (highest scores) and drops the rest in one call: an
--- old tombstone (negative score) goes first. Age needs no trimming of its own: the ring expires
--- with the model's keys, and its size is bounded either way.
-local function ring_trim(ring, capacity)
-  redis.call('ZREMRANGEBYRANK', ring, 0, -capacity - 1)
-end
-
--- Every key carries a TTL that outlives the last reservation by a window plus the ring horizon.
--- It is pushed forward about once a window, not on every call.
-local function ttl_needed(latest_ms, window_ms, horizon_ms)
-  return latest_ms + window_ms + horizon_ms
-end
-
-local function keep_alive(window, ring, expire_at)
-  redis.call('PEXPIREAT', window, expire_at)
-  redis.call('PEXPIREAT', ring, expire_at)
+-- Buckets older than the window (below `oldest`) leave the running sums, each once, and the
+-- chunks left wholly behind are deleted. Every script that charges a bucket advances first, so
+-- base..last spans at most B + 1 buckets and this is bounded. Returns the new base and sums.
+local function window_advance(window, base, last, sums, oldest)
+  local gone = {}
+  if last < oldest then
+    sums = { 0, 0, 0, 0 }
+    for c = chunk_of(base), chunk_of(math.max(base, last)) do
+      gone[#gone + 1] = fmt(c)
+    end
+  else
+    local old = bucket_store(window)
+    old.load(base, oldest - 1)
+    for k = base, oldest - 1 do
+      local b = old.get(k)
+      if b then
+        sums[1], sums[2], sums[3], sums[4] = sums[1] - b[1], sums[2] - b[2], sums[3] - b[3], sums[4] - b[4]
+      end
+    end
+    for c = chunk_of(base), chunk_of(oldest) - 1 do
+      gone[#gone + 1] = fmt(c)
+    end
+  end
+  if #gone > 0 then
+    redis.call('HDEL', window, unpack(gone))
+  end
+  return oldest, sums
 end
 
 -- Back-off after the provider answered 429 (see backoff.lua): fields 'p' (pause admissions

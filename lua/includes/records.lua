@@ -1,0 +1,208 @@
+-- The live queue's records (inlined where a script says `--- @include "records"`).
+--
+-- A record is one reservation not yet settled, or a tombstone of one that ended:
+--   waiting   "w|owner|t|i|o|r|deadline"       (deadline ms, -1 = none)
+--   admitted  "a|owner|t|i|o|r|slot|j|e1|e2|e3|e4"
+--             j: sliding-window bucket of the charge; e: per figure, where the reservation's
+--             refill ends on the bucket's arrival line plus the refunds given back before it was
+--             admitted (-1 = not tracked), so that a refund gives back only refill still ahead
+--   ended     "e|s" settled, "e|r" released, "e|t" timed out, "e|l" lost (owner gone)
+-- Waiting ids also stand in the queue, scored by arrival. Every admitted record and tombstone
+-- has an expiry (admitted: a window and the horizon after its slot; ended: the horizon), and is
+-- deleted once it passes: memory follows reservations in flight, never requests settled.
+
+local ENDED_NAMES = { s = 'settled', r = 'released', t = 'timeout', l = 'lost' }
+
+local function parse_record(v)
+  local f = {}
+  for part in string.gmatch(v, '[^|]+') do
+    f[#f + 1] = part
+  end
+  local kind = f[1]
+  if kind == 'e' then
+    return { kind = 'e', ended = f[2] }
+  end
+  local rec = {
+    kind = kind,
+    owner = f[2],
+    cost = { tonumber(f[3]), tonumber(f[4]), tonumber(f[5]), tonumber(f[6]) },
+  }
+  if kind == 'w' then
+    rec.deadline = tonumber(f[7])
+  else
+    rec.slot = tonumber(f[7])
+    rec.j = tonumber(f[8])
+    rec.ends = { tonumber(f[9]), tonumber(f[10]), tonumber(f[11]), tonumber(f[12]) }
+  end
+  return rec
+end
+
+local function record_store(records, expiry, queue, owners, now, horizon, W)
+  local self = {}
+  local cache = {}
+  local writes, expiring = {}, {}
+  local leases = {}
+  local head_cache
+  local last_score
+
+  function self.get(op)
+    local rec = cache[op]
+    if rec == nil then
+      local v = redis.call('HGET', records, op)
+      rec = v and parse_record(v) or false
+      cache[op] = rec
+    end
+    return rec or nil
+  end
+
+  local function put(op, rec, value, expires)
+    cache[op] = rec
+    writes[op] = value
+    if expires then
+      expiring[op] = expires
+    end
+  end
+
+  function self.head()
+    if head_cache == nil then
+      head_cache = redis.call('ZRANGE', queue, 0, 0)[1] or false
+    end
+    return head_cache or nil
+  end
+
+  function self.position(op)
+    return redis.call('ZRANK', queue, op) or 0
+  end
+
+  function self.lease_of(owner)
+    local l = leases[owner]
+    if l == nil then
+      l = tonumber(redis.call('ZSCORE', owners, owner)) or -1
+      leases[owner] = l
+    end
+    return l
+  end
+
+  function self.renew(owner, lease_end)
+    leases[owner] = lease_end
+    redis.call('ZADD', owners, lease_end, owner)
+  end
+
+  function self.enqueue(op, owner, cost, deadline, cap)
+    if last_score == nil then
+      local tail = redis.call('ZRANGE', queue, -1, -1, 'WITHSCORES')
+      last_score = tonumber(tail[2]) or 0
+    end
+    last_score = last_score + 1
+    redis.call('ZADD', queue, last_score, op)
+    if head_cache == false then
+      head_cache = nil
+    end
+    local c = cost
+    put(op, { kind = 'w', owner = owner, cost = c, deadline = deadline },
+      'w|' .. owner .. '|' .. fmt(c[1]) .. '|' .. fmt(c[2]) .. '|' .. fmt(c[3]) .. '|' .. fmt(c[4]) .. '|' .. fmt(deadline))
+    cap.wait(c, 1)
+  end
+
+  -- Takes a waiting record out of the queue (its figures leave the waiting sums).
+  function self.dequeue(op, rec, cap)
+    redis.call('ZREM', queue, op)
+    if head_cache == op then
+      head_cache = nil
+    end
+    cap.wait(rec.cost, -1)
+  end
+
+  function self.finish(op, code)
+    put(op, { kind = 'e', ended = code }, 'e|' .. code, now + horizon)
+  end
+
+  function self.admit(op, owner, cost, cap)
+    local j, e = cap.admit(cost)
+    local c = cost
+    put(op, { kind = 'a', owner = owner, cost = c, slot = now, j = j, ends = e },
+      'a|' .. owner .. '|' .. fmt(c[1]) .. '|' .. fmt(c[2]) .. '|' .. fmt(c[3]) .. '|' .. fmt(c[4]) .. '|' .. fmt(now)
+        .. '|' .. fmt(j) .. '|' .. fmt(e[1]) .. '|' .. fmt(e[2]) .. '|' .. fmt(e[3]) .. '|' .. fmt(e[4]),
+      now + W + horizon)
+  end
+
+  -- Ends a record by adjust, release or keep; returns status, applied and charged figures.
+  function self.settle(op, mode, refunds, to, cap)
+    local none = { 0, 0, 0, 0 }
+    local rec = self.get(op)
+    if not rec then
+      return 'unknown', none, none
+    end
+    if rec.kind == 'e' then
+      return ENDED_NAMES[rec.ended], none, none
+    end
+    local c = rec.cost
+    if rec.kind == 'w' then
+      if mode ~= 'release' then
+        return 'waiting', none, c
+      end
+      self.dequeue(op, rec, cap)
+      self.finish(op, 'r')
+      return 'ok', none, c
+    end
+    local status, applied = 'ok', none
+    if mode == 'release' then
+      status, applied = cap.move(rec, { -c[1], -c[2], -c[3], -c[4] })
+    elseif mode == 'adjust' then
+      local delta = { 0, 0, 0, 0 }
+      for d = 1, 3 do
+        local target = to[d]
+        if not refunds then
+          target = math.max(c[d], target)
+        end
+        delta[d] = target - c[d]
+      end
+      if delta[1] ~= 0 or delta[2] ~= 0 or delta[3] ~= 0 then
+        status, applied = cap.move(rec, delta)
+      end
+    end
+    if mode == 'release' then
+      self.finish(op, 'r')
+    else
+      self.finish(op, 's')
+    end
+    return status, applied, c
+  end
+
+  -- Deletes records and tombstones whose time has passed, and owners long gone.
+  function self.trim()
+    local due = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, 128)
+    if #due > 0 then
+      redis.call('HDEL', records, unpack(due))
+      redis.call('ZREM', expiry, unpack(due))
+    end
+    redis.call('ZREMRANGEBYSCORE', owners, '-inf', now - horizon)
+  end
+
+  -- Writes the records changed by this call, and pushes every key's TTL to `expire_at` when
+  -- the state's TTL moved (keys first written by this call get it either way).
+  function self.flush(expire_at, moved)
+    local fields, scores = {}, {}
+    for op, v in pairs(writes) do
+      fields[#fields + 1] = op
+      fields[#fields + 1] = v
+    end
+    for op, at in pairs(expiring) do
+      scores[#scores + 1] = at
+      scores[#scores + 1] = op
+    end
+    if #fields > 0 then
+      redis.call('HSET', records, unpack(fields))
+    end
+    if #scores > 0 then
+      redis.call('ZADD', expiry, unpack(scores))
+    end
+    if moved or #fields > 0 then
+      for _, key in ipairs({ records, expiry, queue, owners }) do
+        redis.call('PEXPIREAT', key, expire_at)
+      end
+    end
+  end
+
+  return self
+end

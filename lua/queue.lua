@@ -1,0 +1,225 @@
+--[[
+  queue: one call of the live queue for one model: a batch of acquires, claims and settles from
+  one process, each applied in order, with the admit step before and after them. Sliding window
+  and token bucket alike; the capacity arithmetic is in includes/window.lua and
+  includes/tb.lua, the queue's own in includes/records.lua.
+
+  KEYS[1]  state hash of the model (window hash or bucket hash, per ARGV[1])
+  KEYS[2]  queue: sorted set of waiting op ids, scored by arrival
+  KEYS[3]  records: hash, op id -> record (waiting, admitted, or ended as a tombstone)
+  KEYS[4]  expiry: sorted set, op id -> when its record or tombstone is deleted (ms)
+  KEYS[5]  owners: sorted set, owner id -> end of its lease (ms)
+  ARGV[1]  algorithm: 'w' sliding window, 'b' token bucket
+  ARGV[2]  window length, ms
+  ARGV[3]  buckets per window (B; sliding window)
+  ARGV[4]  sliding window: pacing bucket, ms of refill (0 = no pacing); token bucket: bucket
+           size, ms of refill
+  ARGV[5..8]   limits: combined tokens, input, output, requests (0 = off)
+  ARGV[9]  learned limits: largest limit factor (0 = the limits are fixed)
+  ARGV[10] learned limits: factor gained per window of pressing demand
+  ARGV[11] how long a tombstone is kept, ms
+  ARGV[12] owner lease, ms
+  ARGV[13] most waiters one admit step admits or drops
+  ARGV[14] channel admissions are published on ('' = none)
+  ARGV[15] clock, epoch ms (-1 = the server's TIME; set only by the differential tests)
+  ARGV[16] number of commands (N), then the commands, each starting with its kind:
+    'A' op id, owner, cost combined, input, output, requests, longest wait ms (-1 = no bound)
+    'C' owner, count K, then K op ids
+    'S' op id, mode ('adjust' | 'release' | 'keep'), refunds (1 | 0), to combined, input, output
+
+  Returns a flat array of strings: now ms, next check ms (0 = nothing waits), the number of
+  admitted waiters M, then M pairs (op id, slot ms), then per command:
+    'A' state, slot ms, position, estimate ms
+    'C' K, then K triples (state, slot ms, position)
+    'S' status, applied combined, input, output, requests, charged combined, input, output,
+        requests
+  States and statuses are as lib/core/store.ts describes them.
+
+  Admitted waiters are published on the channel as "op:slot,op:slot,...".
+]]
+--- @include "common"
+--- @include "bucket"
+--- @include "records"
+--- @include "capacity"
+--- @include "window"
+--- @include "tb"
+
+local state_key, queue, records, expiry, owners = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local algorithm = ARGV[1]
+local W = tonumber(ARGV[2])
+local B = tonumber(ARGV[3])
+local tau_ms = tonumber(ARGV[4])
+local configured = { tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]) }
+local max_factor = tonumber(ARGV[9])
+local learn_step = tonumber(ARGV[10])
+local horizon = tonumber(ARGV[11])
+local lease = tonumber(ARGV[12])
+local max_admit = tonumber(ARGV[13])
+local channel = ARGV[14]
+local now = clock_ms(ARGV[15])
+local count = tonumber(ARGV[16])
+
+local cap
+if algorithm == 'w' then
+  cap = window_capacity(state_key, now, W, B, tau_ms, configured)
+else
+  cap = bucket_capacity(state_key, now, W, tau_ms, configured)
+end
+local q = record_store(records, expiry, queue, owners, now, horizon, W)
+q.trim()
+
+local admitted = {}
+local ran_out = false
+
+-- Admits the head while it fits; drops a head past its deadline or whose owner is gone.
+local function admit_step()
+  ran_out = false
+  for _ = 1, max_admit do
+    local head = q.head()
+    if not head then
+      return
+    end
+    local rec = q.get(head)
+    if rec.deadline >= 0 and now > rec.deadline then
+      q.dequeue(head, rec, cap)
+      q.finish(head, 't')
+    elseif q.lease_of(rec.owner) < now then
+      q.dequeue(head, rec, cap)
+      q.finish(head, 'l')
+    elseif cap.fits(rec.cost) then
+      q.dequeue(head, rec, cap)
+      q.admit(head, rec.owner, rec.cost, cap)
+      admitted[#admitted + 1] = head
+    else
+      return
+    end
+  end
+  ran_out = q.head() ~= nil
+end
+
+local function ended_state(rec)
+  return ENDED_NAMES[rec.ended]
+end
+
+local function state_reply(op)
+  local rec = q.get(op)
+  if not rec then
+    return 'unknown', 0, 0
+  elseif rec.kind == 'w' then
+    return 'waiting', 0, q.position(op)
+  elseif rec.kind == 'a' then
+    return 'admitted', rec.slot, 0
+  end
+  return ended_state(rec), 0, 0
+end
+
+local results = {}
+local pending = {}
+local function push(...)
+  for _, v in ipairs({ ... }) do
+    results[#results + 1] = v
+  end
+end
+
+local leased = {}
+local function renew(owner)
+  if not leased[owner] then
+    leased[owner] = true
+    q.renew(owner, now + lease)
+  end
+end
+
+admit_step()
+
+local at = 17
+for _ = 1, count do
+  local kind = ARGV[at]
+  if kind == 'A' then
+    local op, owner = ARGV[at + 1], ARGV[at + 2]
+    local cost = { tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6]) }
+    local max_wait = tonumber(ARGV[at + 7])
+    at = at + 8
+    renew(owner)
+    if q.get(op) then
+      local s, slot, position = state_reply(op)
+      push(s, fmt(slot), fmt(position), '0')
+    elseif not q.head() and cap.fits(cost) then
+      q.admit(op, owner, cost, cap)
+      push('admitted', fmt(now), '0', '0')
+    elseif max_wait == 0 or (max_wait > 0 and cap.pause > now + max_wait) then
+      push('timeout', '0', '0', fmt(cap.estimate_for(cost)))
+    else
+      local deadline = -1
+      if max_wait > 0 then
+        deadline = now + max_wait
+      end
+      q.enqueue(op, owner, cost, deadline, cap)
+      if max_factor > 0 and cap.pause <= now then
+        cap.grow(max_factor, learn_step)
+      end
+      -- Answered after the last admit step, which may admit it.
+      pending[#pending + 1] = { #results + 1, op }
+      push('waiting', '0', '0', '0')
+    end
+  elseif kind == 'C' then
+    local owner, k = ARGV[at + 1], tonumber(ARGV[at + 2])
+    renew(owner)
+    push(fmt(k))
+    for x = 1, k do
+      local s, slot, position = state_reply(ARGV[at + 2 + x])
+      push(s, fmt(slot), fmt(position))
+    end
+    at = at + 3 + k
+  else
+    local op, mode, refunds = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3] == '1'
+    local to = { tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6]) }
+    at = at + 7
+    local status, applied, charged = q.settle(op, mode, refunds, to, cap)
+    push(status, fmt(applied[1]), fmt(applied[2]), fmt(applied[3]), fmt(applied[4]),
+      fmt(charged[1]), fmt(charged[2]), fmt(charged[3]), fmt(charged[4]))
+  end
+end
+
+admit_step()
+
+-- Acquires that were queued by this call answer now, after the last admit step: admitted by it,
+-- or waiting with their rank.
+for _, p in ipairs(pending) do
+  local s, slot, position = state_reply(p[2])
+  results[p[1]], results[p[1] + 1], results[p[1] + 2] = s, fmt(slot), fmt(position)
+end
+
+local next_check = 0
+if ran_out then
+  next_check = now
+else
+  local head = q.head()
+  if head then
+    local rec = q.get(head)
+    local t = cap.next_fit(rec.cost)
+    if rec.deadline >= 0 then
+      t = math.min(t, rec.deadline + 1)
+    end
+    t = math.min(t, q.lease_of(rec.owner) + 1)
+    next_check = math.max(now + 1, t)
+  end
+end
+
+local out = { fmt(now), fmt(next_check), fmt(#admitted) }
+local notice = {}
+for x = 1, #admitted do
+  out[#out + 1] = admitted[x]
+  out[#out + 1] = fmt(now)
+  notice[x] = admitted[x] .. ':' .. fmt(now)
+end
+for x = 1, #results do
+  out[#out + 1] = results[x]
+end
+
+local expire_at, moved = cap.expire_at(horizon, lease)
+cap.write()
+q.flush(expire_at, moved)
+if #notice > 0 and channel ~= '' then
+  redis.call('PUBLISH', channel, table.concat(notice, ','))
+end
+return out
