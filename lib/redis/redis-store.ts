@@ -21,7 +21,7 @@ import type {
 import type { RedisExecutor } from './executor.js';
 import { modelKeys } from './keys.js';
 import { defineScripts, type RedisClient } from './scripts.js';
-import { AcquireBatcher } from './acquire-batcher.js';
+import { CommandBatcher } from './command-batcher.js';
 import { AdmissionNotices } from './admission-notices.js';
 
 const num = Number;
@@ -137,7 +137,7 @@ export class RedisStore implements LimiterStore {
         return call(client);
       });
     const stateOf = (s: ModelSettings) => (s.algorithm === 'token-bucket' ? bucket : window);
-    const batcher = new AcquireBatcher<QueueCommand, QueueReply>(async (batch) => {
+    const batcher = new CommandBatcher<QueueCommand, QueueReply>(async (batch) => {
       const operation = batch.every((q) => q.kind === 'A') ? 'acquire' : 'queue';
       const args = queueArgs(batch, this.notices ? channel : '', this.clock());
       const r = await run(operation, (client) => client.llmrlQueue(stateOf(batch[0].settings), queue, records, expiry, owners, ...args));

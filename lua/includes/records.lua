@@ -169,14 +169,14 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
     return status, applied, c
   end
 
-  -- Deletes records and tombstones whose time has passed, and owners long gone.
+  -- Deletes records and tombstones whose time has passed (at most 512 a call; the rest go in the next
+  -- calls).
   function self.trim()
-    local due = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, 128)
+    local due = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, 512)
     if #due > 0 then
       redis.call('HDEL', records, unpack(due))
       redis.call('ZREM', expiry, unpack(due))
     end
-    redis.call('ZREMRANGEBYSCORE', owners, '-inf', now - horizon)
   end
 
   -- Writes the records changed by this call, and pushes every key's TTL to `expire_at` when
@@ -196,6 +196,10 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
     end
     if #scores > 0 then
       redis.call('ZADD', expiry, unpack(scores))
+    end
+    if moved then
+      -- About once a window: owners whose lease ended long ago go.
+      redis.call('ZREMRANGEBYSCORE', owners, '-inf', now - horizon)
     end
     if moved or #fields > 0 then
       for _, key in ipairs({ records, expiry, queue, owners }) do

@@ -1,5 +1,5 @@
-import { AcquireBatcher } from '../../lib/redis/acquire-batcher.js';
-import type { AcquireCommand, AcquireReply, ModelSettings } from '../../lib/core/store.js';
+import { CommandBatcher } from '../../lib/redis/command-batcher.js';
+import type { ModelSettings } from '../../lib/core/store.js';
 
 // The batcher only groups commands and hands them to `send`; here `send` records each group and
 // lets the test decide when its reply comes, so the grouping itself can be observed.
@@ -11,29 +11,28 @@ const settings: ModelSettings = {
   paceMs: 0,
   limits: { tokens: 1000, inputTokens: 0, outputTokens: 0, requests: 0 },
 };
-const command = (opId: string, s: ModelSettings = settings): AcquireCommand => ({
-  opId,
-  settings: s,
-  cost: { tokens: 1, inputTokens: 1, outputTokens: 0, requests: 1 },
-  maxWaitMs: -1,
-});
-const reply = (c: AcquireCommand): AcquireReply => ({ status: 'ok', slotMs: 0, waitMs: 0, queuePosition: 0, bucket: Number(c.opId.slice(1)), nowMs: 0 });
+interface Command {
+  readonly opId: string;
+  readonly settings: ModelSettings;
+}
+const command = (opId: string, s: ModelSettings = settings): Command => ({ opId, settings: s });
+const reply = (c: Command) => ({ bucket: Number(c.opId.slice(1)) });
 
 function recorder() {
   const sent: { batch: string[]; settle: (error?: Error) => void }[] = [];
-  const send = (batch: readonly AcquireCommand[]) =>
-    new Promise<AcquireReply[]>((resolve, reject) => {
+  const send = (batch: readonly Command[]) =>
+    new Promise<{ bucket: number }[]>((resolve, reject) => {
       sent.push({ batch: batch.map((c) => c.opId), settle: (error) => (error ? reject(error) : resolve(batch.map(reply))) });
     });
   return { sent, send };
 }
 
-describe('AcquireBatcher', () => {
+describe('CommandBatcher', () => {
 const turn = () => new Promise((r) => setImmediate(r));
 
   it('sends a lone acquire at once, and those that come while it is in flight together on the next turn', async () => {
     const { sent, send } = recorder();
-    const batcher = new AcquireBatcher(send, 2, 128);
+    const batcher = new CommandBatcher(send, 2, 128);
     const first = batcher.submit(command('a0'));
     // Nothing in flight: it goes as soon as the pending microtasks have run, before any I/O.
     await Promise.resolve();
@@ -59,7 +58,7 @@ const turn = () => new Promise((r) => setImmediate(r));
 
   it('sends callers that a reply wakes together as one call, not the first alone', async () => {
     const { sent, send } = recorder();
-    const batcher = new AcquireBatcher(send, 2, 128);
+    const batcher = new CommandBatcher(send, 2, 128);
     // Each caller re-enters through a few awaits, as a caller of RateLimiter.acquire does.
     const caller = async (id: string) => {
       await Promise.resolve();
@@ -76,7 +75,7 @@ const turn = () => new Promise((r) => setImmediate(r));
   /** Sends ids[0] alone, queues the rest behind it, and lets its reply come back before the turn ends. */
   async function queuedBehindOneReply(maxInFlight: number, minShare: number, ids: string[]) {
     const { sent, send } = recorder();
-    const batcher = new AcquireBatcher(send, maxInFlight, 128, minShare);
+    const batcher = new CommandBatcher(send, maxInFlight, 128, minShare);
     const first = batcher.submit(command(ids[0]));
     await Promise.resolve();
     const rest = ids.slice(1).map((id) => batcher.submit(command(id)));
@@ -104,7 +103,7 @@ const turn = () => new Promise((r) => setImmediate(r));
 
   it('bounds a group and never mixes two configurations in one', async () => {
     const { sent, send } = recorder();
-    const batcher = new AcquireBatcher(send, 1, 3);
+    const batcher = new CommandBatcher(send, 1, 3);
     const other: ModelSettings = { ...settings, limits: { ...settings.limits, tokens: 500 } };
     const b0 = batcher.submit(command('b0'));
     await Promise.resolve();
@@ -126,7 +125,7 @@ const turn = () => new Promise((r) => setImmediate(r));
 
   it('rejects every acquire of a failed group, and only those', async () => {
     const { sent, send } = recorder();
-    const batcher = new AcquireBatcher(send, 1, 128);
+    const batcher = new CommandBatcher(send, 1, 128);
     const lone = batcher.submit(command('c0'));
     await Promise.resolve();
     const grouped = ['c1', 'c2'].map((id) => batcher.submit(command(id)));

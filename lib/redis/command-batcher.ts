@@ -49,7 +49,7 @@ function sameSettings(a: ModelSettings, b: ModelSettings): boolean {
  * once the current turn of the event loop is over, so that the callers a reply has just woken
  * form groups instead of trickling out one by one, shared evenly between the lanes.
  */
-export class AcquireBatcher<C extends { readonly settings: ModelSettings }, R> {
+export class CommandBatcher<C extends { readonly settings: ModelSettings }, R> {
   private readonly waiting: Waiting<C, R>[] = [];
   private inFlight = 0;
   private scheduled = false;
