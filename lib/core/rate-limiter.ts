@@ -1,78 +1,24 @@
 import { toLimiterStore } from './backend.js';
 import { type ActualUsage, adjustTarget, costOf, describe, type TokenRequest } from './charges.js';
 import { type FailureMode, type RateLimitConfig, type ResolvedConfig, resolveConfig } from './config.js';
+import { reconcileCommandOf, storeSettingsOf } from './feedback.js';
 import { RateLimitConfigError, RedisUnavailableError } from './errors.js';
 import type { LimiterLogger, RateLimiterEvent } from './events.js';
 import { FailoverStore } from './failover-store.js';
+import { type AcquireOptions, checkAcquireOptions, checkLimiterOptions, type RateLimiterBackend, type RateLimiterOptions, type ReleaseOptions } from './options.js';
 import { formatDegradedRecordId, formatRecordId, newOpId, parseRecordId } from './record-id.js';
 import { MemoryStore } from '../memory/memory-store.js';
 import { type HeaderSource, readProviderHeaders } from './provider-headers.js';
 import type { AcquireResult, AdjustResult, ObserveResult, RateLimitStatus, ReleaseResult } from './results.js';
-import { BACKOFF_CUT, BACKOFF_FLOOR, type Charge, type LimiterStore, type ModelSettings, scaledLimit, type SettleReply } from './store.js';
+import { BACKOFF_CUT, BACKOFF_FLOOR, type Charge, type ModelSettings, scaledLimit, type SettleReply } from './store.js';
 import { Waiters } from './waiters.js';
 
 export type { ActualUsage, TokenRequest } from './charges.js';
-
-export interface AcquireOptions {
-  /**
-   * Stops waiting: acquire rejects with `AcquireAbortedError` once the store no longer holds the
-   * reservation (a signal aborted before the call sends nothing).
-   */
-  readonly signal?: AbortSignal;
-  /**
-   * Longest wait for admission, ms: rejects with `AcquireTimeoutError` at once, reserving
-   * nothing, when the store sees it cannot be admitted in time, or after waiting this long.
-   */
-  readonly maxWaitMs?: number;
-}
-
-export interface ReleaseOptions {
-  /**
-   * The call reached the provider and failed there. Providers that count failed calls (OpenAI)
-   * keep the charge; for the others the reservation is given back as usual.
-   */
-  readonly reachedProvider?: boolean;
-}
-
-export interface RateLimiterOptions {
-  /**
-   * While Redis is unavailable: `'open'` (default) lets calls through unlimited, `'closed'`
-   * rejects them with `RedisUnavailableError`, `'local'` limits them in this process to
-   * limit / `expectedInstances` (or the number of live instances last seen in Redis).
-   */
-  readonly failureMode?: FailureMode;
-  /**
-   * How many processes share the limits, for `failureMode: 'local'`. Without it, instances
-   * announce themselves in Redis every few seconds and the last count seen is used.
-   */
-  readonly expectedInstances?: number;
-  /** Prefix of every key (default `'llmrl'`); limiters with different prefixes never share state. */
-  readonly keyPrefix?: string;
-  /** Receives the limiter's few log lines (default: `console`). */
-  readonly logger?: LimiterLogger;
-  /** Receives every acquire, adjust, release, outage and recovery. */
-  readonly onEvent?: (event: RateLimiterEvent) => void;
-}
-
-/** Anything `RateLimiter` can keep its state in. */
-export type RateLimiterBackend = LimiterStore | { readonly limiterStore: LimiterStore } | object;
+export type { AcquireOptions, RateLimiterBackend, RateLimiterOptions, ReleaseOptions } from './options.js';
 
 const MAX_MODEL_LENGTH = 1024;
 const NOTHING = { tokensDelta: 0, inputTokensDelta: 0, outputTokensDelta: 0 };
 const NOTHING_FREED = { tokensFreed: 0, inputTokensFreed: 0, outputTokensFreed: 0 };
-
-/**
- * What the store enforces for a config. The delivery margin is applied here: a sliding window
- * counts each charge for window + margin (a call arriving up to margin late at the provider
- * still falls in the span the limiter counted it in), and a bucket keeps margin ms of refill as
- * headroom (whatever arrives late finds the provider's bucket no emptier than ours was).
- */
-function storeSettingsOf(config: ResolvedConfig): ModelSettings {
-  const { windowMs, algorithm, bucketMs, quantumMs, deliveryMarginMs: margin, limits, learn } = config;
-  const learned = learn && { learn };
-  if (algorithm === 'token-bucket') return { windowMs, algorithm, bucketMs: bucketMs - margin, paceMs: 0, limits, ...learned };
-  return { windowMs: windowMs + margin, algorithm, bucketMs: windowMs + margin, paceMs: quantumMs ? quantumMs - margin : 0, limits, ...learned };
-}
 
 const consoleLogger: LimiterLogger = {
   log: (m) => console.log(`[llm-rate-limiter] ${m}`),
@@ -111,18 +57,7 @@ export class RateLimiter {
     }
     this.resolved = resolveConfig(config);
     this.settings = storeSettingsOf(this.resolved);
-    const failureMode = options.failureMode ?? 'open';
-    if (failureMode !== 'open' && failureMode !== 'closed' && failureMode !== 'local') {
-      throw new RateLimitConfigError(`failureMode must be 'open', 'closed' or 'local', got ${describe(failureMode)}`);
-    }
-    const expected = options.expectedInstances;
-    if (expected !== undefined && (typeof expected !== 'number' || !Number.isInteger(expected) || expected < 1 || expected > 100_000)) {
-      throw new RateLimitConfigError(`expectedInstances must be an integer from 1 to 100000, got ${describe(expected)}`);
-    }
-    const keyPrefix = options.keyPrefix ?? 'llmrl';
-    if (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || /[{}]/.test(keyPrefix)) {
-      throw new RateLimitConfigError(`keyPrefix must be a non-empty string without braces, got ${describe(keyPrefix)}`);
-    }
+    const { failureMode, expectedInstances: expected, keyPrefix } = checkLimiterOptions(options);
     const store = toLimiterStore(backend);
     this.model = model;
     this.config = Object.freeze({ ...config });
@@ -167,7 +102,7 @@ export class RateLimiter {
    */
   async acquire(request: TokenRequest, options: AcquireOptions = {}): Promise<AcquireResult> {
     const { cost, call } = costOf(this.resolved, this.model, request);
-    const maxWaitMs = this.checkAcquireOptions(options);
+    const maxWaitMs = checkAcquireOptions(options);
     const admission = await this.waiters.admit({
       cost,
       maxWaitMs,
@@ -323,16 +258,8 @@ export class RateLimiter {
       if (options.status === 429 || options.status === 529) {
         backoff = await this.backOff({ retryAfterMs: report.retryAfterMs ?? report.exhaustedResetMs ?? 1000 });
       }
-      const { limits } = this.resolved;
-      const noise = (limit: number, precision: number) => Math.max(precision, Math.ceil(limit * 0.01));
-      const tolerance = {
-        tokens: noise(limits.tokens, report.tokenPrecision),
-        inputTokens: noise(limits.inputTokens, report.tokenPrecision),
-        outputTokens: noise(limits.outputTokens, report.tokenPrecision),
-        requests: noise(limits.requests, 1),
-      };
-      const reported = Object.values(report.remaining).some((v) => v !== undefined);
-      const foreign = reported ? await this.store.reconcile(this.settings, { remaining: this.behindProvider(report.remaining), tolerance }) : none;
+      const command = reconcileCommandOf(this.resolved, report);
+      const foreign = command ? await this.store.reconcile(this.settings, command) : none;
       if (foreign.tokens + foreign.inputTokens + foreign.outputTokens + foreign.requests > 0) {
         this.emit({ type: 'reconciled', model: this.model, foreign });
       }
@@ -341,23 +268,6 @@ export class RateLimiter {
       if (!(error instanceof RedisUnavailableError) || this.failureMode === 'closed') throw error;
       return { foreign: none };
     }
-  }
-
-  /**
-   * A token bucket stays its delivery margin's worth of refill behind the provider's: compare the
-   * provider's remaining figures less that headroom, or every reconcile would spend it.
-   */
-  private behindProvider(remaining: Partial<Charge>): Partial<Charge> {
-    const { algorithm, deliveryMarginMs, windowMs, limits } = this.resolved;
-    if (algorithm !== 'token-bucket' || deliveryMarginMs === 0) return remaining;
-    const less = (left: number | undefined, limit: number) =>
-      left === undefined ? undefined : Math.max(0, left - Math.ceil((limit * deliveryMarginMs) / windowMs));
-    return {
-      tokens: less(remaining.tokens, limits.tokens),
-      inputTokens: less(remaining.inputTokens, limits.inputTokens),
-      outputTokens: less(remaining.outputTokens, limits.outputTokens),
-      requests: less(remaining.requests, limits.requests),
-    };
   }
 
   /** Round-trip time to the store, ms (0 for memory); rejects when it cannot be reached. */
@@ -401,21 +311,6 @@ export class RateLimiter {
     return status === 'waiting'
       ? 'the reservation has not been admitted yet'
       : "this model's store does not know it (another model's record id, one never acquired, or one settled more than 10 s ago)";
-  }
-
-  private checkAcquireOptions(options: AcquireOptions): number {
-    if (options === null || typeof options !== 'object') {
-      throw new RateLimitConfigError(`acquire options must be an object such as { maxWaitMs: 5000 }, got ${describe(options)}`);
-    }
-    const { maxWaitMs, signal } = options;
-    if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      throw new RateLimitConfigError(`signal must be an AbortSignal, got ${describe(signal)}`);
-    }
-    if (maxWaitMs === undefined) return -1;
-    if (typeof maxWaitMs !== 'number' || !Number.isFinite(maxWaitMs) || maxWaitMs < 0) {
-      throw new RateLimitConfigError(`maxWaitMs must be a non-negative number of ms, got ${describe(maxWaitMs)}`);
-    }
-    return Math.floor(maxWaitMs);
   }
 
   private reportAdjust(recordId: string, result: AdjustResult): AdjustResult {
