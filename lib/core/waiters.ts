@@ -112,6 +112,8 @@ export class Waiters {
   private timer: unknown;
   private dueAt = Infinity;
   private claiming = false;
+  /** When the queue's head could next be admitted, local epoch ms, as the last reply said. */
+  private headDue = 0;
 
   constructor(private readonly options: WaitersOptions) {
     this.timers = options.timers ?? nodeTimers;
@@ -134,7 +136,8 @@ export class Waiters {
   /** What any acquire, claim or settle reply of this limiter's store said about the queue. */
   news(reply: QueueNews): void {
     this.admitted(reply.admitted);
-    if (reply.nextCheckMs > 0) this.schedule(reply.nextCheckMs - (reply.nowMs - Date.now()));
+    this.headDue = reply.nextCheckMs > 0 ? reply.nextCheckMs - (reply.nowMs - Date.now()) : 0;
+    if (reply.nextCheckMs > 0) this.schedule(this.headDue);
   }
 
   private async place(request: AdmissionRequest, startedAt: number, maxWaitMs: number, again: boolean): Promise<Admission> {
@@ -233,13 +236,15 @@ export class Waiters {
    */
   private async giveUp(waiter: Waiter, recordId: string, reason: 'aborted' | 'timeout'): Promise<void> {
     if (!this.remove(waiter)) return;
-    const reply = await this.options.release(waiter.opId, recordId, reason);
+    // Taken before the release: once this waiter has left, the queue may be empty and say nothing.
+    const headDue = this.headDue;
+    await this.options.release(waiter.opId, recordId, reason);
     const { signal, maxWaitMs } = waiter.request;
     if (reason === 'aborted') {
       waiter.reject(this.aborted(signal!));
       return;
     }
-    const estimate = reply && reply.nextCheckMs > 0 ? Math.max(0, reply.nextCheckMs - reply.nowMs) : 0;
+    const estimate = Math.max(0, Math.ceil(Math.max(headDue, this.headDue) - Date.now()));
     waiter.reject(
       new AcquireTimeoutError(
         `${this.options.model} did not admit this request within maxWaitMs (${maxWaitMs}); it left the queue, and the head could next be admitted in about ${estimate} ms`,
@@ -296,7 +301,7 @@ export class Waiters {
         waiter.resolve(this.admission(waiter, slotMs, reply.degraded));
         return;
       case 'timeout': {
-        const estimate = reply.nextCheckMs > 0 ? Math.max(0, reply.nextCheckMs - reply.nowMs) : 0;
+        const estimate = Math.max(0, Math.ceil(this.headDue - Date.now()));
         waiter.reject(
           new AcquireTimeoutError(
             `${this.options.model} did not admit this request within maxWaitMs (${request.maxWaitMs}); nothing was reserved`,
