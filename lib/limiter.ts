@@ -4,7 +4,7 @@ export { RateLimiter } from './core/rate-limiter.js';
 export type { AcquireOptions, ActualUsage, RateLimiterBackend, RateLimiterOptions, ReleaseOptions, TokenRequest } from './core/rate-limiter.js';
 export { DEFAULT_RETRY_CONFIG } from './core/config.js';
 export type { FailureMode, LearnLimitsConfig, RateLimitConfig, RetryConfig } from './core/config.js';
-export type { AcquireResult, AdjustResult, ObserveResult, RateLimitStatus } from './core/results.js';
+export type { AcquireResult, AdjustResult, ObserveResult, RateLimitStatus, ReleaseResult } from './core/results.js';
 export { readProviderHeaders, parseDurationMs } from './core/provider-headers.js';
 export type { HeaderSource, ProviderLimitReport } from './core/provider-headers.js';
 export type { Algorithm } from './core/config.js';

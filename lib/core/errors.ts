@@ -48,14 +48,24 @@ export class RequestTooLargeError extends LlmRateLimiterError {
 }
 
 /**
- * The caller's slot is further away than its `maxWaitMs`. Nothing stays reserved.
+ * The caller could not be admitted within its `maxWaitMs`: refused at once when the store saw
+ * it could not be admitted in time, or given up after waiting that long. Nothing stays reserved.
  */
 export class AcquireTimeoutError extends LlmRateLimiterError {
   constructor(
     message: string,
-    /** How long the caller would have had to wait, in ms. */
+    /**
+     * How long the caller would have had to wait (refused at once), or waited before giving up,
+     * in ms.
+     */
     readonly waitMs: number,
     readonly maxWaitMs: number,
+    /**
+     * When a request enqueued now could be admitted, ms from now, as the store estimates it from
+     * what the window and the queue hold (after a wait: when the queue's head could next be
+     * admitted, a lower bound).
+     */
+    readonly estimatedWaitMs: number = waitMs,
   ) {
     super(message);
   }

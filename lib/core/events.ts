@@ -1,3 +1,5 @@
+import type { AdjustResult } from './results.js';
+
 /**
  * What a limiter reports through its `onEvent` option, for logs and metrics. A handler that
  * throws is logged and otherwise ignored.
@@ -15,7 +17,7 @@ export type RateLimiterEvent =
       readonly type: 'adjusted';
       readonly model: string;
       readonly recordId: string;
-      readonly status: 'applied' | 'unchanged' | 'expired' | 'released' | 'degraded';
+      readonly status: AdjustResult['status'];
       readonly tokensDelta: number;
       readonly inputTokensDelta: number;
       readonly outputTokensDelta: number;
@@ -24,8 +26,8 @@ export type RateLimiterEvent =
       readonly type: 'released';
       readonly model: string;
       readonly recordId: string;
-      /** `released` by the caller, `aborted` by its signal, `cancelled` after a lost reply. */
-      readonly reason: 'released' | 'aborted' | 'cancelled';
+      /** `released` by the caller, `aborted` by its signal, `timeout` after waiting maxWaitMs. */
+      readonly reason: 'released' | 'aborted' | 'timeout';
     }
   | {
       /** The store stopped answering; emitted once per outage, not once per call. */

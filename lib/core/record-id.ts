@@ -1,26 +1,30 @@
 import { randomBytes } from 'node:crypto';
 import { InvalidRecordIdError } from './errors.js';
+import { MAX_COUNT } from './store.js';
 
 /**
- * A record id carries what adjust and release need (bucket, charges, cache figures), so the
- * store keeps no record per request. Layout:
- * `<bucket>.<tokens>.<input>.<output>.<cache read>.<cache write>.<op id>`, numbers in base 36;
- * a fail-open reservation is `x.<op id>`, one made by the local fallback starts with `l.`.
+ * A record id names one reservation in the store, which keeps its charge; the raw request
+ * figures it also carries are only the defaults of `adjust`'s `actualInput`, `actualCacheRead`
+ * and `actualCacheWrite`, never what the store changes. Layout:
+ * `<op id>.<input>.<output>.<cache read>.<cache write>`, numbers in base 36; one made by the
+ * local fallback of `failureMode: 'local'` starts with `l.`; a fail-open one is `x.<op id>`.
  */
 export interface ParsedRecordId {
   readonly opId: string;
+  /** Let through unlimited while the store was unreachable (`failureMode: 'open'`): no record. */
   readonly degraded: boolean;
-  readonly bucket: number;
-  readonly tokens: number;
-  readonly inputTokens: number;
-  readonly outputTokens: number;
+  /** Made by the in-process fallback of `failureMode: 'local'`. */
+  readonly local: boolean;
+  /** The request's raw figures: input as given (a bare `tokens` count is input), output, cache. */
+  readonly input: number;
+  readonly output: number;
   readonly cacheRead: number;
   readonly cacheWrite: number;
-  /** Made by the in-process fallback of `failureMode: 'local'`: adjust and release stay local. */
-  readonly local: boolean;
 }
 
 const OP_ID = /^[A-Za-z0-9_-]{16}$/;
+/** MAX_COUNT is 7 digits in base 36; anything longer cannot be a count the limiter wrote. */
+const COUNT = /^[0-9a-z]{1,7}$/;
 
 const ID_BYTES = 12;
 const POOLED_IDS = 256;
@@ -37,29 +41,33 @@ export function newOpId(): string {
   return pool.toString('base64url', at, at + ID_BYTES);
 }
 
+/** The id of a reservation the store holds; every figure must be a count <= MAX_COUNT. */
 export function formatRecordId(r: Omit<ParsedRecordId, 'degraded'>): string {
-  return (r.local ? 'l.' : '') + [r.bucket, r.tokens, r.inputTokens, r.outputTokens, r.cacheRead, r.cacheWrite].map((n) => n.toString(36)).join('.') + '.' + r.opId;
+  const figures = [r.input, r.output, r.cacheRead, r.cacheWrite].map((n) => n.toString(36));
+  return (r.local ? 'l.' : '') + [r.opId, ...figures].join('.');
 }
 
+/** The id of a reservation let through unlimited: nothing to adjust or release. */
 export function formatDegradedRecordId(opId: string): string {
   return `x.${opId}`;
 }
 
+/** Reads a record id back; anything `formatRecordId` could not have written throws. */
 export function parseRecordId(recordId: unknown): ParsedRecordId {
   const fail = () =>
     new InvalidRecordIdError(
       `recordId must be the recordId of an AcquireResult, got ${typeof recordId === 'string' ? JSON.stringify(recordId.slice(0, 80)) : typeof recordId}`,
     );
-  if (typeof recordId !== 'string') throw fail();
+  if (typeof recordId !== 'string' || recordId.length > 128) throw fail();
   const parts = recordId.split('.');
   if (parts.length === 2 && parts[0] === 'x' && OP_ID.test(parts[1])) {
-    return { opId: parts[1], degraded: true, bucket: -1, tokens: 0, inputTokens: 0, outputTokens: 0, cacheRead: 0, cacheWrite: 0, local: false };
+    return { opId: parts[1], degraded: true, local: false, input: 0, output: 0, cacheRead: 0, cacheWrite: 0 };
   }
   const local = parts[0] === 'l';
   if (local) parts.shift();
-  if (parts.length !== 7 || !OP_ID.test(parts[6])) throw fail();
-  const numbers = parts.slice(0, 6).map((p) => (/^[0-9a-z]{1,12}$/.test(p) ? parseInt(p, 36) : NaN));
-  if (!numbers.every(Number.isSafeInteger)) throw fail();
-  const [bucket, tokens, inputTokens, outputTokens, cacheRead, cacheWrite] = numbers;
-  return { opId: parts[6], degraded: false, bucket, tokens, inputTokens, outputTokens, cacheRead, cacheWrite, local };
+  if (parts.length !== 5 || !OP_ID.test(parts[0])) throw fail();
+  const numbers = parts.slice(1).map((p) => (COUNT.test(p) ? parseInt(p, 36) : NaN));
+  if (!numbers.every((n) => Number.isSafeInteger(n) && n <= MAX_COUNT)) throw fail();
+  const [input, output, cacheRead, cacheWrite] = numbers;
+  return { opId: parts[0], degraded: false, local, input, output, cacheRead, cacheWrite };
 }

@@ -123,6 +123,12 @@ export interface QueueNews {
    * ms; 0 when nothing waits.
    */
   readonly nextCheckMs: number;
+  /**
+   * Set only by a wrapper that answered without the shared store while it was unavailable
+   * (lib/core/failover-store.ts): `'open'` let through unlimited, nothing recorded; `'local'`
+   * answered by this process's in-memory fallback. Stores themselves never set it.
+   */
+  readonly degraded?: 'open' | 'local';
 }
 
 export interface AcquireReply extends QueueNews {

@@ -1,0 +1,379 @@
+import { addCharges, NO_CHARGE } from './charges.js';
+import type { FailureMode } from './config.js';
+import { RedisUnavailableError } from './errors.js';
+import type { LimiterLogger, RateLimiterEvent } from './events.js';
+import { newOpId } from './record-id.js';
+import {
+  type AcquireCommand,
+  type AcquireReply,
+  type AdmittedWaiter,
+  type BackOffCommand,
+  type BackOffReply,
+  type Charge,
+  type ClaimCommand,
+  type ClaimReply,
+  type ModelSettings,
+  type ModelStore,
+  type ReconcileCommand,
+  type SettleCommand,
+  type SettleReply,
+  SETTLED_HORIZON_MS,
+  type StatusReply,
+} from './store.js';
+
+/** While Redis is down, how often it is asked whether it answers again. */
+const PROBE_INTERVAL_MS = 500;
+/** An instance that has not announced itself for this long no longer counts. */
+const HEARTBEAT_TTL_MS = 15_000;
+
+type Operation = 'acquire' | 'adjust' | 'release' | 'status' | 'observe';
+
+export interface FailoverOptions {
+  /** The shared store. */
+  readonly inner: ModelStore;
+  readonly model: string;
+  /** The settings the limiter sends; the local fallback gets this process's share of them. */
+  readonly settings: ModelSettings;
+  /** The configured window (without delivery margin): how far back the replay and handback reach. */
+  readonly windowMs: number;
+  readonly failureMode: FailureMode;
+  readonly expectedInstances?: number;
+  /** This limiter instance, as announced by heartbeats. */
+  readonly instanceId: string;
+  readonly ping: () => Promise<number>;
+  /** Makes the in-process store of failureMode 'local', reading time from `clock`. */
+  readonly fallbackStore: (clock: () => number) => ModelStore;
+  readonly logger: LimiterLogger;
+  readonly emit: (event: RateLimiterEvent) => void;
+}
+
+/** A reservation this process made, for the replay into a fresh fallback and the handback. */
+interface Recent {
+  readonly at: number;
+  readonly cost: Charge;
+  readonly local: boolean;
+}
+
+/**
+ * The shared store, insured against outages: while it throws RedisUnavailableError, calls follow
+ * the failure mode instead. `'closed'` rethrows; `'open'` answers acquires as admitted and
+ * settles as done, marked `degraded: 'open'`, recording nothing; `'local'` answers from an
+ * in-process store holding this process's share of each limit (limit / `expectedInstances`, or
+ * the instance count last seen by heartbeat), marked `degraded: 'local'`. Once down, the shared
+ * store is not asked again until a background ping answers.
+ */
+export class FailoverStore implements ModelStore {
+  private outageSince: number | undefined;
+  private outageCause: RedisUnavailableError | undefined;
+  private probe: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private liveInstances = 1;
+  private local?: { store: ModelStore; settings: ModelSettings; instances: number };
+  /** With failureMode 'local': this process's reservations of the last window, by admission. */
+  private readonly recent: Recent[] = [];
+  /** What this process admitted in its fallback during the window before Redis answered again. */
+  private handback?: Charge;
+  /** While admissions are replayed into a fresh fallback: the time its clock reads. */
+  private replayAt?: number;
+  /** Op ids placed in the fallback, by when last seen: their settles and claims stay local. */
+  private readonly localOps = new Map<string, number>();
+
+  constructor(private readonly options: FailoverOptions) {}
+
+  /** True while the last call to the shared store failed and no later one has succeeded. */
+  get degraded(): boolean {
+    return this.outageSince !== undefined;
+  }
+
+  /** Live limiter instances at the last heartbeat (1 until the first). */
+  get liveInstanceCount(): number {
+    return this.liveInstances;
+  }
+
+  /** The error a 'closed' limiter throws while the shared store is known to be down. */
+  unavailable(): RedisUnavailableError {
+    const since = new Date(this.outageSince ?? Date.now()).toISOString();
+    return new RedisUnavailableError(`${this.options.model}: Redis has been unavailable since ${since}; ${this.outageCause?.message ?? ''}`, {
+      cause: this.outageCause,
+    });
+  }
+
+  async acquire(command: AcquireCommand): Promise<AcquireReply> {
+    if (this.outageSince === undefined) {
+      try {
+        await this.handBack(command);
+        const reply = await this.options.inner.acquire(command);
+        this.markUp();
+        this.startHeartbeat();
+        if (reply.state === 'admitted') this.remember(reply.slotMs, command.cost, false);
+        // Counted from when it queued: if Redis goes away, the fallback starts no emptier.
+        else if (reply.state === 'waiting') this.remember(reply.nowMs, command.cost, false);
+        return reply;
+      } catch (error) {
+        if (!(error instanceof RedisUnavailableError)) throw error;
+        this.markDown('acquire', error);
+      }
+    }
+    const now = Date.now();
+    if (this.options.failureMode === 'closed') throw this.unavailable();
+    if (this.options.failureMode === 'open') {
+      return { state: 'admitted', slotMs: now, position: 0, estimateMs: 0, nowMs: now, admitted: [], nextCheckMs: 0, degraded: 'open' };
+    }
+    const fallback = this.fallback();
+    const reply = await fallback.store.acquire({ ...command, settings: fallback.settings });
+    this.touchLocal(command.opId);
+    if (reply.state === 'admitted') this.remember(reply.slotMs, command.cost, true);
+    return { ...reply, degraded: 'local' };
+  }
+
+  async claim(command: ClaimCommand): Promise<ClaimReply> {
+    const localIds = command.opIds.filter((id) => this.localOps.has(id));
+    const sharedIds = command.opIds.filter((id) => !this.localOps.has(id));
+    localIds.forEach((id) => this.touchLocal(id));
+    const local = localIds.length > 0 ? await this.fallback().store.claim({ ...command, settings: this.fallback().settings, opIds: localIds }) : undefined;
+    const shared = sharedIds.length > 0 ? await this.claimShared({ ...command, opIds: sharedIds }) : undefined;
+    if (!shared) return { ...local!, degraded: 'local' };
+    if (!local) return shared;
+    const byId = new Map<string, ClaimReply['records'][number]>();
+    localIds.forEach((id, i) => byId.set(id, local.records[i]!));
+    sharedIds.forEach((id, i) => byId.set(id, shared.records[i]!));
+    return {
+      ...shared,
+      admitted: [...shared.admitted, ...local.admitted],
+      records: command.opIds.map((id) => byId.get(id)!),
+    };
+  }
+
+  private async claimShared(command: ClaimCommand): Promise<ClaimReply> {
+    if (this.outageSince === undefined) {
+      try {
+        const reply = await this.options.inner.claim(command);
+        this.markUp();
+        return reply;
+      } catch (error) {
+        if (!(error instanceof RedisUnavailableError)) throw error;
+        this.markDown('acquire', error);
+      }
+    }
+    if (this.options.failureMode === 'closed') throw this.unavailable();
+    const now = Date.now();
+    // 'open': waiting in Redis ends as let through; 'local': a waiter Redis holds cannot be
+    // admitted while it is away, so it is reported lost and queued again, in the fallback.
+    const state = this.options.failureMode === 'open' ? 'admitted' : 'lost';
+    const records = command.opIds.map(() => ({ state, slotMs: now, position: 0 }) as const);
+    return { nowMs: now, admitted: [], nextCheckMs: 0, records, degraded: this.options.failureMode };
+  }
+
+  async settle(command: SettleCommand): Promise<SettleReply> {
+    if (this.localOps.has(command.opId)) {
+      const fallback = this.fallback();
+      const reply = await fallback.store.settle({ ...command, settings: fallback.settings });
+      if (reply.status !== 'waiting') this.localOps.delete(command.opId);
+      return { ...reply, degraded: 'local' };
+    }
+    if (this.outageSince === undefined) {
+      try {
+        const reply = await this.options.inner.settle(command);
+        this.markUp();
+        return reply;
+      } catch (error) {
+        if (!(error instanceof RedisUnavailableError)) throw error;
+        this.markDown(command.mode === 'adjust' ? 'adjust' : 'release', error);
+      }
+    }
+    if (this.options.failureMode === 'closed') throw this.unavailable();
+    // What Redis holds cannot be changed while it is away; its charge leaves with its window.
+    return { status: 'ok', applied: NO_CHARGE, charged: NO_CHARGE, nowMs: Date.now(), admitted: [], nextCheckMs: 0, degraded: this.options.failureMode };
+  }
+
+  /** Usage as the shared store counts it; rejects while it is down (no fallback answers for it). */
+  status(settings: ModelSettings): Promise<StatusReply> {
+    return this.options.inner.status(settings);
+  }
+
+  backOff(settings: ModelSettings, command: BackOffCommand): Promise<BackOffReply> {
+    return this.feedback((store, s) => store.backOff(s, command), settings);
+  }
+
+  reconcile(settings: ModelSettings, command: ReconcileCommand): Promise<Charge> {
+    return this.feedback((store, s) => store.reconcile(s, command), settings);
+  }
+
+  heartbeat(instanceId: string, ttlMs: number): Promise<number> {
+    return this.options.inner.heartbeat(instanceId, ttlMs);
+  }
+
+  onAdmitted(listener: (admitted: readonly AdmittedWaiter[]) => void): () => void {
+    return this.options.inner.onAdmitted(listener);
+  }
+
+  /**
+   * What the provider says goes to the shared store, or while it is known down, to this
+   * process's fallback with failureMode 'local' (a provider reporting its window full holds this
+   * process back too); otherwise it rejects with the outage.
+   */
+  private async feedback<T>(call: (store: ModelStore, settings: ModelSettings) => Promise<T>, settings: ModelSettings): Promise<T> {
+    if (this.outageSince !== undefined) {
+      if (this.options.failureMode !== 'local') throw this.unavailable();
+      const fallback = this.fallback();
+      return call(fallback.store, fallback.settings);
+    }
+    try {
+      const result = await call(this.options.inner, settings);
+      this.markUp();
+      return result;
+    } catch (error) {
+      if (error instanceof RedisUnavailableError) this.markDown('observe', error);
+      throw error;
+    }
+  }
+
+  private touchLocal(opId: string): void {
+    const now = Date.now();
+    this.localOps.delete(opId);
+    this.localOps.set(opId, now);
+    // The fallback forgets an admitted record a window and the horizon after its admission;
+    // waiting ones are touched by every claim.
+    const before = now - this.options.settings.windowMs - SETTLED_HORIZON_MS;
+    for (const [id, at] of this.localOps) {
+      if (at > before) break;
+      this.localOps.delete(id);
+    }
+  }
+
+  /** The in-process limiter of `failureMode: 'local'`: this process's share of every limit. */
+  private fallback(): { store: ModelStore; settings: ModelSettings } {
+    const instances = Math.max(1, this.options.expectedInstances ?? this.liveInstances);
+    if (!this.local || this.local.instances !== instances) {
+      const share = (limit: number) => (limit > 0 ? Math.max(1, Math.floor(limit / instances)) : 0);
+      const l = this.options.settings.limits;
+      const limits = { tokens: share(l.tokens), inputTokens: share(l.inputTokens), outputTokens: share(l.outputTokens), requests: share(l.requests) };
+      // Learned limits are not learned further in the fallback: no 429 reaches it.
+      const { windowMs, algorithm, bucketMs, paceMs } = this.options.settings;
+      const settings: ModelSettings = { windowMs, algorithm, bucketMs, paceMs, limits };
+      this.local = { store: this.local?.store ?? this.options.fallbackStore(() => this.replayAt ?? Date.now()), settings, instances };
+    }
+    return this.local;
+  }
+
+  private remember(at: number, cost: Charge, local: boolean): void {
+    if (this.options.failureMode !== 'local') return;
+    const now = Date.now();
+    this.recent.push({ at, cost, local });
+    while (this.recent.length > 0 && this.recent[0]!.at <= now - this.options.windowMs) this.recent.shift();
+  }
+
+  /**
+   * A fresh fallback that holds this process's own admissions of the last window where they
+   * were made, so the share starts as full as this process had made it on Redis, not empty: an
+   * empty one would let every process send its whole share into a provider window that is
+   * already full.
+   */
+  private startFallback(): void {
+    this.local = undefined;
+    this.localOps.clear();
+    const { store, settings } = this.fallback();
+    const since = Date.now() - this.options.windowMs;
+    const entries = this.recent.filter((e) => e.at > since).sort((a, b) => a.at - b.at);
+    for (const entry of entries) {
+      this.replayAt = entry.at;
+      // The memory store reads its clock synchronously, before this call returns. Admitted now
+      // or never: a replayed entry must not wait in the fallback's queue.
+      void store.acquire({ opId: newOpId(), owner: this.options.instanceId, settings, cost: entry.cost, maxWaitMs: 0 });
+    }
+    this.replayAt = undefined;
+  }
+
+  /**
+   * Redis does not know what the fallback admitted (and may have come back empty): the first
+   * acquire after an outage charges it as a reservation of its own, settled at once so nothing
+   * gives it back. At most a window's worth per limit: more could never be admitted.
+   */
+  private async handBack(command: AcquireCommand): Promise<void> {
+    const charge = this.handback;
+    if (!charge) return;
+    this.handback = undefined;
+    const l = command.settings.limits;
+    const clip = (figure: number, limit: number) => (limit > 0 ? Math.min(figure, limit) : figure);
+    const cost = { tokens: clip(charge.tokens, l.tokens), inputTokens: clip(charge.inputTokens, l.inputTokens), outputTokens: clip(charge.outputTokens, l.outputTokens), requests: clip(charge.requests, l.requests) };
+    const opId = newOpId();
+    try {
+      const reply = await this.options.inner.acquire({ ...command, opId, cost, maxWaitMs: 0 });
+      if (reply.state === 'admitted') {
+        await this.options.inner.settle({ opId, settings: command.settings, mode: 'keep', refunds: false });
+      } else {
+        this.options.logger.warn(`${this.options.model}: the window is full; what this process admitted during the outage is not charged again`);
+      }
+    } catch (error) {
+      this.handback ??= charge;
+      throw error;
+    }
+  }
+
+  /** Announces this instance in Redis every few seconds, to learn how many share the limits. */
+  private startHeartbeat(): void {
+    if (this.heartbeatTimer || this.options.failureMode !== 'local' || this.options.expectedInstances !== undefined) return;
+    const beat = () => {
+      if (this.outageSince !== undefined) return;
+      this.options.inner.heartbeat(this.options.instanceId, HEARTBEAT_TTL_MS).then(
+        (count) => {
+          this.liveInstances = Math.max(1, count);
+        },
+        (error: unknown) => this.options.logger.warn(`${this.options.model}: heartbeat failed: ${String(error)}`),
+      );
+    };
+    beat();
+    this.heartbeatTimer = setInterval(beat, HEARTBEAT_TTL_MS / 3);
+    this.heartbeatTimer.unref();
+  }
+
+  private startProbe(): void {
+    if (this.probe) return;
+    let probing = false;
+    this.probe = setInterval(() => {
+      if (probing) return;
+      probing = true;
+      this.options.ping().then(
+        () => {
+          probing = false;
+          this.markUp();
+        },
+        () => {
+          probing = false;
+        },
+      );
+    }, PROBE_INTERVAL_MS);
+    this.probe.unref();
+  }
+
+  private markDown(operation: Operation, cause: RedisUnavailableError): void {
+    this.outageCause = cause;
+    if (this.outageSince !== undefined) return;
+    this.outageSince = Date.now();
+    const { failureMode, model } = this.options;
+    if (failureMode === 'local') this.startFallback();
+    this.startProbe();
+    const then = {
+      open: 'letting calls through unlimited',
+      closed: 'rejecting calls',
+      local: `limiting in this process to 1/${Math.max(1, this.options.expectedInstances ?? this.liveInstances)} of each limit`,
+    }[failureMode];
+    this.options.logger.warn(`${model}: Redis is unavailable (${cause.message}); ${then} until it answers again`);
+    this.options.emit({ type: 'degraded', model, operation, failureMode, cause });
+  }
+
+  private markUp(): void {
+    if (this.outageSince === undefined) return;
+    const outageMs = Date.now() - this.outageSince;
+    this.outageSince = undefined;
+    if (this.options.failureMode === 'local') {
+      const since = Date.now() - this.options.windowMs;
+      const meanwhile = this.recent.filter((e) => e.local && e.at > since).reduce((sum, e) => addCharges(sum, e.cost), NO_CHARGE);
+      this.handback = meanwhile.requests > 0 ? meanwhile : undefined;
+    }
+    clearInterval(this.probe);
+    this.probe = undefined;
+    this.options.logger.log?.(`${this.options.model}: Redis answers again after ${outageMs} ms; limiting resumed`);
+    this.options.emit({ type: 'recovered', model: this.options.model, outageMs });
+  }
+}

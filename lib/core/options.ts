@@ -1,0 +1,82 @@
+import { describe } from './charges.js';
+import type { FailureMode } from './config.js';
+import { RateLimitConfigError } from './errors.js';
+import type { LimiterLogger, RateLimiterEvent } from './events.js';
+import type { LimiterStore } from './store.js';
+
+export interface AcquireOptions {
+  /**
+   * Stops waiting: acquire rejects with `AcquireAbortedError` once the store no longer holds the
+   * reservation (a signal aborted before the call sends nothing).
+   */
+  readonly signal?: AbortSignal;
+  /**
+   * Longest wait for admission, ms: rejects with `AcquireTimeoutError` at once, reserving
+   * nothing, when the store sees it cannot be admitted in time, or after waiting this long.
+   */
+  readonly maxWaitMs?: number;
+}
+
+export interface ReleaseOptions {
+  /**
+   * The call reached the provider and failed there. Providers that count failed calls (OpenAI)
+   * keep the charge; for the others the reservation is given back as usual.
+   */
+  readonly reachedProvider?: boolean;
+}
+
+export interface RateLimiterOptions {
+  /**
+   * While Redis is unavailable: `'open'` (default) lets calls through unlimited, `'closed'`
+   * rejects them with `RedisUnavailableError`, `'local'` limits them in this process to
+   * limit / `expectedInstances` (or the number of live instances last seen in Redis).
+   */
+  readonly failureMode?: FailureMode;
+  /**
+   * How many processes share the limits, for `failureMode: 'local'`. Without it, instances
+   * announce themselves in Redis every few seconds and the last count seen is used.
+   */
+  readonly expectedInstances?: number;
+  /** Prefix of every key (default `'llmrl'`); limiters with different prefixes never share state. */
+  readonly keyPrefix?: string;
+  /** Receives the limiter's few log lines (default: `console`). */
+  readonly logger?: LimiterLogger;
+  /** Receives every acquire, adjust, release, outage and recovery. */
+  readonly onEvent?: (event: RateLimiterEvent) => void;
+}
+
+/** Anything `RateLimiter` can keep its state in. */
+export type RateLimiterBackend = LimiterStore | { readonly limiterStore: LimiterStore } | object;
+
+/** The limiter options, checked, with their defaults. */
+export function checkLimiterOptions(options: RateLimiterOptions): { failureMode: FailureMode; expectedInstances?: number; keyPrefix: string } {
+  const failureMode = options.failureMode ?? 'open';
+  if (failureMode !== 'open' && failureMode !== 'closed' && failureMode !== 'local') {
+    throw new RateLimitConfigError(`failureMode must be 'open', 'closed' or 'local', got ${describe(failureMode)}`);
+  }
+  const expected = options.expectedInstances;
+  if (expected !== undefined && (typeof expected !== 'number' || !Number.isInteger(expected) || expected < 1 || expected > 100_000)) {
+    throw new RateLimitConfigError(`expectedInstances must be an integer from 1 to 100000, got ${describe(expected)}`);
+  }
+  const keyPrefix = options.keyPrefix ?? 'llmrl';
+  if (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || /[{}]/.test(keyPrefix)) {
+    throw new RateLimitConfigError(`keyPrefix must be a non-empty string without braces, got ${describe(keyPrefix)}`);
+  }
+  return { failureMode, expectedInstances: expected, keyPrefix };
+}
+
+/** An acquire's options checked: its maxWaitMs as the store takes it (-1 = no bound). */
+export function checkAcquireOptions(options: AcquireOptions): number {
+  if (options === null || typeof options !== 'object') {
+    throw new RateLimitConfigError(`acquire options must be an object such as { maxWaitMs: 5000 }, got ${describe(options)}`);
+  }
+  const { maxWaitMs, signal } = options;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new RateLimitConfigError(`signal must be an AbortSignal, got ${describe(signal)}`);
+  }
+  if (maxWaitMs === undefined) return -1;
+  if (typeof maxWaitMs !== 'number' || !Number.isFinite(maxWaitMs) || maxWaitMs < 0) {
+    throw new RateLimitConfigError(`maxWaitMs must be a non-negative number of ms, got ${describe(maxWaitMs)}`);
+  }
+  return Math.floor(maxWaitMs);
+}
