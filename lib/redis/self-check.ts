@@ -39,7 +39,7 @@ export interface RedisSelfCheckReport {
   readonly serverVersion?: string;
   /** Round trip of one PING, ms. */
   readonly roundTripMs: number;
-  /** Algorithms whose scripts (acquire, adjust, release, status) ran once on the scratch model. */
+  /** Algorithms whose scripts (queue: acquire, adjust, release; status) ran on the scratch model. */
   readonly algorithms: readonly Algorithm[];
   /** Eviction settings of every master read, when the user may run CONFIG GET. */
   readonly eviction: readonly RedisEvictionSetting[];
@@ -268,9 +268,12 @@ export async function runSelfCheck(context: SelfCheckContext, options: RedisSelf
   const quiet = { warn: () => undefined, error: () => undefined };
   for (const algorithm of ALGORITHMS) {
     const limiter = new RateLimiter(context.store, SELF_CHECK_MODEL, { rpm: 1_000_000, windowSeconds: 1, algorithm }, { keyPrefix, failureMode: 'closed', logger: quiet });
-    const { recordId } = await limiter.acquire({ tokens: 1 });
-    await limiter.adjust(recordId, { actualOutput: 1 });
-    await limiter.release(recordId);
+    // One reservation adjusted, one released: both settle paths of the queue script run, and
+    // nothing stays charged.
+    const adjusted = await limiter.acquire({ tokens: 1 });
+    await limiter.adjust(adjusted.recordId, { actualOutput: 0, actualInput: 0 });
+    const released = await limiter.acquire({ tokens: 1 });
+    await limiter.release(released.recordId);
     await limiter.getStatus();
   }
 
