@@ -1,205 +1,131 @@
-import { BUCKETS, RING_CAPACITY, scaledLimit } from '../core/store.js';
+import { MAX_ADMIT, OWNER_LEASE_MS, SETTLED_HORIZON_MS, scaledLimit } from '../core/store.js';
 import type {
+  AcquireCommand,
+  AcquireReply,
+  AdmittedWaiter,
   BackOffCommand,
   BackOffReply,
   Charge,
-  ReconcileCommand,
-  AcquireCommand,
-  AcquireReply,
-  AdjustCommand,
-  AdjustReply,
+  ClaimCommand,
+  ClaimReply,
   LimiterStore,
   ModelSettings,
   ModelStore,
-  ReleaseCommand,
-  ReleaseReply,
+  QueueNews,
+  ReconcileCommand,
+  RecordState,
+  SettleCommand,
+  SettleReply,
   StatusReply,
 } from '../core/store.js';
+import type { Capacity, Placement } from './capacity.js';
+import { ExpiryHeap } from './expiry-heap.js';
+import { addTo, chargeOf, figuresOf, limitsOf, zero } from './figures.js';
+import type { Figures } from './figures.js';
+import { SlidingWindow } from './sliding-window.js';
+import { TokenBucket } from './token-bucket.js';
 
-type Figures = [tokens: number, input: number, output: number, requests: number];
+type EndedState = 'settled' | 'released' | 'timeout' | 'lost';
 
-/** One model's state: the same layout as the Redis scripts keep (see lua/includes/common.lua). */
+interface WaitingRecord {
+  readonly state: 'waiting';
+  readonly owner: string;
+  readonly cost: Figures;
+  /** Epoch ms after which it is dropped, or -1 for none. */
+  readonly deadline: number;
+}
+
+interface AdmittedRecord {
+  readonly state: 'admitted';
+  readonly owner: string;
+  readonly cost: Figures;
+  readonly slot: number;
+  readonly place: Placement;
+  readonly expiresAt: number;
+}
+
+/** A tombstone: the id is remembered so that a repeated command changes nothing. */
+interface EndedRecord {
+  readonly state: EndedState;
+  readonly expiresAt: number;
+}
+
+type OpRecord = WaitingRecord | AdmittedRecord | EndedRecord;
+
+/** One acquire, claim or settle call: its clock reading and what its admit steps did. */
+interface Call {
+  readonly now: number;
+  readonly settings: ModelSettings;
+  readonly capacity: Capacity;
+  readonly admitted: AdmittedWaiter[];
+  /** The last admit step stopped at MAX_ADMIT with waiters left. */
+  ranOut: boolean;
+}
+
+interface SettleOutcome {
+  readonly status: SettleReply['status'];
+  readonly applied: Charge;
+  readonly charged: Charge;
+}
+
+const NOTHING: Charge = chargeOf(zero());
+
+/** Fraction of the limit the factor regains per window, as RECOVERY in lua/includes/common.lua. */
+const BACKOFF_RECOVERY = 0.1;
+
+/**
+ * One model's live queue, following /work/spec-live-queue.md step for step so that its replies
+ * match lua/queue.lua's at the same clock readings.
+ */
 class ModelState {
-  base: number | undefined;
-  tail = -Infinity;
-  sums: Figures = [0, 0, 0, 0];
-  readonly buckets = new Map<number, Figures>();
-  /** Op id -> slot ms (acquire), minus release ms (tombstone) or apply ms (adjust key). */
-  readonly ring = new Map<string, number>();
+  private readonly window = new SlidingWindow();
+  private readonly bucket = new TokenBucket();
+  /** Waiting op ids in order of arrival (a Map keeps insertion order). */
+  private readonly queue = new Map<string, WaitingRecord>();
+  /** Sums of the waiting costs, for the estimate of a 'timeout'. */
+  private readonly waitingSums: Figures = zero();
+  private readonly records = new Map<string, OpRecord>();
+  /** Owner -> lease end, epoch ms. */
+  private readonly owners = new Map<string, number>();
+  private readonly expiry = new ExpiryHeap();
+  private readonly listeners = new Set<(admitted: readonly AdmittedWaiter[]) => void>();
   /** 429 back-off and learned limits, as the 'p', 'f', 'fa' (-1: learned), 'fc', 'fg' fields of the scripts. */
-  pausedUntil = 0;
-  factor?: { value: number; at: number; cutAt: number };
-  grewAt?: number;
-  /** Token bucket: per figure, the epoch us at which its bucket would be full again. */
-  readonly arrival: (number | undefined)[] = [undefined, undefined, undefined, undefined];
-  /** Sliding window's pacing bucket, the same per figure (the 'q*' fields of acquire.lua). */
-  readonly pace: (number | undefined)[] = [undefined, undefined, undefined, undefined];
+  private pausedUntil = 0;
+  private factor?: { value: number; at: number; cutAt: number };
+  private grewAt?: number;
 
   constructor(private readonly clock: () => number) {}
 
   acquire(c: AcquireCommand): AcquireReply {
-    if (c.settings.algorithm === 'token-bucket') return this.acquireFromBucket(c);
-    const now = this.clock();
-    const W = c.settings.windowMs;
-    const n = bucketOf(now, W);
-    const seen = this.ring.get(c.opId);
-    if (seen !== undefined) {
-      if (seen < 0) return { status: 'released', slotMs: 0, waitMs: 0, queuePosition: 0, bucket: -1, nowMs: now };
-      return { status: 'dup', slotMs: seen, waitMs: Math.max(0, seen - now), queuePosition: 0, bucket: bucketOf(seen, W), nowMs: now };
-    }
-    // The scripts drop a window hash whose every bucket has expired, and with it when growth of
-    // learned limits was last counted.
-    if (this.base !== undefined && this.base < n - BUCKETS && this.tail < n - BUCKETS) this.grewAt = undefined;
-    this.advance(n - BUCKETS);
-    const cost: Figures = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
-    const limit = this.scaledLimits(c.settings, now);
-    let pause = this.pausedUntil;
-    // Pacing, as acquire.lua: the earliest time every pacing bucket has room acts as a pause.
-    const paced: ([number, number] | undefined)[] = [];
-    if (c.settings.paceMs > 0) {
-      const us = now * 1000;
-      let start = us;
-      for (let d = 0; d < 4; d++) {
-        if (limit[d] === 0) continue;
-        const inc = refillUs(cost[d], limit[d], W);
-        paced[d] = [this.pace[d] ?? 0, inc];
-        start = Math.max(start, Math.max(this.pace[d] ?? 0, us) + inc - Math.max(c.settings.paceMs * 1000, inc));
-      }
-      pause = Math.max(pause, Math.ceil(start / 1000));
-    }
-    const fits = (used: Figures) => used.every((u, d) => limit[d] === 0 || u + cost[d] <= limit[d]);
-
-    let j: number;
-    let slot: number;
-    let position = 0;
-    const pressing = !(this.tail <= n && pause <= now && fits(this.sums));
-    if (!pressing) {
-      j = n;
-      slot = now;
-    } else {
-      // Slide from the queue's tail, dropping the window's oldest bucket per step (see acquire.lua).
-      const first = Math.max(n, this.tail, bucketOf(pause, W));
-      const used: Figures = [0, 0, 0, 0];
-      for (let k = first - BUCKETS; k <= first; k++) addTo(used, this.buckets.get(k), 1);
-      let step = 0;
-      while (!fits(used) && step <= BUCKETS) {
-        step++;
-        addTo(used, this.buckets.get(first - BUCKETS + step - 1), -1);
-      }
-      j = first + step;
-      slot = Math.max(now, pause, bucketStart(j, W));
-      if (c.maxWaitMs >= 0 && slot - now > c.maxWaitMs) {
-        return { status: 'wait', slotMs: slot, waitMs: slot - now, queuePosition: 0, bucket: j, nowMs: now };
-      }
-      for (const score of this.ring.values()) if (score > now) position++;
-    }
-    const bucket = this.buckets.get(j) ?? [0, 0, 0, 0];
-    addTo(bucket, cost, 1);
-    this.buckets.set(j, bucket);
-    addTo(this.sums, cost, 1);
-    this.tail = Math.max(this.tail, j);
-    paced.forEach((p, d) => {
-      if (p) this.pace[d] = Math.max(p[0], slot * 1000) + p[1];
-    });
-    this.ring.set(c.opId, slot);
-    if (pause <= now) this.learn(c.settings, now, pressing);
-    this.trim(now);
-    return { status: 'ok', slotMs: slot, waitMs: slot - now, queuePosition: position, bucket: j, nowMs: now };
+    const call = this.begin(c.settings);
+    this.owners.set(c.owner, call.now + OWNER_LEASE_MS);
+    const estimate = this.records.has(c.opId) ? undefined : this.place(call, c);
+    const news = this.finish(call);
+    if (estimate !== undefined) return { ...news, state: 'timeout', slotMs: 0, position: 0, estimateMs: estimate };
+    // Described after the last admit step: a waiter it admitted replies 'admitted'.
+    return { ...news, ...this.describe(c.opId), estimateMs: 0 };
   }
 
-  /** As learned_factor in lua/includes/common.lua, applied by the acquire scripts. */
-  private learn(settings: ModelSettings, now: number, pressing: boolean): void {
-    const learn = settings.learn;
-    if (!learn || !pressing) return;
-    const since = Math.min(settings.windowMs, Math.max(0, now - (this.grewAt ?? now)));
-    const value = Math.min(learn.maxFactor, (this.factor?.value ?? 1) + (learn.increasePerWindow * since) / settings.windowMs);
-    this.factor = { value, at: -1, cutAt: this.factor?.cutAt ?? 0 };
-    this.grewAt = now;
+  claim(c: ClaimCommand): ClaimReply {
+    const call = this.begin(c.settings);
+    this.owners.set(c.owner, call.now + OWNER_LEASE_MS);
+    const news = this.finish(call);
+    return { ...news, records: c.opIds.map((id) => this.describe(id)) };
   }
 
-  adjust(c: AdjustCommand): AdjustReply {
-    if (c.settings.algorithm === 'token-bucket') {
-      const moved = this.settleBucket(c.opId, 'adjust', c.adjustKey, [c.delta.tokens, c.delta.inputTokens, c.delta.outputTokens, 0], c.settings);
-      return { status: moved as AdjustReply['status'], applied: moved === 'ok' ? c.delta : { tokens: 0, inputTokens: 0, outputTokens: 0 } };
-    }
-    const now = this.clock();
-    const none = { tokens: 0, inputTokens: 0, outputTokens: 0 };
-    if (this.base === undefined || c.bucket < Math.max(this.base, bucketOf(now, c.settings.windowMs) - BUCKETS)) return { status: 'expired', applied: none };
-    if ((this.ring.get(c.opId) ?? 0) < 0) return { status: 'released', applied: none };
-    if (this.ring.has(c.adjustKey)) return { status: 'dup', applied: none };
-    const bucket = this.buckets.get(c.bucket) ?? [0, 0, 0, 0];
-    const delta = [c.delta.tokens, c.delta.inputTokens, c.delta.outputTokens];
-    const applied = delta.map((d, x) => Math.max(0, bucket[x] + d) - bucket[x]);
-    applied.forEach((a, x) => {
-      bucket[x] += a;
-      this.sums[x] += a;
-    });
-    this.buckets.set(c.bucket, bucket);
-    this.movePace([applied[0], applied[1], applied[2], 0], c.settings, now);
-    this.ring.set(c.adjustKey, now);
-    this.trim(now);
-    return { status: 'ok', applied: { tokens: applied[0], inputTokens: applied[1], outputTokens: applied[2] } };
-  }
-
-  release(c: ReleaseCommand): ReleaseReply {
-    if (c.settings.algorithm === 'token-bucket') {
-      const refund = [c.charged.tokens, c.charged.inputTokens, c.charged.outputTokens, c.charged.requests].map((x) => -x) as Figures;
-      return { status: this.settleBucket(c.opId, c.mode, '', refund, c.settings) as ReleaseReply['status'] };
-    }
-    const now = this.clock();
-    const seen = this.ring.get(c.opId);
-    if (seen !== undefined && seen < 0) return { status: 'dup' };
-    const tombstone = () => {
-      this.ring.delete(c.opId);
-      this.ring.set(c.opId, -now);
-      this.trim(now);
-    };
-    let j: number | undefined = c.bucket;
-    if (c.mode === 'cancel') j = seen === undefined ? undefined : bucketOf(seen, c.settings.windowMs);
-    if (j === undefined) {
-      tombstone();
-      return { status: 'cancelled' };
-    }
-    if (this.base === undefined || j < Math.max(this.base, bucketOf(now, c.settings.windowMs) - BUCKETS)) {
-      tombstone();
-      return { status: 'expired' };
-    }
-    const bucket = this.buckets.get(j);
-    if (bucket) {
-      const charged: Figures = [c.charged.tokens, c.charged.inputTokens, c.charged.outputTokens, c.charged.requests];
-      const back: Figures = [0, 0, 0, 0];
-      charged.forEach((amount, x) => {
-        const taken = Math.min(bucket[x], amount);
-        bucket[x] -= taken;
-        this.sums[x] -= taken;
-        back[x] = -taken;
-      });
-      this.movePace(back, c.settings, now);
-      if (bucket.every((v) => v === 0)) this.buckets.delete(j);
-    }
-    tombstone();
-    return { status: 'ok' };
+  settle(c: SettleCommand): SettleReply {
+    const call = this.begin(c.settings);
+    const outcome = this.settleOne(call, c);
+    return { ...this.finish(call), ...outcome };
   }
 
   status(settings: ModelSettings): StatusReply {
     const now = this.clock();
-    const used: Figures = [0, 0, 0, 0];
-    if (settings.algorithm === 'token-bucket') {
-      const limit = this.scaledLimits(settings, now);
-      for (let d = 0; d < 4; d++) {
-        const tat = this.arrival[d];
-        if (limit[d] > 0 && tat !== undefined) used[d] = Math.ceil((Math.max(0, tat - now * 1000) * limit[d]) / (settings.windowMs * 1000));
-      }
-    } else {
-      const n = bucketOf(now, settings.windowMs);
-      for (let k = n - BUCKETS; k <= n; k++) addTo(used, this.buckets.get(k), 1);
-    }
-    let queueDepth = 0;
-    for (const score of this.ring.values()) if (score > now) queueDepth++;
+    const used = this.capacityOf(settings).used(settings, this.scaledLimits(settings, now), now);
     return {
       nowMs: now,
-      used: { tokens: used[0], inputTokens: used[1], outputTokens: used[2], requests: used[3] },
-      queueDepth,
+      used: chargeOf(used),
+      queueDepth: this.queue.size,
       pausedUntil: this.pausedUntil > now ? this.pausedUntil : 0,
       limitFactor: this.limitFactor(now, settings.windowMs),
     };
@@ -223,38 +149,208 @@ class ModelState {
   /** As reconcile.lua: charge now what the provider reports beyond our own figures. */
   reconcile(settings: ModelSettings, c: ReconcileCommand): Charge {
     const now = this.clock();
+    const r = c.remaining;
+    const remaining = [r.tokens, r.inputTokens, r.outputTokens, r.requests];
     const limit = this.scaledLimits(settings, now);
-    const remaining = [c.remaining.tokens, c.remaining.inputTokens, c.remaining.outputTokens, c.remaining.requests];
-    const tolerance = [c.tolerance.tokens, c.tolerance.inputTokens, c.tolerance.outputTokens, c.tolerance.requests];
-    const excess: Figures = [0, 0, 0, 0];
-    if (settings.algorithm === 'token-bucket') {
-      const us = now * 1000;
-      for (let d = 0; d < 4; d++) {
-        const left = remaining[d];
-        if (limit[d] === 0 || left === undefined) continue;
-        const base = Math.max(this.arrival[d] ?? 0, us);
-        const room = (limit[d] * settings.bucketMs) / settings.windowMs - ((base - us) * limit[d]) / (settings.windowMs * 1000);
-        excess[d] = Math.max(0, Math.floor(room - left - tolerance[d]));
-        if (excess[d] > 0) this.arrival[d] = base + refillUs(excess[d], limit[d], settings.windowMs);
-      }
-    } else {
-      const used = this.status(settings).used;
-      const usedFigures = [used.tokens, used.inputTokens, used.outputTokens, used.requests];
-      for (let d = 0; d < 4; d++) {
-        const left = remaining[d];
-        if (limit[d] === 0 || left === undefined) continue;
-        excess[d] = Math.max(0, Math.floor(limit[d] - usedFigures[d] - left - tolerance[d]));
-      }
-      if (excess.some((x) => x > 0)) {
-        const n = bucketOf(now, settings.windowMs);
-        if (this.base === undefined) this.base = n - BUCKETS;
-        const bucket = this.buckets.get(n) ?? [0, 0, 0, 0];
-        addTo(bucket, excess, 1);
-        this.buckets.set(n, bucket);
-        addTo(this.sums, excess, 1);
+    return chargeOf(this.capacityOf(settings).reconcile(settings, remaining, figuresOf(c.tolerance), limit, now));
+  }
+
+  onAdmitted(listener: (admitted: readonly AdmittedWaiter[]) => void): () => void {
+    // A wrapper per registration, so that one function registered twice is two registrations.
+    const registered = (admitted: readonly AdmittedWaiter[]) => listener(admitted);
+    this.listeners.add(registered);
+    return () => {
+      this.listeners.delete(registered);
+    };
+  }
+
+  /** Steps 1 to 3 of every queue call: advance the window, forget what is due, admit. */
+  private begin(settings: ModelSettings): Call {
+    const now = this.clock();
+    const capacity = this.capacityOf(settings);
+    capacity.advance(settings, now);
+    this.trim(now);
+    const call: Call = { now, settings, capacity, admitted: [], ranOut: false };
+    this.admitStep(call);
+    return call;
+  }
+
+  /** Steps 5 and 6: admit again, then tell every listener of this model what was admitted. */
+  private finish(call: Call): QueueNews {
+    this.admitStep(call);
+    const news = { nowMs: call.now, admitted: call.admitted, nextCheckMs: this.nextCheck(call) };
+    if (call.admitted.length > 0) {
+      for (const listener of this.listeners) {
+        // The call's state change is done: a failing listener must not turn it into an error
+        // for the caller, whose reply says what happened.
+        try {
+          listener(call.admitted);
+        } catch {
+          // The listener's own failure; nothing here can repair it.
+        }
       }
     }
-    return { tokens: excess[0], inputTokens: excess[1], outputTokens: excess[2], requests: excess[3] };
+    return news;
+  }
+
+  /** Enqueues or admits a new reservation; returns the estimate when it is refused ('timeout'). */
+  private place(call: Call, c: AcquireCommand): number | undefined {
+    const { now, settings } = call;
+    const cost = figuresOf(c.cost);
+    if (this.queue.size === 0 && this.fits(call, cost)) {
+      this.admit(call, c.opId, c.owner, cost);
+      return undefined;
+    }
+    if (c.maxWaitMs === 0 || (c.maxWaitMs > 0 && this.pausedUntil > now + c.maxWaitMs)) return this.estimate(call, cost);
+    const waiting: WaitingRecord = { state: 'waiting', owner: c.owner, cost, deadline: c.maxWaitMs > 0 ? now + c.maxWaitMs : -1 };
+    this.queue.set(c.opId, waiting);
+    this.records.set(c.opId, waiting);
+    addTo(this.waitingSums, cost, 1);
+    if (settings.learn && this.pausedUntil <= now) this.learn(settings, now);
+    return undefined;
+  }
+
+  private settleOne(call: Call, c: SettleCommand): SettleOutcome {
+    const record = this.records.get(c.opId);
+    if (!record) return { status: 'unknown', applied: NOTHING, charged: NOTHING };
+    if (record.state !== 'waiting' && record.state !== 'admitted') return { status: record.state, applied: NOTHING, charged: NOTHING };
+    const charged = chargeOf(record.cost);
+    if (record.state === 'waiting') {
+      if (c.mode !== 'release') return { status: 'waiting', applied: NOTHING, charged };
+      this.leaveQueue(c.opId, record);
+      this.end(c.opId, 'released', call.now);
+      return { status: 'ok', applied: NOTHING, charged };
+    }
+    this.end(c.opId, c.mode === 'release' ? 'released' : 'settled', call.now);
+    if (c.mode === 'keep') return { status: 'ok', applied: NOTHING, charged };
+    const delta = c.mode === 'release' ? (record.cost.map((x) => -x) as Figures) : adjustment(record.cost, c);
+    const limit = this.scaledLimits(call.settings, call.now);
+    const moved = call.capacity.move(call.settings, record.place, delta, limit, call.now);
+    if (moved === 'expired') return { status: 'expired', applied: NOTHING, charged };
+    return { status: 'ok', applied: chargeOf(moved), charged };
+  }
+
+  /**
+   * Admits the queue's head while it fits; drops a head past its deadline or whose owner's lease
+   * ran out. At most MAX_ADMIT of either per step, so one call's work stays bounded.
+   */
+  private admitStep(call: Call): void {
+    const { now } = call;
+    let done = 0;
+    call.ranOut = false;
+    // Deleting the entry being visited is safe while iterating a Map.
+    for (const [id, head] of this.queue) {
+      if (done === MAX_ADMIT) {
+        call.ranOut = true;
+        return;
+      }
+      const drop = head.deadline >= 0 && now > head.deadline ? 'timeout' : this.leaseOf(head.owner) < now ? 'lost' : undefined;
+      if (drop) {
+        this.leaveQueue(id, head);
+        this.end(id, drop, now);
+      } else if (this.fits(call, head.cost)) {
+        this.leaveQueue(id, head);
+        this.admit(call, id, head.owner, head.cost);
+        call.admitted.push({ opId: id, slotMs: now });
+      } else {
+        return;
+      }
+      done++;
+    }
+  }
+
+  /** When the head could be admitted or dropped from time passing alone (0: nothing waits). */
+  private nextCheck(call: Call): number {
+    const first = this.queue.values().next();
+    if (first.done) return 0;
+    const { now, settings } = call;
+    if (call.ranOut) return now;
+    const head = first.value;
+    const limit = this.scaledLimits(settings, now);
+    let at = Math.max(this.pausedUntil, call.capacity.fitTime(settings, head.cost, limit, now));
+    if (head.deadline >= 0) at = Math.min(at, head.deadline + 1);
+    at = Math.min(at, this.leaseOf(head.owner) + 1);
+    return Math.max(at, now + 1);
+  }
+
+  private fits(call: Call, cost: Figures): boolean {
+    if (this.pausedUntil > call.now) return false;
+    return call.capacity.fits(call.settings, cost, this.scaledLimits(call.settings, call.now), call.now);
+  }
+
+  private admit(call: Call, id: string, owner: string, cost: Figures): void {
+    const { now, settings } = call;
+    const place = call.capacity.admit(settings, cost, this.scaledLimits(settings, now), now);
+    // Kept while its charge can still be settled, and a horizon longer for repeated settles.
+    const expiresAt = now + settings.windowMs + SETTLED_HORIZON_MS;
+    this.records.set(id, { state: 'admitted', owner, cost, slot: now, place, expiresAt });
+    this.expiry.push(expiresAt, id);
+  }
+
+  private end(id: string, state: EndedState, now: number): void {
+    const expiresAt = now + SETTLED_HORIZON_MS;
+    this.records.set(id, { state, expiresAt });
+    this.expiry.push(expiresAt, id);
+  }
+
+  private leaveQueue(id: string, record: WaitingRecord): void {
+    this.queue.delete(id);
+    addTo(this.waitingSums, record.cost, -1);
+  }
+
+  /** Forgets records due by `now`, and owners whose lease ran out (as good as missing). */
+  private trim(now: number): void {
+    for (let due = this.expiry.popDue(now); due; due = this.expiry.popDue(now)) {
+      const record = this.records.get(due.id);
+      // An entry left behind when the record changed (admitted, then ended) is not its expiry.
+      if (record && record.state !== 'waiting' && record.expiresAt === due.at) this.records.delete(due.id);
+    }
+    for (const [owner, lease] of this.owners) if (lease < now) this.owners.delete(owner);
+  }
+
+  private describe(id: string): { state: RecordState; slotMs: number; position: number } {
+    const record = this.records.get(id);
+    if (!record) return { state: 'unknown', slotMs: 0, position: 0 };
+    if (record.state === 'admitted') return { state: 'admitted', slotMs: record.slot, position: 0 };
+    if (record.state !== 'waiting') return { state: record.state, slotMs: 0, position: 0 };
+    let position = 0;
+    for (const ahead of this.queue.keys()) {
+      if (ahead === id) break;
+      position++;
+    }
+    return { state: 'waiting', slotMs: 0, position };
+  }
+
+  /** When a request refused now could be admitted, ms from now, from the window and the queue. */
+  private estimate(call: Call, cost: Figures): number {
+    const { now, settings } = call;
+    const limit = this.scaledLimits(settings, now);
+    const used = call.capacity.used(settings, limit, now);
+    let ms = this.pausedUntil - now;
+    for (let d = 0; d < 4; d++) {
+      if (limit[d] === 0) continue;
+      const over = used[d] + this.waitingSums[d] + cost[d] - limit[d];
+      ms = Math.max(ms, Math.ceil((over * settings.windowMs) / limit[d]));
+    }
+    return Math.max(0, ms);
+  }
+
+  private leaseOf(owner: string): number {
+    return this.owners.get(owner) ?? -Infinity;
+  }
+
+  private capacityOf(settings: ModelSettings): Capacity {
+    return settings.algorithm === 'token-bucket' ? this.bucket : this.window;
+  }
+
+  /** As learned_factor in lua/includes/common.lua: demand pressed, so the learned limits grow. */
+  private learn(settings: ModelSettings, now: number): void {
+    const learn = settings.learn;
+    if (!learn) return;
+    const since = Math.min(settings.windowMs, Math.max(0, now - (this.grewAt ?? now)));
+    const value = Math.min(learn.maxFactor, (this.factor?.value ?? 1) + (learn.increasePerWindow * since) / settings.windowMs);
+    this.factor = { value, at: -1, cutAt: this.factor?.cutAt ?? 0 };
+    this.grewAt = now;
   }
 
   private limitFactor(now: number, windowMs: number): number {
@@ -263,144 +359,19 @@ class ModelState {
     return Math.min(1, this.factor.value + (BACKOFF_RECOVERY * (now - this.factor.at)) / windowMs);
   }
 
+  /** The limits in force: read afresh, since learning within a call may have grown them. */
   private scaledLimits(settings: ModelSettings, now: number): Figures {
     const limit = limitsOf(settings);
     const factor = this.limitFactor(now, settings.windowMs);
     return factor === 1 ? limit : (limit.map((l) => scaledLimit(l, factor)) as Figures);
   }
-
-  /** Token bucket (GCRA), as tb-acquire.lua. */
-  private acquireFromBucket(c: AcquireCommand): AcquireReply {
-    const now = this.clock();
-    const us = now * 1000;
-    const seen = this.ring.get(c.opId);
-    if (seen !== undefined) {
-      if (seen < 0) return { status: 'released', slotMs: 0, waitMs: 0, queuePosition: 0, bucket: -1, nowMs: now };
-      return { status: 'dup', slotMs: seen, waitMs: Math.max(0, seen - now), queuePosition: 0, bucket: 0, nowMs: now };
-    }
-    const { windowMs, bucketMs } = c.settings;
-    const limit = this.scaledLimits(c.settings, now);
-    const cost: Figures = [c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests];
-    const tau = bucketMs * 1000;
-    const after: (number | undefined)[] = [undefined, undefined, undefined, undefined];
-    const pause = this.pausedUntil;
-    let start = Math.max(us, pause * 1000);
-    for (let d = 0; d < 4; d++) {
-      if (limit[d] === 0) continue;
-      const inc = refillUs(cost[d], limit[d], windowMs);
-      after[d] = Math.max(this.arrival[d] ?? 0, us) + inc;
-      start = Math.max(start, after[d]! - Math.max(tau, inc));
-    }
-    const slot = Math.max(now, Math.ceil(start / 1000));
-    if (c.maxWaitMs >= 0 && slot - now > c.maxWaitMs) {
-      return { status: 'wait', slotMs: slot, waitMs: slot - now, queuePosition: 0, bucket: 0, nowMs: now };
-    }
-    let position = 0;
-    if (slot > now) for (const score of this.ring.values()) if (score > now) position++;
-    after.forEach((tat, d) => {
-      if (tat !== undefined) this.arrival[d] = tat;
-    });
-    this.ring.set(c.opId, slot);
-    if (pause <= now) this.learn(c.settings, now, slot > now);
-    this.trim(now);
-    return { status: 'ok', slotMs: slot, waitMs: slot - now, queuePosition: position, bucket: 0, nowMs: now };
-  }
-
-  /** Token bucket adjust, release and cancel, as tb-settle.lua. */
-  private settleBucket(opId: string, mode: 'adjust' | 'release' | 'cancel', key: string, delta: Figures, settings: ModelSettings): string {
-    const now = this.clock();
-    const us = now * 1000;
-    const seen = this.ring.get(opId);
-    const released = seen !== undefined && seen < 0;
-    if (mode === 'adjust') {
-      if (released) return 'released';
-      if (this.ring.has(key)) return 'dup';
-    } else if (released) {
-      return 'dup';
-    }
-    if (mode === 'cancel' && seen === undefined) {
-      this.ring.set(opId, -now);
-      this.trim(now);
-      return 'cancelled';
-    }
-    const limit = this.scaledLimits(settings, now);
-    for (let d = 0; d < 4; d++) {
-      const tat = this.arrival[d];
-      if (limit[d] === 0 || delta[d] === 0 || tat === undefined) continue;
-      this.arrival[d] = moveArrival(tat, refillUs(delta[d], limit[d], settings.windowMs), us);
-    }
-    if (mode === 'adjust') {
-      this.ring.set(key, now);
-    } else {
-      this.ring.delete(opId);
-      this.ring.set(opId, -now);
-    }
-    this.trim(now);
-    return 'ok';
-  }
-
-  /** As pace_move in lua/includes/bucket.lua: what an adjust or release moved moves the pacing bucket. */
-  private movePace(amounts: Figures, settings: ModelSettings, now: number): void {
-    if (settings.paceMs <= 0) return;
-    const limit = limitsOf(settings);
-    for (let d = 0; d < 4; d++) {
-      const tat = this.pace[d];
-      if (limit[d] === 0 || amounts[d] === 0 || tat === undefined) continue;
-      this.pace[d] = moveArrival(tat, refillUs(amounts[d], limit[d], settings.windowMs), now * 1000);
-    }
-  }
-
-  private advance(oldest: number): void {
-    if (this.base !== undefined && this.base >= oldest) return;
-    for (const [k, figures] of this.buckets) {
-      if (k < oldest) {
-        addTo(this.sums, figures, -1);
-        this.buckets.delete(k);
-      }
-    }
-    this.base = oldest;
-  }
-
-  /** As ring_trim in lua/includes/common.lua: keep the newest RING_CAPACITY operations. */
-  private trim(_now: number): void {
-    for (const id of this.ring.keys()) {
-      if (this.ring.size <= RING_CAPACITY) break;
-      this.ring.delete(id);
-    }
-  }
-
 }
 
-/** Fraction of the limit the factor regains per window, as RECOVERY in lua/includes/common.lua. */
-const BACKOFF_RECOVERY = 0.1;
-
-function limitsOf(settings: ModelSettings): Figures {
-  const l = settings.limits;
-  return [l.tokens, l.inputTokens, l.outputTokens, l.requests];
-}
-
-/** Microseconds of refill `amount` tokens take, rounded away from zero, as in lua/includes/bucket.lua. */
-function refillUs(amount: number, limit: number, windowMs: number): number {
-  const us = (amount * windowMs * 1000) / limit;
-  return us >= 0 ? Math.ceil(us) : -Math.floor(-us);
-}
-
-/** An arrival time moved by `change` us of refill, as move_arrival in lua/includes/bucket.lua. */
-function moveArrival(tat: number, change: number, us: number): number {
-  return change > 0 ? Math.max(tat, us) + change : Math.max(tat + change, us);
-}
-
-function bucketOf(ms: number, windowMs: number): number {
-  return Math.floor((ms * BUCKETS) / windowMs);
-}
-
-function bucketStart(j: number, windowMs: number): number {
-  return Math.ceil((j * windowMs) / BUCKETS);
-}
-
-function addTo(target: Figures, figures: Figures | undefined, sign: 1 | -1): void {
-  if (!figures) return;
-  for (let d = 0; d < 4; d++) target[d] += sign * figures[d];
+/** An adjust's change per figure: to `to` (only upward without refunds); requests unchanged. */
+function adjustment(cost: Figures, c: SettleCommand): Figures {
+  const to = c.to ? [c.to.tokens, c.to.inputTokens, c.to.outputTokens] : cost.slice(0, 3);
+  const target = to.map((x, d) => (c.refunds ? x : Math.max(cost[d], x)));
+  return [target[0] - cost[0], target[1] - cost[1], target[2] - cost[2], 0];
 }
 
 /**
@@ -428,13 +399,14 @@ export class MemoryStore implements LimiterStore {
     const s = state;
     return {
       acquire: async (c) => s.acquire(c),
-      adjust: async (c) => s.adjust(c),
-      release: async (c) => s.release(c),
+      claim: async (c) => s.claim(c),
+      settle: async (c) => s.settle(c),
       status: async (settings) => s.status(settings),
       backOff: async (settings, c) => s.backOff(settings, c),
       reconcile: async (settings, c) => s.reconcile(settings, c),
       // One process: one instance.
       heartbeat: async () => 1,
+      onAdmitted: (listener) => s.onAdmitted(listener),
     };
   }
 
