@@ -41,7 +41,7 @@ end
 local recovered_at = now + math.ceil((1 - factor) / RECOVERY * W)
 local expire_at = math.max(tonumber(current[5]) or 0, pause + W, recovered_at + W)
 -- Learned limits do not recover by time ('fa' -1); their growth counts from the pause's end.
-local fields = { 'p', fmt(pause), 'f', tostring(factor), 'fa', learned and '-1' or fmt(now), 'fc', fmt(last_cut), 'exp', fmt(expire_at) }
+local fields = { 'p', fmt(pause), 'f', real(factor), 'fa', learned and '-1' or fmt(now), 'fc', fmt(last_cut), 'exp', fmt(expire_at) }
 if learned then
   fields[#fields + 1] = 'fg'
   fields[#fields + 1] = fmt(pause)
@@ -49,4 +49,4 @@ end
 redis.call('HSET', state, unpack(fields))
 redis.call('PEXPIREAT', state, expire_at)
 
-return { fmt(pause), tostring(factor) }
+return { fmt(pause), real(factor) }

@@ -28,4 +28,4 @@ if pause <= now then
 end
 local factor = limit_factor(control[2], control[3], now, W)
 
-return { fmt(now), fmt(used[1]), fmt(used[2]), fmt(used[3]), fmt(used[4]), fmt(queued), fmt(pause), tostring(factor) }
+return { fmt(now), fmt(used[1]), fmt(used[2]), fmt(used[3]), fmt(used[4]), fmt(queued), fmt(pause), real(factor) }

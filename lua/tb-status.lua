@@ -36,4 +36,4 @@ local pause = tonumber(current[5]) or 0
 if pause <= now then
   pause = 0
 end
-return { fmt(now), used[1], used[2], used[3], used[4], fmt(queued), fmt(pause), tostring(factor) }
+return { fmt(now), used[1], used[2], used[3], used[4], fmt(queued), fmt(pause), real(factor) }

@@ -223,7 +223,7 @@ class ModelState {
     }
     this.end(c.opId, c.mode === 'release' ? 'released' : 'settled', call.now);
     if (c.mode === 'keep') return { status: 'ok', applied: NOTHING, charged };
-    const delta = c.mode === 'release' ? (record.cost.map((x) => -x) as Figures) : adjustment(record.cost, c);
+    const delta = c.mode === 'release' ? (record.cost.map((x) => 0 - x) as Figures) : adjustment(record.cost, c);
     const limit = this.scaledLimits(call.settings, call.now);
     const moved = call.capacity.move(call.settings, record.place, delta, limit, call.now);
     if (moved === 'expired') return { status: 'expired', applied: NOTHING, charged };

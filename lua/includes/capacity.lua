@@ -40,7 +40,7 @@ local function capacity_base(state_key, now, W, configured, x_names, tau, own)
 
   function self.grow(max_factor, step)
     local grown = learned_factor(f, fg, now, W, max_factor, step)
-    f, fa, fg = tostring(grown), '-1', fmt(now)
+    f, fa, fg = real(grown), '-1', fmt(now)
     learned = true
     local scaled = scale_limits(configured, grown)
     for d = 1, 4 do

@@ -16,6 +16,12 @@ local function fmt(x)
   return string.format('%d', x)
 end
 
+-- A fraction written in full (17 digits): Lua's tostring keeps 14, and a factor read back
+-- rounded would make limits differ by a token from the memory store's.
+local function real(x)
+  return string.format('%.17g', x)
+end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -157,9 +157,7 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
         end
         delta[d] = target - c[d]
       end
-      if delta[1] ~= 0 or delta[2] ~= 0 or delta[3] ~= 0 then
-        status, applied = cap.move(rec, delta)
-      end
+      status, applied = cap.move(rec, delta)
     end
     if mode == 'release' then
       self.finish(op, 'r')
