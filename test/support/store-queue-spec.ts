@@ -355,6 +355,31 @@ export function storeQueueSpec(name: string, makeStore: (clock: () => number) =>
       expect(kept.length).toBeGreaterThan(40);
     });
 
+    it('learned limits grow when an acquire has to wait, and the grown limits admit in the same call', async () => {
+      settings = { ...slidingWindow({ tokens: 1000 }), learn: { maxFactor: 2, increasePerWindow: 0.5 } };
+      await acquire('a', 1000);
+      // Growth counts from the first pressing acquire: none yet.
+      expect(await acquire('b', 100)).toMatchObject({ state: 'waiting' });
+      expect((await m.status(settings)).limitFactor).toBe(1);
+      await walk(W / 2);
+      expect((await m.status(settings)).limitFactor).toBe(1);
+      // Half a window of pressing demand: 1.25, so 1250 tokens, room for b and c.
+      const c = await acquire('c', 100);
+      expect(c).toMatchObject({ state: 'admitted', slotMs: T0 + W / 2, position: 0 });
+      expect(admittedIds(c.admitted)).toEqual(['b', 'c']);
+      expect((await m.status(settings)).limitFactor).toBe(1.25);
+    });
+
+    it('does not learn while paused', async () => {
+      settings = { ...slidingWindow({ tokens: 1000 }), learn: { maxFactor: 2, increasePerWindow: 0.5 } };
+      await acquire('a', 1000);
+      await acquire('b', 100);
+      await m.backOff(settings, { pauseMs: W, cut: 1, floor: 0.05, settleMs: 0 });
+      await walk(W / 2);
+      expect(await acquire('c', 100)).toMatchObject({ state: 'waiting', position: 1 });
+      expect((await m.status(settings)).limitFactor).toBe(1);
+    });
+
     it('status counts waiting records in queueDepth', async () => {
       await acquire('a', 1000);
       await acquire('b', 1);
