@@ -215,7 +215,12 @@ class ModelState {
 
   private settleOne(call: Call, c: SettleCommand): SettleOutcome {
     const record = this.records.get(c.opId);
-    if (!record) return { status: 'unknown', applied: NOTHING, charged: NOTHING };
+    if (!record) {
+      // A release may overtake its own acquire (sent when the acquire's reply was lost): the
+      // tombstone makes the acquire, should it arrive later, change nothing.
+      if (c.mode === 'release') this.end(c.opId, 'released', call.now);
+      return { status: 'unknown', applied: NOTHING, charged: NOTHING };
+    }
     if (record.state !== 'waiting' && record.state !== 'admitted') return { status: record.state, applied: NOTHING, charged: NOTHING };
     const charged = chargeOf(record.cost);
     if (record.state === 'waiting') {

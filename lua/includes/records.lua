@@ -131,6 +131,11 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
     local none = { 0, 0, 0, 0 }
     local rec = self.get(op)
     if not rec then
+      -- A release may overtake its own acquire (sent when the acquire's reply was lost): the
+      -- tombstone makes the acquire, should it arrive later, change nothing.
+      if mode == 'release' then
+        self.finish(op, 'r')
+      end
       return 'unknown', none, none
     end
     if rec.kind == 'e' then

@@ -226,10 +226,18 @@ export function storeQueueSpec(name: string, makeStore: (clock: () => number) =>
       await acquire('b', 10);
       for (const id of ['nope', '', 'a ', '__proto__', 'constructor']) {
         expect(await settle(id, 'release')).toMatchObject({ status: 'unknown', applied: zeroCharge, charged: zeroCharge });
+        expect(await settle(id, 'adjust')).toMatchObject({ applied: zeroCharge, charged: zeroCharge });
       }
-      expect(await states(['nope', '__proto__'])).toEqual(['unknown', 'unknown']);
+      expect(await states(['never', '__proto__'])).toEqual(['unknown', 'released']);
       expect(await used()).toBe(1000);
       expect((await m.status(settings)).queueDepth).toBe(1);
+    });
+
+    it('remembers a release of an id it does not know, so the acquire it overtook changes nothing', async () => {
+      expect(await settle('late', 'release')).toMatchObject({ status: 'unknown' });
+      expect(await acquire('late', 10)).toMatchObject({ state: 'released' });
+      expect(await used()).toBe(0);
+      expect((await m.status(settings)).queueDepth).toBe(0);
     });
 
     it("another model's or prefix's store does not know the id", async () => {
