@@ -10,7 +10,7 @@ import {
   type AcquireResult,
   type RateLimitConfig,
 } from '../../lib/index.js';
-import { BACKENDS, type BackendUnderTest, recordingLogger } from '../support/backends.js';
+import { BACKENDS, type BackendUnderTest, memoryBackend, recordingLogger, redisBackend } from '../support/backends.js';
 import { ChildWorkers } from '../support/child-workers.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import type { QueuedAcquiresSetup } from '../support/queued-acquires-worker.js';
@@ -454,4 +454,34 @@ describe('the live queue across processes (Redis)', () => {
       await proxy.close();
     }
   }, 30_000);
+});
+
+describe('learned limits after idle', () => {
+  it('grow alike on the memory and Redis stores when demand presses again after the window emptied', async () => {
+    const backends = [memoryBackend(), redisBackend()];
+    try {
+      // rpm 2 per 0.3 s, growing by half the limits per window of pressing demand.
+      const config: RateLimitConfig = { rpm: 2, windowSeconds: 0.3, learnLimits: { increasePerWindow: 0.5 } };
+      const factors = await Promise.all(
+        backends.map(async (backend) => {
+          const limiter = backend.limiter('learner', config, { logger: recordingLogger() });
+          const press = async () => {
+            const held = await Promise.all([0, 1].map(() => limiter.acquire({ tokens: 0 })));
+            // the third has to wait: demand presses, and the limits grow
+            const third = await limiter.acquire({ tokens: 0 });
+            for (const r of [...held, third]) await limiter.release(r.recordId);
+          };
+          await press();
+          // idle for more than two windows: every bucket leaves, the learned limits stay
+          await pass(700);
+          await press();
+          return (await limiter.getStatus()).limitFactor;
+        }),
+      );
+      expect(factors[1]).toBeGreaterThan(1);
+      expect(factors[0]).toBe(factors[1]);
+    } finally {
+      await Promise.all(backends.map((b) => b.close()));
+    }
+  }, 20_000);
 });
