@@ -1,31 +1,34 @@
 /**
- * Audits of an admission log against a sliding-window limit, in the provider's terms: what any
- * interval [t, t + window) of real (server) time holds.
+ * Audits of an admission log against the limits, worked out from the log alone (never from the
+ * limiter's counters): a sliding window, as the provider sees it (what any interval of real server
+ * time holds), and a token bucket, replayed by simulating the bucket.
+ *
+ * The log gives each request's admission time (server ms, as the store reads its clock), its
+ * charge then, and its later change (adjust or release) with server-ms bounds of when the store
+ * applied it. Where the log cannot tell whether a change came before or after an admission, the
+ * audits take whichever order gives the smaller load: they never report a breach the limiter
+ * could not have made.
  */
-export interface AuditedRequest {
-  /** Server time of the slot, epoch ms. */
-  readonly slotTime: number;
+
+/** A request's charge: combined tokens and requests. */
+export interface Charged {
   readonly tokens: number;
-  /** 1, or 0 for a request that was given back. */
   readonly requests: number;
 }
 
-/** A request with when the limiter placed it, and a later change of its charge, if any. */
-export interface PlacedRequest extends AuditedRequest {
-  /** Server time (epoch ms, rounded down) at which acquire handed out the slot. */
-  readonly placedAt: number;
+/** A charge in force from an admission on. */
+export interface AdmittedCharge extends Charged {
+  /** Server epoch ms at which the store admitted it. */
+  readonly admittedAt: number;
+}
+
+/** One admitted request of the log. */
+export interface LoggedRequest extends AdmittedCharge {
   /**
-   * What an adjust or release changed the charge to, and server-time bounds of when that
-   * happened: after `earliest`, before `latest`.
+   * What an adjust or release changed the charge to, and when: the store applied it at a server
+   * ms within [from, to].
    */
-  readonly change?: AuditedRequest & { readonly earliest: number; readonly latest: number };
-}
-
-export interface WindowLoad {
-  /** Start of the window, epoch ms. */
-  readonly from: number;
-  readonly tokens: number;
-  readonly requests: number;
+  readonly change?: Charged & { readonly from: number; readonly to: number };
 }
 
 export interface Limits {
@@ -33,49 +36,56 @@ export interface Limits {
   readonly requests: number;
 }
 
-function sorted<T extends AuditedRequest>(log: readonly T[]): T[] {
-  return [...log].sort((a, b) => a.slotTime - b.slotTime);
+export interface WindowLoad {
+  /** The window (end - window, end]: the store admitted a request at `end`. */
+  readonly end: number;
+  readonly tokens: number;
+  readonly requests: number;
+}
+
+const FIGURES = ['tokens', 'requests'] as const;
+type Figure = (typeof FIGURES)[number];
+
+function byAdmission<T extends AdmittedCharge>(log: readonly T[]): T[] {
+  return [...log].sort((a, b) => a.admittedAt - b.admittedAt);
 }
 
 /**
- * The fullest windows, by tokens and by requests, as the limiter saw them when it admitted a
- * request: for each request A, the window that ends at A's slot, (slot - window, slot], holding
- * the requests placed no later than A.
- *
- * Slots are handed out in order (a new one is never before one handed out earlier), so these are
- * all the requests of the buckets the limiter checked for A, and every window of real time is,
- * at the moment its last request was placed, one of these. Each request counts with its charge
- * of that moment: changed if the change surely came before (`latest` at or before the
- * placement), as admitted if it surely came after, the smaller of the two when the order is
- * unknown. None of this is more than the limiter saw, and it admitted A only if A fit: so no
- * window may exceed the limits. An upward adjust made after a window's last placement can take
- * that window over them legitimately (the request was already admitted), and is not counted.
+ * A figure of `r` as it stood at server ms `t`: a change that lowered it counts unless it surely
+ * came after t; one that raised it counts only if it surely came before.
  */
-export function fullestAsPlaced(log: readonly PlacedRequest[], windowMs: number): { byTokens: WindowLoad; byRequests: WindowLoad } {
-  const s = sorted(log);
-  let byTokens: WindowLoad = { from: NaN, tokens: 0, requests: 0 };
+function inForce(r: LoggedRequest, figure: Figure, t: number): number {
+  const c = r.change;
+  if (!c) return r[figure];
+  if (c[figure] < r[figure]) return c.from > t ? r[figure] : c[figure];
+  return c.to < t ? c[figure] : r[figure];
+}
+
+/**
+ * The fullest windows, by tokens and by requests, at the moments the store admitted: for each
+ * server ms t at which it admitted, the requests admitted in (t - window, t] with the charges in
+ * force then. The store admits a request only if every window ending at that moment leaves room
+ * for it, and after the last admission of that ms it has admitted all of them: so none of these
+ * may exceed the limits. (An upward adjust made later may take a window over them legitimately:
+ * its request was already admitted. It counts only where it surely came first.)
+ */
+export function fullestWindows(log: readonly LoggedRequest[], windowMs: number): { byTokens: WindowLoad; byRequests: WindowLoad } {
+  const s = byAdmission(log);
+  let byTokens: WindowLoad = { end: NaN, tokens: 0, requests: 0 };
   let byRequests = byTokens;
   let first = 0;
-  for (const a of s) {
-    while (s[first].slotTime <= a.slotTime - windowMs) first++;
+  for (let i = 0; i < s.length; i++) {
+    const t = s[i].admittedAt;
+    // Once per ms: at its last admission.
+    if (i + 1 < s.length && s[i + 1].admittedAt === t) continue;
+    while (s[first].admittedAt <= t - windowMs) first++;
     let tokens = 0;
     let requests = 0;
-    for (let k = first; k < s.length && s[k].slotTime <= a.slotTime; k++) {
-      const r = s[k];
-      if (r.placedAt > a.placedAt) continue;
-      const c = r.change;
-      if (!c || c.earliest >= a.placedAt + 1) {
-        tokens += r.tokens;
-        requests += r.requests;
-      } else if (c.latest <= a.placedAt) {
-        tokens += c.tokens;
-        requests += c.requests;
-      } else {
-        tokens += Math.min(r.tokens, c.tokens);
-        requests += Math.min(r.requests, c.requests);
-      }
+    for (let k = first; k <= i; k++) {
+      tokens += inForce(s[k], 'tokens', t);
+      requests += inForce(s[k], 'requests', t);
     }
-    const load = { from: a.slotTime - windowMs + 1, tokens, requests };
+    const load = { end: t, tokens, requests };
     if (tokens > byTokens.tokens) byTokens = load;
     if (requests > byRequests.requests) byRequests = load;
   }
@@ -84,34 +94,35 @@ export function fullestAsPlaced(log: readonly PlacedRequest[], windowMs: number)
 
 /**
  * How full the windows starting in [from, to] are on average: the mean over every start t in
- * that range (not only slot times) of the larger of tokens/limit and requests/limit in
- * [t, t + window). 1 means every window was exactly at a limit.
+ * that range (not only admission times) of the larger of tokens/limit and requests/limit in
+ * [t, t + window), each request counted at `tokens` and `requests` from its admission on.
+ * 1 means every window was exactly at a limit.
  */
-export function meanUtilization(log: readonly AuditedRequest[], windowMs: number, limits: Limits, from: number, to: number): number {
-  const s = sorted(log);
-  const slots = s.map((r) => r.slotTime);
+export function meanUtilization(log: readonly AdmittedCharge[], windowMs: number, limits: Limits, from: number, to: number): number {
+  const s = byAdmission(log);
+  const times = s.map((r) => r.admittedAt);
   const tokenSums = [0];
   const requestSums = [0];
   for (const r of s) {
     tokenSums.push(tokenSums[tokenSums.length - 1] + r.tokens);
     requestSums.push(requestSums[requestSums.length - 1] + r.requests);
   }
-  // First index whose slot is >= t.
+  // First index admitted at or after t.
   const lowerBound = (t: number) => {
     let lo = 0;
-    let hi = slots.length;
+    let hi = times.length;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (slots[mid] < t) lo = mid + 1;
+      if (times[mid] < t) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   };
-  // The load of [t, t + window) changes only where t crosses a slot time or a slot time minus
-  // the window: between such points it is constant, so the mean is a finite sum.
+  // The load of [t, t + window) changes only where t crosses an admission time or one minus the
+  // window: between such points it is constant, so the mean is a finite sum.
   const points = new Set<number>([from, to]);
-  for (const slot of slots) {
-    for (const p of [slot, slot - windowMs]) if (p > from && p < to) points.add(p);
+  for (const at of times) {
+    for (const p of [at, at - windowMs]) if (p > from && p < to) points.add(p);
   }
   const edges = [...points].sort((a, b) => a - b);
   let area = 0;
@@ -126,4 +137,125 @@ export function meanUtilization(log: readonly AuditedRequest[], windowMs: number
     area += fill * (edges[k + 1] - edges[k]);
   }
   return area / (to - from);
+}
+
+/** A token bucket: `limit` per `windowMs` refills continuously; it holds `bucketMs` of refill. */
+export interface BucketShape {
+  readonly windowMs: number;
+  readonly bucketMs: number;
+  readonly limits: Limits;
+}
+
+/** The admission that found the simulated bucket emptiest: by how much it overdrew it (<= 0: it fit). */
+export interface Overdraft {
+  readonly at: number;
+  readonly excess: number;
+}
+
+/**
+ * Replays the log through a token bucket per figure and returns, per figure, the admission that
+ * overdrew it most. The bucket is simulated as debt: what was charged and has not refilled yet,
+ * refilled at limit / window in order of charge (a queue of charges drained from the front). An
+ * admission of cost c fits when debt + c <= max(capacity, c) (capacity = limit x bucket /
+ * window; a request larger than the bucket goes when it is full). A refund (adjust down,
+ * release) takes back at most the part of its own charge not refilled yet; an adjust up is
+ * charged when it is made. Every change is applied at its earliest possible moment, which can
+ * only leave the bucket fuller later on; and an adjust up that may or may not have come before
+ * an admission is forgiven to that admission.
+ */
+export function bucketOverdraft(log: readonly LoggedRequest[], shape: BucketShape): Record<Figure, Overdraft> {
+  return { tokens: overdraft(log, shape, 'tokens'), requests: overdraft(log, shape, 'requests') };
+}
+
+interface BucketEvent {
+  readonly at: number;
+  /**
+   * Within one ms: refunds first, then admissions, then charges (the order that leaves most
+   * room); a refund in the ms of its own admission comes right after it.
+   */
+  readonly order: 0 | 1 | 2;
+  readonly after: number;
+  readonly request: number;
+  readonly amount: number;
+  /** Charges: the last ms at which the store may have applied it. */
+  readonly until: number;
+}
+
+function overdraft(log: readonly LoggedRequest[], shape: BucketShape, figure: Figure): Overdraft {
+  const limit = shape.limits[figure];
+  let worst: Overdraft = { at: NaN, excess: -Infinity };
+  if (limit <= 0) return worst;
+  const perMs = limit / shape.windowMs;
+  const capacity = (limit * shape.bucketMs) / shape.windowMs;
+  const events: BucketEvent[] = [];
+  log.forEach((r, request) => {
+    events.push({ at: r.admittedAt, order: 1, after: 2 * request, request, amount: r[figure], until: r.admittedAt });
+    const c = r.change;
+    if (!c || c[figure] === r[figure]) return;
+    const amount = c[figure] - r[figure];
+    if (amount > 0) events.push({ at: c.from, order: 2, after: 0, request, amount, until: c.to });
+    else if (c.from > r.admittedAt) events.push({ at: c.from, order: 0, after: 0, request, amount: -amount, until: c.to });
+    else events.push({ at: c.from, order: 1, after: 2 * request + 1, request, amount: -amount, until: c.to });
+  });
+  events.sort((a, b) => a.at - b.at || a.order - b.order || a.after - b.after);
+
+  // The debt, as the charges not refilled yet, oldest first.
+  const queue: { left: number }[] = [];
+  const own = new Map<number, { left: number }>();
+  let head = 0;
+  let debt = 0;
+  let clock = -Infinity;
+  const charges: BucketEvent[] = [];
+  const refill = (until: number) => {
+    let amount = clock === -Infinity ? 0 : perMs * (until - clock);
+    clock = until;
+    while (amount > 0 && head < queue.length) {
+      const take = Math.min(queue[head].left, amount);
+      queue[head].left -= take;
+      debt -= take;
+      amount -= take;
+      if (queue[head].left <= 0) head++;
+    }
+    if (head === queue.length) debt = 0;
+  };
+  for (const e of events) {
+    refill(e.at);
+    if (e.order === 0 || e.after % 2 === 1) {
+      const charge = own.get(e.request);
+      if (!charge) throw new Error(`refund of request ${e.request} before its admission`);
+      const give = Math.min(e.amount, charge.left);
+      charge.left -= give;
+      debt -= give;
+    } else if (e.order === 1) {
+      const forgiven = charges.reduce((sum, c) => (c.at <= e.at && e.at <= c.until ? sum + c.amount : sum), 0);
+      const excess = debt + e.amount - Math.max(capacity, e.amount) - forgiven;
+      if (excess > worst.excess) worst = { at: e.at, excess };
+      const charge = { left: e.amount };
+      own.set(e.request, charge);
+      queue.push(charge);
+      debt += e.amount;
+    } else {
+      charges.push(e);
+      queue.push({ left: e.amount });
+      debt += e.amount;
+    }
+  }
+  return worst;
+}
+
+/**
+ * Throughput over [from, to) against the refill rate: per figure, what the requests admitted in
+ * that span are charged (at `tokens` and `requests`) over limit x span / window; the larger
+ * figure. 1 means the binding limit was used in full.
+ */
+export function bucketUtilization(log: readonly AdmittedCharge[], shape: BucketShape, from: number, to: number): number {
+  const inSpan = log.filter((r) => r.admittedAt >= from && r.admittedAt < to);
+  let use = 0;
+  for (const figure of FIGURES) {
+    const limit = shape.limits[figure];
+    if (limit <= 0) continue;
+    const charged = inSpan.reduce((sum, r) => sum + r[figure], 0);
+    use = Math.max(use, charged / ((limit * (to - from)) / shape.windowMs));
+  }
+  return use;
 }
