@@ -57,23 +57,28 @@ describe.each(BACKENDS)('quantumSeconds and deliveryMarginMs on the %s store', (
   describe('a delivery margin', () => {
     it('keeps a sliding window charge counted that much longer than the window', async () => {
       const limiter = backend.limiter('m', { tpm: 100, windowSeconds: 1, deliveryMarginMs: 200 });
-      await limiter.acquire({ tokens: 100 });
-      const next = await limiter.acquire({ tokens: 10 }, { maxWaitMs: 2000 });
-      expect(next.waitTime).toBeGreaterThanOrEqual(1150);
-      expect(next.waitTime).toBeLessThanOrEqual(1230);
+      const full = await limiter.acquire({ tokens: 100 });
+      const next = await limiter.acquire({ tokens: 10 }, { maxWaitMs: 3000 });
+      expect(next.waitTime).toBeGreaterThan(0);
+      expect(next.slotTime - full.slotTime).toBeGreaterThanOrEqual(1200);
       expect((await limiter.getStatus()).windowSeconds).toBe(1);
     });
 
     it('keeps that much refill as headroom in a token bucket, refilling at the full rate', async () => {
-      // 1000 tokens per second: the bucket holds 900, and 50 more take 50 ms, not 53
+      // 1000 tokens per second: the bucket holds 900, and 450 more take 450 ms (not 500 at 900
+      // per second)
       const limiter = backend.limiter('claude', { algorithm: 'token-bucket', tpm: 1000, windowSeconds: 1, deliveryMarginMs: 100 });
       const full = await limiter.acquire({ tokens: 900 });
       expect(full.waitTime).toBe(0);
-      const next = await limiter.acquire({ tokens: 50 }, { maxWaitMs: 1000 });
+      const next = await limiter.acquire({ tokens: 450 }, { maxWaitMs: 3000 });
       expect(next.waitTime).toBeGreaterThan(0);
-      expect(next.slotTime - full.slotTime).toBeGreaterThanOrEqual(50);
-      // what is still to refill never passes the 900 the bucket holds
+      expect(next.slotTime - full.slotTime).toBeGreaterThanOrEqual(450);
       expect((await limiter.getStatus()).tokensUsed).toBeLessThanOrEqual(900);
+      // Full rate: whatever refilled since the first charge, 1 token per ms (the store and the
+      // test read one clock), can be taken at once; at 900 per second it could not. 2 tokens
+      // cover rounding to the ms; past a full bucket, a bucketful.
+      const refilled = Math.min(900, Date.now() - full.slotTime - 450 - 2);
+      await expect(limiter.acquire({ tokens: refilled }, { maxWaitMs: 0 })).resolves.toMatchObject({ waitTime: 0 });
     });
 
     it("is 100 ms for the provider profiles, at most 5% of the window, and none for 'custom'", async () => {
