@@ -74,10 +74,12 @@ describe.each(BACKENDS)('quantumSeconds and deliveryMarginMs on the %s store', (
       expect(next.waitTime).toBeGreaterThan(0);
       expect(next.slotTime - full.slotTime).toBeGreaterThanOrEqual(450);
       expect((await limiter.getStatus()).tokensUsed).toBeLessThanOrEqual(900);
-      // Full rate: whatever refilled since the first charge, 1 token per ms (the store and the
-      // test read one clock), can be taken at once; at 900 per second it could not. 2 tokens
-      // cover rounding to the ms; past a full bucket, a bucketful.
-      const refilled = Math.min(900, Date.now() - full.slotTime - 450 - 2);
+      // Full rate: whatever refilled since, 1 token per ms (the store and the test read one
+      // clock), can be taken at once; at 900 per second it could not. The 450 left the bucket
+      // empty at full + 900 ms, or at their admission if that came later (a full bucket refills
+      // no further); 2 tokens cover rounding to the ms; at most a bucketful.
+      const emptyAt = Math.max(full.slotTime + 900, next.slotTime) - 450;
+      const refilled = Math.max(0, Math.min(900, Date.now() - emptyAt - 2));
       await expect(limiter.acquire({ tokens: refilled }, { maxWaitMs: 0 })).resolves.toMatchObject({ waitTime: 0 });
     });
 
