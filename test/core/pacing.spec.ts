@@ -85,16 +85,23 @@ describe.each(BACKENDS)('quantumSeconds and deliveryMarginMs on the %s store', (
 
     it("is 100 ms for the provider profiles, at most 5% of the window, and none for 'custom'", async () => {
       // token bucket of 2 s at 1 token per ms: 1900 at once with the default margin, 2000 without
+      // (the rest of a whole bucket is admitted no earlier than the margin's refill allows)
       const anthropic = backend.limiter('claude', { provider: 'anthropic', tpm: 2000, windowSeconds: 2 });
-      await anthropic.acquire({ inputTokens: 1900, outputTokens: 0 });
-      await expect(anthropic.acquire({ inputTokens: 40, outputTokens: 0 }, { maxWaitMs: 20 })).rejects.toThrow(AcquireTimeoutError);
+      const first = await anthropic.acquire({ inputTokens: 1800, outputTokens: 0 });
+      expect(first.waitTime).toBe(0);
+      await expect(anthropic.acquire({ inputTokens: 100, outputTokens: 0 }, { maxWaitMs: 0 })).resolves.toMatchObject({ waitTime: 0 });
+      const rest = await anthropic.acquire({ inputTokens: 100, outputTokens: 0 }, { maxWaitMs: 3000 });
+      expect(rest.slotTime - first.slotTime).toBeGreaterThanOrEqual(100);
       const custom = backend.limiter('claude', { algorithm: 'token-bucket', tpm: 2000, windowSeconds: 2 });
       await custom.acquire({ tokens: 1900 });
       await expect(custom.acquire({ tokens: 100 }, { maxWaitMs: 0 })).resolves.toMatchObject({ waitTime: 0 });
-      // 5% of a 1 s window is 50 ms
+      // 5% of a 1 s window is 50 ms: 950 at once, and the last 50 after 50 ms of refill
       const short = backend.limiter('claude', { provider: 'anthropic', tpm: 1000, windowSeconds: 1 });
-      await expect(short.acquire({ inputTokens: 950, outputTokens: 0 })).resolves.toMatchObject({ waitTime: 0 });
-      await expect(short.acquire({ inputTokens: 10, outputTokens: 0 }, { maxWaitMs: 0 })).rejects.toThrow(AcquireTimeoutError);
+      const most = await short.acquire({ inputTokens: 900, outputTokens: 0 });
+      expect(most.waitTime).toBe(0);
+      await expect(short.acquire({ inputTokens: 50, outputTokens: 0 }, { maxWaitMs: 0 })).resolves.toMatchObject({ waitTime: 0 });
+      const last = await short.acquire({ inputTokens: 50, outputTokens: 0 }, { maxWaitMs: 3000 });
+      expect(last.slotTime - most.slotTime).toBeGreaterThanOrEqual(50);
     });
   });
 
