@@ -62,8 +62,8 @@ export class AcquireTimeoutError extends LlmRateLimiterError {
     readonly maxWaitMs: number,
     /**
      * When a request enqueued now could be admitted, ms from now, as the store estimates it from
-     * what the window and the queue hold (after a wait: when the queue's head could next be
-     * admitted, a lower bound).
+     * what the window and the queue hold (after a wait: the same estimate from the window's
+     * figures without the queue's, a lower bound).
      */
     readonly estimatedWaitMs: number = waitMs,
   ) {

@@ -10,6 +10,7 @@ import {
   type ModelStore,
   type QueueNews,
   type RecordState,
+  scaledLimit,
   type SettleReply,
 } from './store.js';
 
@@ -193,7 +194,9 @@ export class Waiters {
       };
       this.table.set(opId, waiter);
       this.unsubscribe ??= this.options.store.onAdmitted((admitted) => this.admitted(admitted));
-      this.schedule(Infinity);
+      // The acquire's reply said when the head could fit, but news() could not arm the timer
+      // then: the table was still empty. Without this the first claim waits CLAIM_INTERVAL_MS.
+      this.schedule(this.headDue > 0 ? this.headDue : Infinity);
     });
   }
 
@@ -244,15 +247,43 @@ export class Waiters {
       waiter.reject(this.aborted(signal!));
       return;
     }
-    const estimate = Math.max(0, Math.ceil(Math.max(headDue, this.headDue) - Date.now()));
+    const estimate = Math.max(headDue - Date.now(), await this.estimate(waiter.request.cost));
     waiter.reject(
       new AcquireTimeoutError(
-        `${this.options.model} did not admit this request within maxWaitMs (${maxWaitMs}); it left the queue, and the head could next be admitted in about ${estimate} ms`,
+        `${this.options.model} did not admit this request within maxWaitMs (${maxWaitMs}); it left the queue; a request enqueued now could be admitted in about ${estimate} ms`,
         Date.now() - waiter.startedAt,
         maxWaitMs,
         estimate,
       ),
     );
+  }
+
+  /**
+   * When a request of `cost` enqueued now could be admitted, ms from now, by the store's own
+   * estimate (spec: estimateMs) from the window's figures, less the queue it cannot see here: a
+   * lower bound. The waiter's own deadline was the queue's next check, so that says nothing of
+   * when the window frees. 0 when the store cannot tell.
+   */
+  private async estimate(cost: Charge): Promise<number> {
+    const { store, settings } = this.options;
+    try {
+      const status = await store.status(settings);
+      const { windowMs, limits } = settings;
+      let ms = status.pausedUntil - status.nowMs;
+      const figures = [
+        [status.used.tokens, cost.tokens, limits.tokens],
+        [status.used.inputTokens, cost.inputTokens, limits.inputTokens],
+        [status.used.outputTokens, cost.outputTokens, limits.outputTokens],
+        [status.used.requests, cost.requests, limits.requests],
+      ] as const;
+      for (const [used, need, configured] of figures) {
+        const limit = scaledLimit(configured, status.limitFactor);
+        if (limit > 0) ms = Math.max(ms, Math.ceil(((used + need - limit) * windowMs) / limit));
+      }
+      return Math.max(0, ms);
+    } catch {
+      return 0;
+    }
   }
 
   /** Arms the one claim timer for `dueLocal` (local epoch ms), unless it is due sooner already. */
@@ -301,13 +332,14 @@ export class Waiters {
         waiter.resolve(this.admission(waiter, slotMs, reply.degraded));
         return;
       case 'timeout': {
-        const estimate = Math.max(0, Math.ceil(this.headDue - Date.now()));
-        waiter.reject(
-          new AcquireTimeoutError(
-            `${this.options.model} did not admit this request within maxWaitMs (${request.maxWaitMs}); nothing was reserved`,
-            Date.now() - startedAt,
-            request.maxWaitMs,
-            estimate,
+        void this.estimate(request.cost).then((estimate) =>
+          waiter.reject(
+            new AcquireTimeoutError(
+              `${this.options.model} did not admit this request within maxWaitMs (${request.maxWaitMs}); a request enqueued now could be admitted in about ${estimate} ms; nothing was reserved`,
+              Date.now() - startedAt,
+              request.maxWaitMs,
+              estimate,
+            ),
           ),
         );
         return;

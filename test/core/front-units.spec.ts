@@ -1,9 +1,12 @@
-import { InvalidRecordIdError, InvalidTokenCountError, RequestTooLargeError } from '../../lib/core/errors.js';
+import { AcquireAbortedError, InvalidRecordIdError, InvalidTokenCountError, RequestTooLargeError } from '../../lib/core/errors.js';
 import { costOf } from '../../lib/core/charges.js';
 import { resolveConfig } from '../../lib/core/config.js';
 import { formatRecordId, newOpId, parseRecordId } from '../../lib/core/record-id.js';
-import { MAX_COUNT } from '../../lib/core/store.js';
-import { longTimeout, MAX_TIMER_MS, type Timers } from '../../lib/core/waiters.js';
+import { storeSettingsOf } from '../../lib/core/feedback.js';
+import { CLAIM_INTERVAL_MS, MAX_COUNT } from '../../lib/core/store.js';
+import { longTimeout, MAX_TIMER_MS, type Timers, Waiters } from '../../lib/core/waiters.js';
+import { MemoryStore } from '../../lib/memory/memory-store.js';
+import { uniquePrefix } from '../support/redis.js';
 
 /** Timers that run nothing by themselves: the test fires what is due, in order. */
 function manualTimers() {
@@ -108,4 +111,36 @@ describe('record ids', () => {
       expect(() => parseRecordId(id)).toThrow(InvalidRecordIdError);
     },
   );
+});
+
+describe('Waiters', () => {
+  it('arms the claim timer for when the head could fit, not a whole claim interval away', async () => {
+    const { timers, pending } = manualTimers();
+    const store = new MemoryStore().forModel('m', uniquePrefix('waiters'));
+    const settings = storeSettingsOf(resolveConfig({ algorithm: 'token-bucket', tpm: 1000, windowSeconds: 1 }));
+    const logger = { log: () => undefined, warn: () => undefined, error: () => undefined };
+    const waiters = new Waiters({
+      store,
+      owner: newOpId(),
+      settings,
+      model: 'm',
+      logger,
+      timers,
+      release: (opId) => store.settle({ opId, settings, mode: 'release', refunds: true }),
+    });
+    const cost = (tokens: number) => ({ tokens, inputTokens: tokens, outputTokens: 0, requests: 1 });
+    const request = (tokens: number, signal?: AbortSignal) => ({ cost: cost(tokens), maxWaitMs: -1, signal, recordIdOf: (opId: string) => opId });
+    await expect(waiters.admit(request(1000))).resolves.toMatchObject({ waitedMs: 0 });
+    // the bucket is empty: 100 tokens refill in 100 ms
+    const controller = new AbortController();
+    const waiting = waiters.admit(request(100, controller.signal));
+    while (waiters.size === 0) await new Promise((resolve) => setImmediate(resolve));
+    const armed = pending.filter((entry) => !entry.cleared);
+    expect(armed).toHaveLength(1);
+    expect(armed[0].ms).toBeLessThanOrEqual(100);
+    expect(CLAIM_INTERVAL_MS).toBeGreaterThan(100);
+    controller.abort();
+    await expect(waiting).rejects.toThrow(AcquireAbortedError);
+    expect(waiters.size).toBe(0);
+  });
 });

@@ -16,8 +16,12 @@ describe.each(BACKENDS)('provider profiles on the %s store', (_name, make) => {
       const r = await limiter.acquire({ inputTokens: 1000, outputTokens: 4096 });
       await expect(limiter.adjust(r.recordId, { actualOutput: 100, actualInput: 900 })).resolves.toMatchObject({ status: 'unchanged' });
       expect(await used(limiter)).toEqual({ tokens: 5096, input: 1000, output: 4096, requests: 1 });
-      await expect(limiter.adjust(r.recordId, { actualOutput: 100, actualInput: 1500 })).resolves.toMatchObject({ status: 'applied', tokensDelta: 0, inputTokensDelta: 500 });
-      expect((await used(limiter)).input).toBe(1500);
+      // settled once: a second adjust changes nothing, whatever it says
+      await expect(limiter.adjust(r.recordId, { actualOutput: 100, actualInput: 1500 })).resolves.toMatchObject({ status: 'settled', tokensDelta: 0, inputTokensDelta: 0 });
+      expect(await used(limiter)).toEqual({ tokens: 5096, input: 1000, output: 4096, requests: 1 });
+      const more = await limiter.acquire({ inputTokens: 1000, outputTokens: 4096 });
+      await expect(limiter.adjust(more.recordId, { actualOutput: 100, actualInput: 1500 })).resolves.toMatchObject({ status: 'applied', tokensDelta: 0, inputTokensDelta: 500 });
+      expect(await used(limiter)).toEqual({ tokens: 10_192, input: 2500, output: 8192, requests: 2 });
     });
 
     it('keeps the charge of a call that failed at the provider, and frees one that never got there', async () => {

@@ -1,8 +1,9 @@
 import { AcquireTimeoutError, type RateLimiter } from '../../lib/index.js';
 import { BACKENDS, type BackendUnderTest } from '../support/backends.js';
 
-// Waits are planned by the store from its clock, so they are exact to a millisecond or two of
-// call latency; the bounds below leave room for that, not for timing luck.
+// A waiter is admitted when the bucket has refilled enough, by whichever call comes next: its
+// admission (slotTime, store clock) is never earlier than the refill allows, and how much later
+// depends on a busy machine, so only the lower bounds and the order are asserted.
 describe.each(BACKENDS)("algorithm 'token-bucket' on the %s store", (_name, make) => {
   let backend: BackendUnderTest;
   beforeAll(() => {
@@ -18,29 +19,33 @@ describe.each(BACKENDS)("algorithm 'token-bucket' on the %s store", (_name, make
     const results = await Promise.all([0, 1, 2, 3].map(() => limiter.acquire({ tokens: 0 })));
     const waits = results.map((r) => r.waitTime);
     expect(waits.slice(0, 2)).toEqual([0, 0]);
-    expect(waits[2]).toBeGreaterThanOrEqual(80);
-    expect(waits[2]).toBeLessThanOrEqual(101);
-    expect(waits[3]).toBeGreaterThanOrEqual(180);
-    expect(waits[3]).toBeLessThanOrEqual(201);
+    expect(waits[2]).toBeGreaterThan(0);
     expect(results.map((r) => r.queuePosition)).toEqual([0, 0, 0, 1]);
+    const slots = results.map((r) => r.slotTime - results[0].slotTime);
+    expect(slots[2]).toBeGreaterThanOrEqual(100);
+    expect(slots[3]).toBeGreaterThanOrEqual(200);
+    expect(slots[3]).toBeGreaterThanOrEqual(slots[2]);
   });
 
   it('holds a whole window of the limit by default and refills it continuously', async () => {
     const limiter = bucket({ tpm: 1000, windowSeconds: 1 });
-    await expect(limiter.acquire({ tokens: 1000 })).resolves.toMatchObject({ waitTime: 0 });
+    const full = await limiter.acquire({ tokens: 1000 });
+    expect(full.waitTime).toBe(0);
+    // 100 tokens refill in 100 ms: admitted then, not after the whole window (maxWaitMs)
     const next = await limiter.acquire({ tokens: 100 }, { maxWaitMs: 1000 });
-    // 100 tokens refill in 100 ms, not after the whole window
-    expect(next.waitTime).toBeGreaterThan(50);
-    expect(next.waitTime).toBeLessThanOrEqual(101);
+    expect(next.waitTime).toBeGreaterThan(0);
+    expect(next.slotTime - full.slotTime).toBeGreaterThanOrEqual(100);
+    expect(next.slotTime - full.slotTime).toBeLessThan(1000);
   });
 
   it('starts a request larger than the bucket once the bucket is full, instead of never', async () => {
     const limiter = bucket({ tpm: 1000, windowSeconds: 1, bucketSeconds: 0.1 });
-    await expect(limiter.acquire({ tokens: 500 })).resolves.toMatchObject({ waitTime: 0 });
+    const big = await limiter.acquire({ tokens: 500 });
+    expect(big.waitTime).toBe(0);
     const after = await limiter.acquire({ tokens: 50 }, { maxWaitMs: 2000 });
     // the 500-token debt (500 ms) minus the 100-token bucket, plus 50 tokens (50 ms)
-    expect(after.waitTime).toBeGreaterThan(400);
-    expect(after.waitTime).toBeLessThanOrEqual(451);
+    expect(after.waitTime).toBeGreaterThan(0);
+    expect(after.slotTime - big.slotTime).toBeGreaterThanOrEqual(450);
   });
 
   it('gives capacity back on a downward adjust and on release, once each', async () => {
