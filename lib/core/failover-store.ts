@@ -203,8 +203,8 @@ export class FailoverStore implements ModelStore {
     return this.options.inner.heartbeat(instanceId, ttlMs);
   }
 
-  onAdmitted(listener: (admitted: readonly AdmittedWaiter[]) => void): () => void {
-    return this.options.inner.onAdmitted(listener);
+  onAdmitted(listener: (admitted: readonly AdmittedWaiter[]) => void, heard?: () => void): () => void {
+    return this.options.inner.onAdmitted(listener, heard);
   }
 
   /**

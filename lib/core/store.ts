@@ -239,9 +239,12 @@ export interface ModelStore {
   heartbeat(instanceId: string, ttlMs: number): Promise<number>;
   /**
    * Calls `listener` with waiters admitted by other processes' calls (at most once each, maybe
-   * never: a lost notice is made up for by claiming at `nextCheckMs`). Returns the unsubscribe.
+   * never: a lost notice is made up for by claiming at `nextCheckMs`). `heard`, when given, is
+   * called each time notices start to reach the listener (subscribed, or subscribed again after a
+   * reconnect): what was admitted before then was not heard, so the caller claims. Returns the
+   * unsubscribe.
    */
-  onAdmitted(listener: (admitted: readonly AdmittedWaiter[]) => void): () => void;
+  onAdmitted(listener: (admitted: readonly AdmittedWaiter[]) => void, heard?: () => void): () => void;
 }
 
 /**

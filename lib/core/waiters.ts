@@ -193,7 +193,11 @@ export class Waiters {
         cancelDeadline?.();
       };
       this.table.set(opId, waiter);
-      this.unsubscribe ??= this.options.store.onAdmitted((admitted) => this.admitted(admitted));
+      // Admissions announced before the subscription took effect were not heard: claim then.
+      this.unsubscribe ??= this.options.store.onAdmitted(
+        (admitted) => this.admitted(admitted),
+        () => this.schedule(Date.now()),
+      );
       // The acquire's reply said when the head could fit, but news() could not arm the timer
       // then: the table was still empty. Without this the first claim waits CLAIM_INTERVAL_MS.
       this.schedule(this.headDue > 0 ? this.headDue : Infinity);

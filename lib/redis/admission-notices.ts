@@ -2,6 +2,8 @@ import type { AdmittedWaiter } from '../core/store.js';
 import type { RedisClient } from './scripts.js';
 
 type Listener = (admitted: readonly AdmittedWaiter[]) => void;
+/** Called when notices start to reach a listener (see ModelStore.onAdmitted). */
+type Heard = (() => void) | undefined;
 
 /** Reads a notice of lua/queue.lua: "op:slot,op:slot,...". */
 export function parseNotice(message: string): AdmittedWaiter[] {
@@ -25,22 +27,25 @@ const LINGER_MS = 5_000;
  */
 export class AdmissionNotices {
   private client: RedisClient | undefined;
-  private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly listeners = new Map<string, Map<Listener, Heard>>();
   private closed = false;
   private idle: NodeJS.Timeout | undefined;
 
   constructor(private readonly open: () => RedisClient) {}
 
-  listen(channel: string, listener: Listener): () => void {
+  listen(channel: string, listener: Listener, heard?: () => void): () => void {
     if (this.closed) return () => undefined;
     clearTimeout(this.idle);
     let set = this.listeners.get(channel);
     if (!set) {
-      set = new Set();
+      set = new Map();
       this.listeners.set(channel, set);
+      set.set(listener, heard);
       this.subscribe(this.connection(), [channel]);
+    } else {
+      // Already subscribed (or about to be: then `heard` runs with the others').
+      set.set(listener, heard);
     }
-    set.add(listener);
     return () => {
       const current = this.listeners.get(channel);
       if (!current?.delete(listener) || current.size > 0) return;
@@ -56,13 +61,19 @@ export class AdmissionNotices {
 
   /**
    * Subscribes once the connection is ready (commands sent before would be refused, the
-   * limiter's clients queue nothing offline); ioredis subscribes again after a reconnect.
+   * limiter's clients queue nothing offline), again after every reconnect; once Redis confirms,
+   * the listeners hear that notices flow from now on, and claim what they may have missed.
    */
   private subscribe(client: RedisClient, channels: string[]): void {
     if (client.status !== 'ready' || channels.length === 0) return;
-    client.subscribe(...channels).catch(() => {
-      // Lost meanwhile: 'ready' subscribes again, and the claim timer covers the gap.
-    });
+    client.subscribe(...channels).then(
+      () => {
+        for (const channel of channels) for (const heard of this.listeners.get(channel)?.values() ?? []) heard?.();
+      },
+      () => {
+        // Lost meanwhile: 'ready' subscribes again, and the claim timer covers the gap.
+      },
+    );
   }
 
   private async disconnect(): Promise<void> {
@@ -86,7 +97,7 @@ export class AdmissionNotices {
       const set = this.listeners.get(channel);
       if (!set) return;
       const admitted = parseNotice(message);
-      for (const listener of set) listener(admitted);
+      for (const listener of set.keys()) listener(admitted);
     });
     client.on('ready', () => this.subscribe(client, [...this.listeners.keys()]));
     // Errors surface through the command connections; this one only listens.

@@ -185,7 +185,7 @@ export class RedisStore implements LimiterStore {
         });
         return num(r);
       },
-      onAdmitted: (listener) => (this.notices ? this.notices.listen(channel, listener) : () => undefined),
+      onAdmitted: (listener, heard) => (this.notices ? this.notices.listen(channel, listener, heard) : () => undefined),
     };
   }
 
