@@ -11,7 +11,7 @@
 // of the refund-reuse run, default 4).
 import { randomBytes } from 'node:crypto';
 import { writeFileSync, readFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { Redis } from 'ioredis';
@@ -27,6 +27,7 @@ const REUSE_WINDOWS = Number(process.env.BENCH_REUSE_WINDOWS ?? 4);
 const BIG = 1e12; // the largest limit the library accepts: nothing ever waits
 const prefix = `bench${randomBytes(3).toString('hex')}`;
 
+const loadAtStart = loadavg()[0];
 const redis = await benchRedis();
 const admin = new Redis(redis.url);
 const floorClient = new Redis(redis.url);
@@ -407,7 +408,8 @@ out();
 out(
   `${new Date().toISOString().slice(0, 10)}, commit ${commit}; ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${Math.round(totalmem() / 2 ** 30)} GB; ` +
     `Node ${process.versions.node}, ioredis ${ioredisVersion}, Redis ${redisVersion} on loopback${redis.owned ? ' (started by the benchmark)' : ''}, ` +
-    `rate-limiter-flexible ${peerVersion}.`,
+    `rate-limiter-flexible ${peerVersion}. Load average (1 min) ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end: ` +
+    `above the ${cpus().length} cores, other work shared the machine and every figure is noisy.`,
 );
 out(
   `Medians of ${ROUNDS} rounds of ${ROUND_MS} ms, the order of the sides rotated. \`acquire\` uses the ` +
