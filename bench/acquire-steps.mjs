@@ -1,12 +1,13 @@
-// `npm run bench:steps`: where the acquire script's time goes. The script is cut short after
-// each of its steps in turn (a `return` inserted there) and each cut version is timed by the
-// server (INFO commandstats), for a lone request per call and for a group of 18 per call (the
-// group size at 64 callers in `npm run bench`). The difference between two cuts is what the step
-// between them costs. A diagnostic for work on the script, not a comparison: run it on a quiet
-// machine, the differences are a few µs.
+// `npm run bench:steps`: where lua/queue.lua (with its includes, as the library loads it) spends
+// its time. The script is cut short after each of its steps in turn (a `return` inserted there)
+// and each cut version is timed by the server (INFO commandstats) for three kinds of call: a lone
+// acquire admitted at once, a group of 18 such acquires (the group size at 64 callers in `npm run
+// bench`), and a lone adjust of an admitted reservation. The difference between two cuts is what
+// the step between them costs. A diagnostic for work on the script, not a comparison: run it on
+// a quiet machine, the differences are a few µs.
 //
 // Settings (environment): REDIS_URL to use an existing Redis (else a throw-away redis-server is
-// started), BENCH_ROUNDS (default 7), BENCH_CALLS (calls per round and cut, default 2000).
+// started), BENCH_ROUNDS (default 5), BENCH_CALLS (calls per round, cut and kind, default 1000).
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -15,30 +16,30 @@ import { loadScript } from '../dist/redis/scripts.js';
 import { benchRedis } from './redis-server.mjs';
 import { median } from './measure.mjs';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
-const CALLS = Number(process.env.BENCH_CALLS ?? 2000);
-const GROUPS = [1, 18];
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const CALLS = Number(process.env.BENCH_CALLS ?? 1000);
 const CUT = 'if true then return 1 end\n';
 
-// Each step ends where its text begins (`before`) or ends (`after`) in lua/acquire.lua.
+// Each step ends where its text begins (`before`) or ends (`after`) in lua/queue.lua.
 const STEPS = [
-  ['arguments read, server TIME', { after: 'local n = bucket_of(now, W, B)\n' }],
-  ['HMGET of the window hash', { before: 'local pause = tonumber(state[9]) or 0\n' }],
-  ['old buckets dropped, current chunk parsed', { after: 'buckets.seed(chunk_of(n), state[8])\n' }],
-  ['ZMSCORE of the op ids', { before: 'local reply = { now }\n' }],
-  ['requests placed', { before: 'if #added > 0 or moved then\n' }],
-  ['running figures formatted', { before: '  write_window(window, buckets, fields)\n' }],
-  ['buckets formatted, HSET of the window hash', { after: '  write_window(window, buckets, fields)\n' }],
-  ['ZADD to the ops ring', { after: "    redis.call('ZADD', ring, unpack(added))\n" }],
-  ['ring trimmed, TTLs, reply', null],
+  ['functions defined, arguments read', { before: 'local cap\n' }],
+  ['server TIME, HMGET of the state hash (capacity read)', { after: 'local q = record_store(records, expiry, queue, owners, now, horizon, W)\n' }],
+  ['trim: ZRANGEBYSCORE of expiry (HDEL, ZREM of what is due)', { after: 'q.trim()\n' }],
+  ['first admit step: ZRANGE of the queue head', { before: 'local at = 17\n' }],
+  ['the commands (per acquire: ZADD owners, HGET record; per adjust: HGET record)', { before: 'admit_step()\n\n-- Acquires' }],
+  ['second admit step, replies of queued acquires', { before: 'local next_check = 0\n' }],
+  ['next check (head, next fit)', { before: 'local out = { fmt(now)' }],
+  ['reply built, TTL checked', { before: 'cap.write()\n' }],
+  ['HSET of the state hash', { after: 'cap.write()\n' }],
+  ['HSET of records, ZADD of expiry (PEXPIREATs when the TTL moves)', null],
 ];
 
-const full = loadScript('acquire');
+const full = loadScript('queue');
 function cutAt(step) {
   if (!step) return full;
   const text = step.before ?? step.after;
   const at = full.indexOf(text);
-  if (at < 0 || full.indexOf(text, at + 1) >= 0) throw new Error(`lua/acquire.lua changed: "${text.trim()}" is not found exactly once; update STEPS`);
+  if (at < 0 || full.indexOf(text, at + 1) >= 0) throw new Error(`lua/queue.lua changed: "${text.trim()}" is not found exactly once; update STEPS`);
   const cut = step.before ? at : at + text.length;
   return full.slice(0, cut) + CUT + full.slice(cut);
 }
@@ -48,34 +49,68 @@ const client = new Redis(redis.url);
 const prefix = `steps${randomBytes(3).toString('hex')}`;
 const versions = [['(floor: `return 1`)', 'return 1'], ...STEPS.map(([label, step]) => [label, cutAt(step)])];
 const shas = await Promise.all(versions.map(([, lua]) => client.script('LOAD', lua)));
+const fullSha = shas.at(-1);
 
+// As lib/redis/redis-store.ts sends them: sliding window, 60 s, 100 buckets, no pacing, wide
+// limits (nothing waits), tombstones 10 s, lease 5 s, at most 256 admissions a step, no channel,
+// the server's clock.
+const HEAD = ['w', 60_000, 100, 0, 1e12, 0, 0, 1e12, 0, 0, 10_000, 5_000, 256, '', -1];
+const keysOf = (model) => ['w', 'q', 'r', 'x', 'o'].map((k) => `{${prefix}:${model}}:${k}`);
 let opCount = 0;
-/** Server µs per call of `sha` with `group` requests per call, on a model of its own. */
-async function timed(sha, group) {
-  const keys = [`{${prefix}:m${opCount}}:w`, `{${prefix}:m${opCount}}:o`];
+const newOp = () => `op${(opCount++).toString(36).padStart(14, '0')}`;
+const acquire = (op) => ['A', op, 'owner0000000000', 210, 10, 200, 1, -1];
+const adjust = (op) => ['S', op, 'adjust', 1, 30, 10, 20];
+
+/** Server µs per call of `sha`, each call made of `commandsOf()`'s commands, on `keys`. */
+async function timed(sha, keys, commandsOf) {
   await client.config('RESETSTAT');
   const pending = [];
   for (let call = 0; call < CALLS; call++) {
-    // Wide limits (nothing waits), 60 s window, 100 buckets, ring as the library sends it.
-    const args = [60_000, 100, 1e12, 0, 0, 1e12, 30_000, 256, 0, 0, 0, group];
-    for (let k = 0; k < group; k++) args.push(`op${(opCount++).toString(36).padStart(14, '0')}`, 1, 0, 0, 1, -1);
-    pending.push(client.evalsha(sha, 2, ...keys, ...args));
+    const commands = commandsOf(call);
+    pending.push(client.evalsha(sha, 5, ...keys, ...HEAD, commands.length, ...commands.flat()));
     if (pending.length === 4) await Promise.all(pending.splice(0));
   }
   await Promise.all(pending);
   const stats = await client.info('commandstats');
   const line = stats.split('\r\n').find((l) => l.startsWith('cmdstat_evalsha:'));
-  await client.del(...keys);
   return Number(/usec_per_call=([\d.]+)/.exec(line)[1]);
 }
 
-const samples = Object.fromEntries(GROUPS.map((g) => [g, versions.map(() => [])]));
+/** Admits `count` reservations on `keys` with the whole script; resolves with their op ids. */
+async function admitted(keys, count) {
+  const ops = [];
+  for (let at = 0; at < count; at += 100) {
+    const batch = Array.from({ length: Math.min(100, count - at) }, newOp);
+    await client.evalsha(fullSha, 5, ...keys, ...HEAD, batch.length, ...batch.flatMap(acquire));
+    ops.push(...batch);
+  }
+  return ops;
+}
+
+const KINDS = [
+  ['1 acquire per call', 1, (keys) => () => [acquire(newOp())]],
+  ['18 acquires per call, per acquire', 18, (keys) => () => Array.from({ length: 18 }, () => acquire(newOp()))],
+  [
+    '1 adjust per call',
+    1,
+    async (keys) => {
+      const ops = await admitted(keys, CALLS);
+      return (call) => [adjust(ops[call])];
+    },
+  ],
+];
+
+let model = 0;
+const samples = KINDS.map(() => versions.map(() => []));
 for (let round = 0; round < ROUNDS; round++) {
-  for (const group of GROUPS) {
+  for (const [kind, [, , prepare]] of KINDS.entries()) {
     // Rotate the order, so a drift in machine load favours no cut.
     for (let k = 0; k < versions.length; k++) {
       const v = (round + k) % versions.length;
-      samples[group][v].push(await timed(shas[v], group));
+      const keys = keysOf(`m${model++}`);
+      const commandsOf = await prepare(keys);
+      samples[kind][v].push(await timed(shas[v], keys, commandsOf));
+      await client.del(...keys);
     }
   }
   process.stderr.write(`[bench:steps] round ${round + 1} of ${ROUNDS}\n`);
@@ -90,17 +125,17 @@ try {
 }
 const us = (n) => `${n.toFixed(1)} µs`;
 const lines = [
-  '# Benchmark: where acquire.lua spends its time',
+  '# Benchmark: where lua/queue.lua spends its time',
   '',
-  `${new Date().toISOString().slice(0, 10)}, commit ${commit}; Redis ${(await client.info('server')).match(/redis_version:(\S+)/)[1]}; medians of ${ROUNDS} rounds of ${CALLS} calls per cut, server time (INFO commandstats).`,
+  `${new Date().toISOString().slice(0, 10)}, commit ${commit}; Redis ${(await client.info('server')).match(/redis_version:(\S+)/)[1]}; medians of ${ROUNDS} rounds of ${CALLS} calls per cut and kind, server time (INFO commandstats: EVALSHA usec, the commands the script ran included).`,
   '',
-  '| the script up to and including | 1 request per call | step | 18 per call, per request | step |',
-  '|---|---|---|---|---|',
+  `| the script up to and including | ${KINDS.map(([label]) => `${label} | step`).join(' | ')} |`,
+  `|---|${KINDS.map(() => '---|---|').join('')}`,
 ];
-const at = (group, v) => median(samples[group][v]) / group;
+const at = (kind, v) => median(samples[kind][v]) / KINDS[kind][1];
 versions.forEach(([label], v) => {
-  const step = (group) => (v === 0 ? '' : us(at(group, v) - at(group, v - 1)));
-  lines.push(`| ${label} | ${us(at(1, v))} | ${step(1)} | ${us(at(18, v))} | ${step(18)} |`);
+  const cells = KINDS.map((_, kind) => `${us(at(kind, v))} | ${v === 0 ? '' : us(at(kind, v) - at(kind, v - 1))}`);
+  lines.push(`| ${label} | ${cells.join(' | ')} |`);
 });
 const report = lines.join('\n') + '\n';
 process.stdout.write(report);

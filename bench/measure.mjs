@@ -1,5 +1,40 @@
-// Timing helpers of the benchmarks: closed-loop callers, percentiles, medians over rounds.
+// Timing helpers of the benchmarks: closed-loop callers, percentiles, medians over rounds, and
+// the CPU time of a process.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+
+let ticksPerSecond;
+/** Clock ticks per second of /proc's CPU times (CLK_TCK, 100 on Linux almost always). */
+function clockTicks() {
+  if (ticksPerSecond === undefined) {
+    try {
+      ticksPerSecond = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      ticksPerSecond = 100;
+    }
+  }
+  return ticksPerSecond;
+}
+
+/**
+ * CPU time (user + system, all threads) process `pid` has used so far, in µs, from
+ * /proc/<pid>/stat; NaN when there is no such process to read (no pid, or not on this host).
+ * The resolution is one clock tick (10 ms): measure over rounds that use far more.
+ */
+export function processCpuUs(pid) {
+  if (pid === undefined) return NaN;
+  let stat;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return NaN;
+  }
+  // The name (field 2) is in parentheses and may hold spaces: count fields after its end.
+  // Field 3 (state) is index 0 there, so utime (14) and stime (15) are 11 and 12.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / clockTicks();
+}
 
 function percentile(sorted, p) {
   if (sorted.length === 0) return NaN;
@@ -9,34 +44,43 @@ function percentile(sorted, p) {
 
 /**
  * Runs `op` in `callers` closed loops (each awaits its call before the next) for `durationMs`,
- * after `warmupMs` of unrecorded calls. Resolves with ops per second and latency percentiles (µs).
+ * after `warmupMs` of unrecorded calls. Resolves with ops per second and latency percentiles (µs)
+ * of the recorded calls, and `calls`, every call made (warm-up and the last ones included).
+ * `probe` (optional, synchronous) is read when recording starts and when it stops; its two
+ * readings come back as `probed`, so what it reads covers the recorded calls only.
  */
-export async function closedLoop(op, { callers, durationMs, warmupMs = 200 }) {
+export async function closedLoop(op, { callers, durationMs, warmupMs = 200, probe }) {
   const latencies = [];
   let recording = false;
   let stop = false;
+  let calls = 0;
   const loop = async () => {
     while (!stop) {
       const started = performance.now();
       await op();
+      calls++;
       if (recording) latencies.push(performance.now() - started);
     }
   };
   const loops = Array.from({ length: callers }, loop);
   await new Promise((r) => setTimeout(r, warmupMs));
+  const before = probe?.();
   recording = true;
   const from = performance.now();
   await new Promise((r) => setTimeout(r, durationMs));
   recording = false;
   const elapsed = performance.now() - from;
+  const after = probe?.();
   stop = true;
   await Promise.all(loops);
   latencies.sort((a, b) => a - b);
   return {
     ops: latencies.length,
+    calls,
     opsPerSec: (latencies.length / elapsed) * 1000,
     p50Us: percentile(latencies, 50) * 1000,
     p99Us: percentile(latencies, 99) * 1000,
+    probed: [before, after],
   };
 }
 

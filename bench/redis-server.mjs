@@ -32,12 +32,15 @@ async function answersPing(url) {
 }
 
 /**
- * Resolves with `{ url, owned, stop }`. `owned` is true when the server was started here (only
- * then may the benchmark reset its statistics freely).
+ * Resolves with `{ url, owned, pid, stop }`. `owned` is true when the server was started here (only
+ * then may the benchmark reset its statistics freely). `pid` is the redis-server process, whose
+ * CPU time the benchmark reads from /proc: the one started here, or BENCH_REDIS_PID beside
+ * REDIS_URL (undefined when not given: the CPU figures are then left out).
  */
 export async function benchRedis() {
   if (process.env.REDIS_URL) {
-    return { url: process.env.REDIS_URL, owned: false, stop: async () => undefined };
+    const pid = process.env.BENCH_REDIS_PID ? Number(process.env.BENCH_REDIS_PID) : undefined;
+    return { url: process.env.REDIS_URL, owned: false, pid, stop: async () => undefined };
   }
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'llmrl-bench-redis-'));
@@ -69,6 +72,7 @@ export async function benchRedis() {
   return {
     url,
     owned: true,
+    pid: child.pid,
     stop: async () => {
       if (child.exitCode === null) {
         const exited = new Promise((r) => child.once('exit', r));
