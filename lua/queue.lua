@@ -71,30 +71,38 @@ q.trim()
 local admitted = {}
 local ran_out = false
 
+-- The queue's head; with nothing waiting (the state says so) the queue is not read.
+local function head()
+  if cap.waiters == 0 then
+    return nil
+  end
+  return q.head()
+end
+
 -- Admits the head while it fits; drops a head past its deadline or whose owner is gone.
 local function admit_step()
   ran_out = false
   for _ = 1, max_admit do
-    local head = q.head()
-    if not head then
+    local first = head()
+    if not first then
       return
     end
-    local rec = q.get(head)
+    local rec = q.get(first)
     if rec.deadline >= 0 and now > rec.deadline then
-      q.dequeue(head, rec, cap)
-      q.finish(head, 't')
+      q.dequeue(first, rec, cap)
+      q.finish(first, 't')
     elseif q.lease_of(rec.owner) < now then
-      q.dequeue(head, rec, cap)
-      q.finish(head, 'l')
+      q.dequeue(first, rec, cap)
+      q.finish(first, 'l')
     elseif cap.fits(rec.cost) then
-      q.dequeue(head, rec, cap)
-      q.admit(head, rec.owner, rec.cost, cap)
-      admitted[#admitted + 1] = head
+      q.dequeue(first, rec, cap)
+      q.admit(first, rec.owner, rec.cost, cap)
+      admitted[#admitted + 1] = first
     else
       return
     end
   end
-  ran_out = q.head() ~= nil
+  ran_out = head() ~= nil
 end
 
 local function ended_state(rec)
@@ -139,16 +147,17 @@ for _ = 1, count do
     local cost = { tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6]) }
     local max_wait = tonumber(ARGV[at + 7])
     at = at + 8
-    renew(owner)
     if q.get(op) then
       local s, slot, position = state_reply(op)
       push(s, fmt(slot), fmt(position), '0')
-    elseif not q.head() and cap.fits(cost) then
+    elseif not head() and cap.fits(cost) then
       q.admit(op, owner, cost, cap)
       push('admitted', fmt(now), '0', '0')
     elseif max_wait == 0 or (max_wait > 0 and cap.pause > now + max_wait) then
       push('timeout', '0', '0', fmt(cap.estimate_for(cost)))
     else
+      -- Only a waiter needs its owner's lease: one admitted at once is not dropped for it.
+      renew(owner)
       local deadline = -1
       if max_wait > 0 then
         deadline = now + max_wait
@@ -193,9 +202,9 @@ local next_check = 0
 if ran_out then
   next_check = now
 else
-  local head = q.head()
-  if head then
-    local rec = q.get(head)
+  local first = head()
+  if first then
+    local rec = q.get(first)
     local t = cap.next_fit(rec.cost)
     if rec.deadline >= 0 then
       t = math.min(t, rec.deadline + 1)

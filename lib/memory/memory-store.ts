@@ -101,7 +101,6 @@ class ModelState {
 
   acquire(c: AcquireCommand): AcquireReply {
     const call = this.begin(c.settings);
-    this.owners.set(c.owner, call.now + OWNER_LEASE_MS);
     const estimate = this.records.has(c.opId) ? undefined : this.place(call, c);
     const news = this.finish(call);
     if (estimate !== undefined) return { ...news, state: 'timeout', slotMs: 0, position: 0, estimateMs: estimate };
@@ -205,6 +204,8 @@ class ModelState {
       return undefined;
     }
     if (c.maxWaitMs === 0 || (c.maxWaitMs > 0 && this.pausedUntil > now + c.maxWaitMs)) return this.estimate(call, cost);
+    // Only a waiter needs its owner's lease: one admitted at once is not dropped for it.
+    this.owners.set(c.owner, now + OWNER_LEASE_MS);
     const waiting: WaitingRecord = { state: 'waiting', owner: c.owner, cost, deadline: c.maxWaitMs > 0 ? now + c.maxWaitMs : -1 };
     this.queue.set(c.opId, waiting);
     this.records.set(c.opId, waiting);

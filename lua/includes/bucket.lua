@@ -57,6 +57,11 @@ end
 local function arrival_line(x, shift, limit, tau, W)
   local self = {}
   local max = math.max
+  local moved = false
+
+  function self.moved()
+    return moved
+  end
 
   -- The earliest time (us) every figure's bucket has room for `cost`.
   function self.start(cost, us)
@@ -71,6 +76,7 @@ local function arrival_line(x, shift, limit, tau, W)
   end
 
   function self.charge(cost, us)
+    moved = true
     local ends = { -1, -1, -1, -1 }
     for d = 1, 4 do
       if limit[d] > 0 then
@@ -82,6 +88,7 @@ local function arrival_line(x, shift, limit, tau, W)
   end
 
   function self.move(ends, delta, us)
+    moved = true
     for d = 1, 4 do
       if limit[d] > 0 and ends[d] >= 0 and delta[d] ~= 0 then
         if delta[d] > 0 then

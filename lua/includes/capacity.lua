@@ -5,9 +5,10 @@
 --
 -- State hash fields besides each algorithm's own: 'p' 'f' 'fa' 'fc' 'fg' (see common), 'exp',
 -- arrival times (token bucket 't' 'i' 'o' 'r'; pacing 'qt' 'qi' 'qo' 'qr'), refund shift 'ht'
--- 'hi' 'ho' 'hr', waiting sums 'wt' 'wi' 'wo' 'wr'.
+-- 'hi' 'ho' 'hr', waiting sums 'wt' 'wi' 'wo' 'wr' and count 'wn' (with nothing waiting, the
+-- queue is not read at all). Only what a call changed is written back.
 
-local COMMON_FIELDS = { 'p', 'f', 'fa', 'fg', 'exp', 'ht', 'hi', 'ho', 'hr', 'wt', 'wi', 'wo', 'wr' }
+local COMMON_FIELDS = { 'p', 'f', 'fa', 'fg', 'exp', 'ht', 'hi', 'ho', 'hr', 'wt', 'wi', 'wo', 'wr', 'wn' }
 
 -- Reads the common fields and `own` (the algorithm's fields) in one HMGET; returns the base
 -- object and the values of `own` by position.
@@ -32,11 +33,12 @@ local function capacity_base(state_key, now, W, configured, x_names, tau, own)
   self.exp = num(5)
   local shift = { num(6), num(7), num(8), num(9) }
   self.waiting = { num(10), num(11), num(12), num(13) }
-  local x = { num(14), num(15), num(16), num(17) }
+  self.waiters = num(14)
+  local x = { num(15), num(16), num(17), num(18) }
   self.limit = scale_limits(configured, limit_factor(f, fa, now, W))
   self.line = arrival_line(x, shift, self.limit, tau, W)
-  local fields = {}
   local learned
+  local waited
 
   function self.grow(max_factor, step)
     local grown = learned_factor(f, fg, now, W, max_factor, step)
@@ -52,6 +54,8 @@ local function capacity_base(state_key, now, W, configured, x_names, tau, own)
     for d = 1, 4 do
       self.waiting[d] = self.waiting[d] + sign * cost[d]
     end
+    self.waiters = self.waiters + sign
+    waited = true
   end
 
   -- When a request sent now could be admitted, ms from now, if the window (or bucket) freed
@@ -70,15 +74,15 @@ local function capacity_base(state_key, now, W, configured, x_names, tau, own)
   -- Appends the common fields to `out` (HSET arguments); `with_line` when the arrival line is
   -- in use.
   function self.common_fields(out, with_line)
-    out[#out + 1] = 'wt'
-    out[#out + 1] = fmt(self.waiting[1])
-    out[#out + 1] = 'wi'
-    out[#out + 1] = fmt(self.waiting[2])
-    out[#out + 1] = 'wo'
-    out[#out + 1] = fmt(self.waiting[3])
-    out[#out + 1] = 'wr'
-    out[#out + 1] = fmt(self.waiting[4])
-    if with_line then
+    if waited then
+      for d = 1, 4 do
+        out[#out + 1] = 'w' .. FIGURES[d]
+        out[#out + 1] = fmt(self.waiting[d])
+      end
+      out[#out + 1] = 'wn'
+      out[#out + 1] = fmt(self.waiters)
+    end
+    if with_line and self.line.moved() then
       for d = 1, 4 do
         if self.limit[d] > 0 then
           out[#out + 1] = x_names[d]

@@ -34,7 +34,9 @@ local function bucket_capacity(state_key, now, W, bucket_ms, configured)
     local fields = {}
     self.common_fields(fields, true)
     self.write_exp(fields)
-    redis.call('HSET', state_key, unpack(fields))
+    if #fields > 0 then
+      redis.call('HSET', state_key, unpack(fields))
+    end
     if self.moved_ttl() then
       redis.call('PEXPIREAT', state_key, self.exp)
     end
