@@ -66,7 +66,8 @@ export class RateLimiter {
     this.pingStore = () => store.ping();
     this.logger = options.logger ?? consoleLogger;
     this.onEvent = options.onEvent;
-    const owner = newOpId();
+    // Stored in every waiting record: 8 characters (48 random bits) tell processes apart.
+    const owner = newOpId().slice(0, 8);
     this.store = new FailoverStore({
       inner: store.forModel(model, keyPrefix),
       model,

@@ -22,16 +22,19 @@ export interface ParsedRecordId {
   readonly cacheWrite: number;
 }
 
-const OP_ID = /^[A-Za-z0-9_-]{16}$/;
+const OP_ID = /^[A-Za-z0-9_-]{12}$/;
 /** MAX_COUNT is 7 digits in base 36; anything longer cannot be a count the limiter wrote. */
 const COUNT = /^[0-9a-z]{1,7}$/;
 
-const ID_BYTES = 12;
+// 72 random bits: unguessable, and with ids kept at most a window and 10 s, two reservations of
+// one model never share one; 12 characters keep the store's records and queue small (each id is
+// stored in both).
+const ID_BYTES = 9;
 const POOLED_IDS = 256;
 let pool = Buffer.alloc(0);
 let taken = POOLED_IDS;
 
-/** A fresh id for one acquire: 96 random bits (drawn from the system 256 ids at a time). */
+/** A fresh id for one acquire: 72 random bits (drawn from the system 256 ids at a time). */
 export function newOpId(): string {
   if (taken === POOLED_IDS) {
     pool = randomBytes(ID_BYTES * POOLED_IDS);

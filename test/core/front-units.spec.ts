@@ -105,7 +105,7 @@ describe('record ids', () => {
     }
   });
 
-  it.each(['AAAAAAAAAAAAAAAA.1z141z4.0.0.0', 'AAAAAAAAAAAAAAAA.10000000.0.0.0', 'AAAAAAAAAAAAAAAA.0.0.0', 'AAAAAAAAAAAAAAA.0.0.0.0', 'AAAAAAAAAAAAAAAA.A.0.0.0', 'l.x.AAAAAAAAAAAAAAAA'])(
+  it.each(['AAAAAAAAAAAA.1z141z4.0.0.0', 'AAAAAAAAAAAA.10000000.0.0.0', 'AAAAAAAAAAAA.0.0.0', 'AAAAAAAAAAAAAAA.0.0.0.0', 'AAAAAAAAAAAA.A.0.0.0', 'l.x.AAAAAAAAAAAAAAAA'])(
     'rejects %s',
     (id) => {
       expect(() => parseRecordId(id)).toThrow(InvalidRecordIdError);

@@ -90,12 +90,11 @@ function abortableAcquires(limiter: RateLimiter, count: number, request = { toke
   };
 }
 
-/** A record id like `recordId` naming another reservation: its 16-character op id replaced by a fresh one. */
+/** A record id like `recordId` naming another reservation: its op id (12 characters, or 16 before the live queue) replaced by a fresh one. */
 function withFreshOpId(recordId: string): string {
-  const fresh = randomBytes(12).toString('base64url');
   return recordId
     .split('.')
-    .map((part) => (/^[A-Za-z0-9_-]{16}$/.test(part) ? fresh : part))
+    .map((part) => (/^[A-Za-z0-9_-]{12}$|^[A-Za-z0-9_-]{16}$/.test(part) ? randomBytes(part.length * 0.75).toString('base64url') : part))
     .join('.');
 }
 

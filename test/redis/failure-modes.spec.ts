@@ -81,7 +81,7 @@ describe('while Redis is known to be down', () => {
       // the second call does not wait for retries: it fails from the known outage
       const err = await closed.acquire({ tokens: 1 }).catch((e: unknown) => e);
       expect((err as Error).message).toMatch(/unavailable since/);
-      await expect(closed.adjust('x.AAAAAAAAAAAAAAAA', { actualOutput: 1 })).resolves.toMatchObject({ status: 'degraded' });
+      await expect(closed.adjust('x.AAAAAAAAAAAA', { actualOutput: 1 })).resolves.toMatchObject({ status: 'degraded' });
       await own.startAgain();
       await waitFor(() => !closed.degraded, 10_000, 'the probe to see Redis again');
       await expect(closed.acquire({ tokens: 1 })).resolves.toMatchObject({ degraded: false });
