@@ -42,6 +42,9 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
   local cache = {}
   local writes, expiring = {}, {}
   local leases = {}
+  -- Keys this call wrote to outside `writes` (the queue, the owners): each gets the TTL in flush,
+  -- even when the state's TTL did not move, since this call may have created it.
+  local touched = {}
   local head_cache
   local last_score
 
@@ -86,6 +89,7 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
   function self.renew(owner, lease_end)
     leases[owner] = lease_end
     redis.call('ZADD', owners, lease_end, owner)
+    touched[owners] = true
   end
 
   function self.enqueue(op, owner, cost, deadline, cap)
@@ -95,6 +99,7 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
     end
     last_score = last_score + 1
     redis.call('ZADD', queue, last_score, op)
+    touched[queue] = true
     if head_cache == false then
       head_cache = nil
     end
@@ -178,7 +183,9 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
   end
 
   -- Writes the records changed by this call, and pushes every key's TTL to `expire_at` when
-  -- the state's TTL moved (keys first written by this call get it either way).
+  -- the state's TTL moved; a key this call wrote gets it either way (the call may have created
+  -- it: an owner's first claim, a lease renewed after the owners key expired, a queue or records
+  -- key deleted when it emptied), so no key of the model is ever left without a TTL.
   function self.flush(expire_at, moved)
     local fields, scores = {}, {}
     for op, v in pairs(writes) do
@@ -199,8 +206,14 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
       -- About once a window: owners whose lease ended long ago go.
       redis.call('ZREMRANGEBYSCORE', owners, '-inf', now - horizon)
     end
-    if moved or #fields > 0 then
-      for _, key in ipairs({ records, expiry, queue, owners }) do
+    if #fields > 0 then
+      touched[records] = true
+    end
+    if #scores > 0 then
+      touched[expiry] = true
+    end
+    for _, key in ipairs({ records, expiry, queue, owners }) do
+      if moved or touched[key] then
         redis.call('PEXPIREAT', key, expire_at)
       end
     end
