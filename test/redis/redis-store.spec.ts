@@ -51,7 +51,8 @@ function driver(store: ModelStore, settings: ModelSettings, owner = 'owner-1') {
  * has been seen.
  */
 async function watchCommands(needle: string) {
-  const monitor = await inspector().monitor();
+  const source = inspector();
+  const monitor = await source.monitor();
   const seen: string[][] = [];
   let markers = 0;
   monitor.on('monitor', (_time: string, args: string[]) => {
@@ -69,6 +70,7 @@ async function watchCommands(needle: string) {
     async close(): Promise<void> {
       monitor.disconnect();
       await closeClient(probe);
+      await closeClient(source);
     },
   };
 }
