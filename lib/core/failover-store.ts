@@ -168,7 +168,9 @@ export class FailoverStore implements ModelStore {
     if (this.localOps.has(command.opId)) {
       const fallback = this.fallback();
       const reply = await fallback.store.settle({ ...command, settings: fallback.settings });
-      if (reply.status !== 'waiting') this.localOps.delete(command.opId);
+      // Kept, not forgotten: a repeated settle must reach the fallback's tombstone and change
+      // nothing there, not the shared store, which never knew the record.
+      this.touchLocal(command.opId);
       return { ...reply, degraded: 'local' };
     }
     if (this.outageSince === undefined) {

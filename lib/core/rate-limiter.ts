@@ -20,6 +20,15 @@ const MAX_MODEL_LENGTH = 1024;
 const NOTHING = { tokensDelta: 0, inputTokensDelta: 0, outputTokensDelta: 0 };
 const NOTHING_FREED = { tokensFreed: 0, inputTokensFreed: 0, outputTokensFreed: 0 };
 
+/**
+ * Whether a settle was answered without the record it names: let through with nothing recorded
+ * (failureMode 'open'), or a record of the shared store while it is down. A record of the local
+ * fallback is settled there for real, and its reply counts as any other.
+ */
+function answeredWithout(reply: SettleReply, record: { readonly local: boolean }): boolean {
+  return reply.degraded === 'open' || (reply.degraded === 'local' && !record.local);
+}
+
 const consoleLogger: LimiterLogger = {
   log: (m) => console.log(`[llm-rate-limiter] ${m}`),
   warn: (m) => console.warn(`[llm-rate-limiter] ${m}`),
@@ -129,7 +138,7 @@ export class RateLimiter {
     const to = adjustTarget(this.resolved, this.model, record, usage);
     if (record.degraded) return this.reportAdjust(recordId, { status: 'degraded', ...NOTHING });
     const reply = await this.settle(record.opId, 'adjust', to);
-    if (reply.degraded) return this.reportAdjust(recordId, { status: 'degraded', ...NOTHING });
+    if (answeredWithout(reply, record)) return this.reportAdjust(recordId, { status: 'degraded', ...NOTHING });
     const { applied } = reply;
     switch (reply.status) {
       case 'ok': {
@@ -166,7 +175,7 @@ export class RateLimiter {
     if (record.degraded) return { status: 'degraded', ...NOTHING_FREED };
     const keep = options.reachedProvider === true && this.resolved.profile.chargesFailedCalls;
     const reply = await this.settle(record.opId, keep ? 'keep' : 'release');
-    if (reply.degraded) return { status: 'degraded', ...NOTHING_FREED };
+    if (answeredWithout(reply, record)) return { status: 'degraded', ...NOTHING_FREED };
     switch (reply.status) {
       case 'ok':
       case 'expired': {

@@ -227,6 +227,7 @@ export class RedisConnectionManager implements AsyncDisposable {
         endpoint: this.endpoint,
         executor: this.executor,
         store: this.limiterStore,
+        subscriber: () => this.openSubscriber(),
       },
       options,
     );

@@ -58,6 +58,11 @@ export interface SelfCheckContext {
   readonly endpoint?: { readonly host: string; readonly port: number; readonly tls?: TlsOptions };
   readonly executor: RedisExecutor;
   readonly store: LimiterStore;
+  /**
+   * Opens a connection like the one the store hears admissions on (the check subscribes with it
+   * once, then closes it); absent when the store hears none.
+   */
+  readonly subscriber?: () => RedisClient;
 }
 
 /** The model the check writes to; its keys expire about 31 s after the check. */
@@ -101,6 +106,52 @@ end
 redis.pcall('DEL', unpack(KEYS))
 return refused
 `;
+
+/** How long the check waits for the subscriber connection to answer SUBSCRIBE. */
+const SUBSCRIBE_TIMEOUT_MS = 5000;
+
+/** A probe line that says the command ran but its channel is outside the user's channel permissions. */
+const CHANNEL_REFUSAL = /channel/i;
+
+/**
+ * Subscribes once, as the store does while a limiter waits, to the scratch model's channel on a
+ * connection of its own: SUBSCRIBE is not allowed in scripts, so the probe cannot try it.
+ */
+async function checkSubscribe(open: () => RedisClient, channel: string, username: string, keyPrefix: string): Promise<void> {
+  const client = open();
+  client.on('error', () => undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new RedisUnavailableError(`verify: SUBSCRIBE on a connection of its own got no answer within ${SUBSCRIBE_TIMEOUT_MS} ms`)),
+      SUBSCRIBE_TIMEOUT_MS,
+    );
+    timer.unref();
+  });
+  try {
+    const subscribed = (async () => {
+      if (client.status === 'wait') await client.connect();
+      await client.subscribe(channel);
+      await client.unsubscribe(channel);
+    })();
+    subscribed.catch(() => undefined);
+    await Promise.race([subscribed, timeout]);
+  } catch (error) {
+    const message = messageOf(causeOf(error));
+    if (/NOPERM/i.test(message)) {
+      throw new RedisConfigurationError(
+        CHANNEL_REFUSAL.test(message)
+          ? `verify: the Redis user "${username}" may not subscribe to the limiter's channels, which all start with {${keyPrefix}: (${message}); waiting limiters hear admissions on them. Allow them, e.g. ACL SETUSER ${username} &{${keyPrefix}:*`
+          : `verify: the Redis user "${username}" may not run SUBSCRIBE, which waiting limiters hear admissions with (${message}). Allow it, e.g. ACL SETUSER ${username} +subscribe +unsubscribe`,
+        { cause: causeOf(error) },
+      );
+    }
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    client.disconnect();
+  }
+}
 
 function readOnly(detail: string): RedisConfigurationError {
   return new RedisConfigurationError(
@@ -254,14 +305,26 @@ export async function runSelfCheck(context: SelfCheckContext, options: RedisSelf
   if (refused.length === 1 && String(refused[0]).startsWith('!READONLY')) {
     throw readOnly(String(refused[0]).split('\t')[1]);
   }
-  if (refused.length > 0) {
-    const names = refused.map((line) => String(line).split('\t')[0]);
+  // A PUBLISH refused for its channel (Redis 7 gives a user no channels unless told) is a
+  // channel permission, not a command, and is named as one.
+  const lines = refused.map((line) => String(line).split('\t'));
+  const commandLines = lines.filter(([name, why]) => !(name === 'PUBLISH' && CHANNEL_REFUSAL.test(why ?? '')));
+  const channelLines = lines.filter((line) => !commandLines.includes(line));
+  if (commandLines.length > 0) {
+    const names = commandLines.map(([name]) => name);
+    const also = channelLines.length > 0 ? `; it may not publish to the limiter's channels either (add &{${keyPrefix}:*)` : '';
     throw new RedisConfigurationError(
-      `verify: the Redis user "${username}" may not run ${names.join(', ')}, which the limiter's scripts call (${refused
-        .map((line) => String(line).replace('\t', ': '))
-        .join('; ')}). Allow them, e.g. ACL SETUSER ${username} ${names.map((n) => `+${n.toLowerCase()}`).join(' ')}`,
+      `verify: the Redis user "${username}" may not run ${names.join(', ')}, which the limiter's scripts call (${commandLines
+        .map(([name, why]) => `${name}: ${why}`)
+        .join('; ')})${also}. Allow them, e.g. ACL SETUSER ${username} ${names.map((n) => `+${n.toLowerCase()}`).join(' ')}`,
     );
   }
+  if (channelLines.length > 0) {
+    throw new RedisConfigurationError(
+      `verify: the Redis user "${username}" may not publish to the limiter's channels, which all start with {${keyPrefix}: (PUBLISH: ${channelLines[0][1]}); the scripts announce admissions on them. Allow them, e.g. ACL SETUSER ${username} &{${keyPrefix}:*`,
+    );
+  }
+  if (context.subscriber) await checkSubscribe(context.subscriber, channel, username, keyPrefix);
 
   // 3. Each script loads and runs with this user, and its replies parse: one call of each
   // operation per algorithm, through the same code path as any limiter.

@@ -13,6 +13,46 @@
 
 local ENDED_NAMES = { s = 'settled', r = 'released', t = 'timeout', l = 'lost' }
 
+-- Op ids as they are stored (hash fields of the records, members of the queue and the expiry
+-- index). An id the limiter makes (16 base64url characters, 96 bits) is kept as "\1" and its 12
+-- bytes: 13 bytes fit Redis's 16-byte allocation where 16 characters take 32, which is about a
+-- seventh of what a waiter costs (two copies). Any other id is kept as "\0" and itself, so no
+-- two ids share a key.
+local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+local B64_VALUE = {}
+for i = 1, 64 do
+  B64_VALUE[string.byte(B64, i)] = i - 1
+end
+
+local function op_key(op)
+  if #op ~= 16 or not string.find(op, '^[A-Za-z0-9_-]+$') then
+    return '\0' .. op
+  end
+  local out = { '\1' }
+  for i = 1, 16, 4 do
+    local a, b, c, d = string.byte(op, i, i + 3)
+    local n = ((B64_VALUE[a] * 64 + B64_VALUE[b]) * 64 + B64_VALUE[c]) * 64 + B64_VALUE[d]
+    out[#out + 1] = string.char(math.floor(n / 65536), math.floor(n / 256) % 256, n % 256)
+  end
+  return table.concat(out)
+end
+
+local function op_name(key)
+  if string.byte(key, 1) ~= 1 then
+    return string.sub(key, 2)
+  end
+  local out = {}
+  for i = 2, 13, 3 do
+    local x, y, z = string.byte(key, i, i + 2)
+    local n = (x * 256 + y) * 256 + z
+    for shift = 18, 0, -6 do
+      local v = math.floor(n / 2 ^ shift) % 64
+      out[#out + 1] = string.sub(B64, v + 1, v + 1)
+    end
+  end
+  return table.concat(out)
+end
+
 local function parse_record(v)
   local f = {}
   for part in string.gmatch(v, '[^|]+') do
@@ -42,13 +82,15 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
   local cache = {}
   local writes, expiring = {}, {}
   local leases = {}
+  -- Whether this call wrote to the queue or the owners (every acquire and claim renews a lease).
+  local touched = false
   local head_cache
   local last_score
 
   function self.get(op)
     local rec = cache[op]
     if rec == nil then
-      local v = redis.call('HGET', records, op)
+      local v = redis.call('HGET', records, op_key(op))
       rec = v and parse_record(v) or false
       cache[op] = rec
     end
@@ -65,13 +107,14 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
 
   function self.head()
     if head_cache == nil then
-      head_cache = redis.call('ZRANGE', queue, 0, 0)[1] or false
+      local first = redis.call('ZRANGE', queue, 0, 0)[1]
+      head_cache = first and op_name(first) or false
     end
     return head_cache or nil
   end
 
   function self.position(op)
-    return redis.call('ZRANK', queue, op) or 0
+    return redis.call('ZRANK', queue, op_key(op)) or 0
   end
 
   function self.lease_of(owner)
@@ -86,6 +129,7 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
   function self.renew(owner, lease_end)
     leases[owner] = lease_end
     redis.call('ZADD', owners, lease_end, owner)
+    touched = true
   end
 
   function self.enqueue(op, owner, cost, deadline, cap)
@@ -94,7 +138,8 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
       last_score = tonumber(tail[2]) or 0
     end
     last_score = last_score + 1
-    redis.call('ZADD', queue, last_score, op)
+    redis.call('ZADD', queue, last_score, op_key(op))
+    touched = true
     if head_cache == false then
       head_cache = nil
     end
@@ -106,7 +151,7 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
 
   -- Takes a waiting record out of the queue (its figures leave the waiting sums).
   function self.dequeue(op, rec, cap)
-    redis.call('ZREM', queue, op)
+    redis.call('ZREM', queue, op_key(op))
     if head_cache == op then
       head_cache = nil
     end
@@ -182,17 +227,20 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
     end
   end
 
-  -- Writes the records changed by this call, and pushes every key's TTL to `expire_at` when
-  -- the state's TTL moved (keys first written by this call get it either way).
+  -- Writes the records changed by this call, and sets every key's TTL to `expire_at` (the
+  -- state's) when that moved or when this call wrote anything. Not only the keys written: a
+  -- write may create a key (an owner's lease after the owners key emptied), and a back-off or a
+  -- reconcile may have pushed the state's TTL past the other keys' (they only write the state),
+  -- which must not leave a queue with waiters to expire under owners that still claim.
   function self.flush(expire_at, moved)
     local fields, scores = {}, {}
     for op, v in pairs(writes) do
-      fields[#fields + 1] = op
+      fields[#fields + 1] = op_key(op)
       fields[#fields + 1] = v
     end
     for op, at in pairs(expiring) do
       scores[#scores + 1] = at
-      scores[#scores + 1] = op
+      scores[#scores + 1] = op_key(op)
     end
     if #fields > 0 then
       redis.call('HSET', records, unpack(fields))
@@ -204,7 +252,7 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
       -- About once a window: owners whose lease ended long ago go.
       redis.call('ZREMRANGEBYSCORE', owners, '-inf', now - horizon)
     end
-    if moved or #fields > 0 then
+    if moved or touched or #fields > 0 then
       for _, key in ipairs({ records, expiry, queue, owners }) do
         redis.call('PEXPIREAT', key, expire_at)
       end

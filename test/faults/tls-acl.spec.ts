@@ -7,8 +7,8 @@ import { recordingLogger } from '../support/backends.js';
 import { closeClient, redisUrl, uniquePrefix } from '../support/redis.js';
 import { OwnTlsRedis } from '../support/redis-tls.js';
 
-/** The ACL a limiter user needs, as docs/cluster.md gives it (INFO added to spare ioredis's warning). */
-const LIMITER_ACL = ['+eval', '+evalsha', '+ping', '+info', ...scriptCommands().map((c) => `+${c.toLowerCase()}`)];
+/** The ACL a limiter user needs, as docs/cluster.md gives it, with its channel pattern (INFO added to spare ioredis's warning). */
+const LIMITER_ACL = ['&{llmrl:*', '+eval', '+evalsha', '+ping', '+info', '+subscribe', '+unsubscribe', ...scriptCommands().map((c) => `+${c.toLowerCase()}`)];
 
 describe('TLS and ACL', () => {
   let tls: OwnTlsRedis;

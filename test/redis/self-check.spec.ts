@@ -4,12 +4,12 @@ import { scriptCommands } from '../../lib/redis/script-commands.js';
 import { closeClient, inspector, redisUrl, uniquePrefix } from '../support/redis.js';
 import { freePort, OwnRedisServer } from '../support/redis-server.js';
 
-/** An ACL user with everything a limiter needs on `prefix`, changed by `tweak`. */
+/** An ACL user with everything a limiter needs on `prefix` (the README's ACL), changed by `tweak`. */
 async function limiterUser(admin: Redis, prefix: string, ...tweak: string[]): Promise<{ username: string; password: string }> {
   const username = uniquePrefix('user');
   const password = 'pw-' + username;
-  const commands = ['+eval', '+evalsha', '+ping', '+hello', '+info', ...scriptCommands().map((c) => `+${c.toLowerCase()}`)];
-  await admin.call('ACL', 'SETUSER', username, 'reset', 'on', `>${password}`, `~{${prefix}:*`, ...commands, ...tweak);
+  const commands = ['+eval', '+evalsha', '+ping', '+hello', '+info', '+subscribe', '+unsubscribe', ...scriptCommands().map((c) => `+${c.toLowerCase()}`)];
+  await admin.call('ACL', 'SETUSER', username, 'reset', 'on', `>${password}`, `~{${prefix}:*`, `&{${prefix}:*`, ...commands, ...tweak);
   return { username, password };
 }
 
@@ -63,6 +63,20 @@ describe('RedisConnectionManager.verify', () => {
     expect((err as Error).message).toMatch(new RegExp(`may not run ${command}\\b.*ACL SETUSER user-\\S+ \\+${command.toLowerCase()}`));
   });
 
+  it('names the channel permission when the user may not publish to the limiter\'s channels', async () => {
+    const prefix = uniquePrefix();
+    const err = await check(prefix, 'resetchannels').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RedisConfigurationError);
+    expect((err as Error).message).toMatch(new RegExp(`may not publish to the limiter's channels.*ACL SETUSER user-\\S+ &\\{${prefix}:\\*`));
+  });
+
+  it('names SUBSCRIBE when the ACL lacks it: the scripts publish, the store subscribes', async () => {
+    const prefix = uniquePrefix();
+    const err = await check(prefix, '-subscribe').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RedisConfigurationError);
+    expect((err as Error).message).toMatch(/may not run SUBSCRIBE.*ACL SETUSER user-\S+ \+subscribe/);
+  });
+
   it('says which key pattern the user needs', async () => {
     const err = await check(uniquePrefix(), 'resetkeys', '~other:*').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RedisConfigurationError);
@@ -109,7 +123,7 @@ describe('RedisConnectionManager.verify', () => {
   });
 
   it('knows every command the scripts call', () => {
-    expect(scriptCommands()).toEqual(expect.arrayContaining(['TIME', 'HMGET', 'HSET', 'ZADD', 'ZSCORE', 'PEXPIREAT']));
+    expect(scriptCommands()).toEqual(expect.arrayContaining(['TIME', 'HMGET', 'HSET', 'ZADD', 'ZSCORE', 'PEXPIREAT', 'ZRANK', 'PUBLISH']));
     expect(scriptCommands()).not.toContain('EVAL');
   });
 });

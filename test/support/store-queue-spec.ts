@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import type { EffectiveLimits } from '../../lib/core/config.js';
 import { MAX_ADMIT, OWNER_LEASE_MS, SETTLED_HORIZON_MS } from '../../lib/core/store.js';
 import type { AcquireReply, AdmittedWaiter, LimiterStore, ModelSettings, ModelStore, SettleCommand } from '../../lib/core/store.js';
+import { waitFor } from './redis.js';
 
 /** A clock reading that starts a sliding-window bucket for every window used below. */
 const T0 = 1_800_000_000_000;
@@ -23,11 +25,22 @@ const zeroCharge = { tokens: 0, inputTokens: 0, outputTokens: 0, requests: 0 };
 
 let runs = 0;
 
+export interface StoreQueueSpecOptions {
+  /**
+   * Resolves once the store hears admissions of these models of `prefix` (a Redis store
+   * subscribes on a connection of its own); absent when listeners hear them at once.
+   */
+  readonly listening?: (prefix: string, models: readonly string[]) => Promise<void>;
+  /** Run once after every case. */
+  readonly close?: () => Promise<void>;
+}
+
 /**
  * The store port's live queue, driven directly with a manual clock. `makeStore` builds a store
- * reading that clock; every case uses its own key prefix, so one store may serve them all.
+ * reading that clock; every case uses its own key prefix, so one store may serve them all. The
+ * clock starts at T0, ahead of real time: a Redis store sets its keys' PEXPIREAT from it.
  */
-export function storeQueueSpec(name: string, makeStore: (clock: () => number) => LimiterStore): void {
+export function storeQueueSpec(name: string, makeStore: (clock: () => number) => LimiterStore, options: StoreQueueSpecOptions = {}): void {
   describe(`live queue of the ${name} store`, () => {
     let now = T0;
     let store: LimiterStore;
@@ -38,9 +51,12 @@ export function storeQueueSpec(name: string, makeStore: (clock: () => number) =>
     beforeAll(() => {
       store = makeStore(() => now);
     });
+    afterAll(async () => {
+      await options.close?.();
+    });
     beforeEach(() => {
       now = T0;
-      prefix = `sq${++runs}-${process.pid}`;
+      prefix = `sq${++runs}-${randomBytes(6).toString('hex')}`;
       m = store.forModel('m', prefix);
       settings = slidingWindow({ tokens: 1000 });
     });
@@ -413,21 +429,28 @@ export function storeQueueSpec(name: string, makeStore: (clock: () => number) =>
     it('tells onAdmitted listeners of admissions made through another handle of the same model', async () => {
       const heard: string[] = [];
       const otherHeard: string[] = [];
+      // Stays listening after `stop`: once it heard 'd', 'd' would have reached `heard` too.
+      const probe: string[] = [];
       const handle = store.forModel('m', prefix);
       const stop = m.onAdmitted((admitted) => heard.push(...admittedIds(admitted)));
-      store.forModel('other', prefix).onAdmitted((admitted) => otherHeard.push(...admittedIds(admitted)));
+      const stopProbe = m.onAdmitted((admitted) => probe.push(...admittedIds(admitted)));
+      const stopOther = store.forModel('other', prefix).onAdmitted((admitted) => otherHeard.push(...admittedIds(admitted)));
+      await options.listening?.(prefix, ['m', 'other']);
       await acquire('a', 1000, { on: handle, owner: 'o2' });
       await acquire('b', 10);
       await settle('a', 'release', undefined, true, handle);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await waitFor(() => heard.length > 0, 10_000, 'the admission of b');
       expect(heard).toEqual(['b']);
       stop();
       await acquire('c', 1000, { on: handle, owner: 'o2' });
       await acquire('d', 10);
       await settle('c', 'release', undefined, true, handle);
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await waitFor(() => probe.includes('d'), 10_000, 'the admission of d');
       expect(heard).toEqual(['b']);
+      expect(probe).toEqual(['b', 'd']);
       expect(otherHeard).toEqual([]);
+      stopProbe();
+      stopOther();
     });
   });
 }
