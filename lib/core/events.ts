@@ -26,8 +26,11 @@ export type RateLimiterEvent =
       readonly type: 'released';
       readonly model: string;
       readonly recordId: string;
-      /** `released` by the caller, `aborted` by its signal, `timeout` after waiting maxWaitMs. */
-      readonly reason: 'released' | 'aborted' | 'timeout';
+      /**
+       * `released` by the caller, `aborted` by its signal, `timeout` after waiting maxWaitMs,
+       * `cancelled`: an acquire let through during an outage that reached Redis after all.
+       */
+      readonly reason: 'released' | 'aborted' | 'timeout' | 'cancelled';
     }
   | {
       /** The store stopped answering; emitted once per outage, not once per call. */

@@ -2,7 +2,7 @@ import { addCharges, NO_CHARGE } from './charges.js';
 import type { FailureMode } from './config.js';
 import { RedisUnavailableError } from './errors.js';
 import type { LimiterLogger, RateLimiterEvent } from './events.js';
-import { newOpId } from './record-id.js';
+import { formatDegradedRecordId, newOpId } from './record-id.js';
 import {
   type AcquireCommand,
   type AcquireReply,
@@ -23,6 +23,8 @@ import {
 
 /** While Redis is down, how often it is asked whether it answers again. */
 const PROBE_INTERVAL_MS = 500;
+/** Most op ids kept for cancelling at once; past that the oldest is forgotten, with a warning. */
+const MAX_CANCELS = 10_000;
 /** An instance that has not announced itself for this long no longer counts. */
 const HEARTBEAT_TTL_MS = 15_000;
 
@@ -77,6 +79,9 @@ export class FailoverStore implements ModelStore {
   private replayAt?: number;
   /** Op ids placed in the fallback, by when last seen: their settles and claims stay local. */
   private readonly localOps = new Map<string, number>();
+  /** Op ids to release once Redis answers (see cancelLater), and those being released now. */
+  private readonly cancels = new Set<string>();
+  private readonly cancelling = new Set<string>();
 
   constructor(private readonly options: FailoverOptions) {}
 
@@ -112,6 +117,8 @@ export class FailoverStore implements ModelStore {
       } catch (error) {
         if (!(error instanceof RedisUnavailableError)) throw error;
         this.markDown('acquire', error);
+        // It may have run with its reply lost, or run later: take it back once Redis answers.
+        this.cancelLater(command.opId);
       }
     }
     const now = Date.now();
@@ -155,6 +162,9 @@ export class FailoverStore implements ModelStore {
         this.markDown('acquire', error);
       }
     }
+    // Whatever follows, these callers stop waiting in Redis: their records must not be admitted
+    // there once it answers again.
+    command.opIds.forEach((opId) => this.cancelLater(opId));
     if (this.options.failureMode === 'closed') throw this.unavailable();
     const now = Date.now();
     // 'open': waiting in Redis ends as let through; 'local': a waiter Redis holds cannot be
@@ -183,8 +193,10 @@ export class FailoverStore implements ModelStore {
         this.markDown(command.mode === 'adjust' ? 'adjust' : 'release', error);
       }
     }
+    // A release is sent again once Redis answers (a waiter given up must not be admitted there
+    // later); an adjust cannot be: the charge it held stays and leaves with its window.
+    if (command.mode === 'release') this.cancelLater(command.opId);
     if (this.options.failureMode === 'closed') throw this.unavailable();
-    // What Redis holds cannot be changed while it is away; its charge leaves with its window.
     return { status: 'ok', applied: NO_CHARGE, charged: NO_CHARGE, nowMs: Date.now(), admitted: [], nextCheckMs: 0, degraded: this.options.failureMode };
   }
 
@@ -364,8 +376,43 @@ export class FailoverStore implements ModelStore {
     this.options.emit({ type: 'degraded', model, operation, failureMode, cause });
   }
 
+  /**
+   * An acquire whose caller was let through (or queued again in the fallback) may still reach
+   * Redis, or already wait there: a release sent once Redis answers takes it back, and if it
+   * arrives before the acquire, leaves a tombstone that turns the acquire into a no-op.
+   */
+  private cancelLater(opId: string): void {
+    this.cancels.add(opId);
+    if (this.cancels.size > MAX_CANCELS) {
+      const [oldest] = this.cancels;
+      this.cancels.delete(oldest!);
+      this.options.logger.warn(`${this.options.model}: more than ${MAX_CANCELS} acquires to cancel after the outage; ${oldest} is left to its window`);
+    }
+    if (this.outageSince === undefined) this.sendCancels();
+  }
+
+  private sendCancels(): void {
+    const { inner, settings, model } = this.options;
+    for (const opId of this.cancels) {
+      if (this.cancelling.has(opId)) continue;
+      this.cancelling.add(opId);
+      inner.settle({ opId, settings, mode: 'release', refunds: true }).then(
+        (reply) => {
+          this.cancelling.delete(opId);
+          this.cancels.delete(opId);
+          if (reply.status === 'ok') this.options.emit({ type: 'released', model, recordId: formatDegradedRecordId(opId), reason: 'cancelled' });
+        },
+        () => {
+          // Unreachable again: kept for the next recovery.
+          this.cancelling.delete(opId);
+        },
+      );
+    }
+  }
+
   private markUp(): void {
     if (this.outageSince === undefined) return;
+    this.sendCancels();
     const outageMs = Date.now() - this.outageSince;
     this.outageSince = undefined;
     if (this.options.failureMode === 'local') {

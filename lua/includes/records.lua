@@ -13,46 +13,6 @@
 
 local ENDED_NAMES = { s = 'settled', r = 'released', t = 'timeout', l = 'lost' }
 
--- Op ids as they are stored (hash fields of the records, members of the queue and the expiry
--- index). An id the limiter makes (16 base64url characters, 96 bits) is kept as "\1" and its 12
--- bytes: 13 bytes fit Redis's 16-byte allocation where 16 characters take 32, which is about a
--- seventh of what a waiter costs (two copies). Any other id is kept as "\0" and itself, so no
--- two ids share a key.
-local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
-local B64_VALUE = {}
-for i = 1, 64 do
-  B64_VALUE[string.byte(B64, i)] = i - 1
-end
-
-local function op_key(op)
-  if #op ~= 16 or not string.find(op, '^[A-Za-z0-9_-]+$') then
-    return '\0' .. op
-  end
-  local out = { '\1' }
-  for i = 1, 16, 4 do
-    local a, b, c, d = string.byte(op, i, i + 3)
-    local n = ((B64_VALUE[a] * 64 + B64_VALUE[b]) * 64 + B64_VALUE[c]) * 64 + B64_VALUE[d]
-    out[#out + 1] = string.char(math.floor(n / 65536), math.floor(n / 256) % 256, n % 256)
-  end
-  return table.concat(out)
-end
-
-local function op_name(key)
-  if string.byte(key, 1) ~= 1 then
-    return string.sub(key, 2)
-  end
-  local out = {}
-  for i = 2, 13, 3 do
-    local x, y, z = string.byte(key, i, i + 2)
-    local n = (x * 256 + y) * 256 + z
-    for shift = 18, 0, -6 do
-      local v = math.floor(n / 2 ^ shift) % 64
-      out[#out + 1] = string.sub(B64, v + 1, v + 1)
-    end
-  end
-  return table.concat(out)
-end
-
 local function parse_record(v)
   local f = {}
   for part in string.gmatch(v, '[^|]+') do
@@ -90,7 +50,7 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
   function self.get(op)
     local rec = cache[op]
     if rec == nil then
-      local v = redis.call('HGET', records, op_key(op))
+      local v = redis.call('HGET', records, op)
       rec = v and parse_record(v) or false
       cache[op] = rec
     end
@@ -108,13 +68,13 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
   function self.head()
     if head_cache == nil then
       local first = redis.call('ZRANGE', queue, 0, 0)[1]
-      head_cache = first and op_name(first) or false
+      head_cache = first or false
     end
     return head_cache or nil
   end
 
   function self.position(op)
-    return redis.call('ZRANK', queue, op_key(op)) or 0
+    return redis.call('ZRANK', queue, op) or 0
   end
 
   function self.lease_of(owner)
@@ -138,7 +98,7 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
       last_score = tonumber(tail[2]) or 0
     end
     last_score = last_score + 1
-    redis.call('ZADD', queue, last_score, op_key(op))
+    redis.call('ZADD', queue, last_score, op)
     touched = true
     if head_cache == false then
       head_cache = nil
@@ -151,7 +111,7 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
 
   -- Takes a waiting record out of the queue (its figures leave the waiting sums).
   function self.dequeue(op, rec, cap)
-    redis.call('ZREM', queue, op_key(op))
+    redis.call('ZREM', queue, op)
     if head_cache == op then
       head_cache = nil
     end
@@ -235,12 +195,12 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
   function self.flush(expire_at, moved)
     local fields, scores = {}, {}
     for op, v in pairs(writes) do
-      fields[#fields + 1] = op_key(op)
+      fields[#fields + 1] = op
       fields[#fields + 1] = v
     end
     for op, at in pairs(expiring) do
       scores[#scores + 1] = at
-      scores[#scores + 1] = op_key(op)
+      scores[#scores + 1] = op
     end
     if #fields > 0 then
       redis.call('HSET', records, unpack(fields))
