@@ -137,6 +137,26 @@ local function renew(owner)
   end
 end
 
+-- The records the commands name, read in one call.
+local named = {}
+do
+  local at = 17
+  for _ = 1, count do
+    local kind = ARGV[at]
+    if kind == 'C' then
+      local k = tonumber(ARGV[at + 2])
+      for x = 1, k do
+        named[#named + 1] = ARGV[at + 2 + x]
+      end
+      at = at + 3 + k
+    else
+      named[#named + 1] = ARGV[at + 1]
+      at = at + (kind == 'A' and 8 or 7)
+    end
+  end
+end
+q.preload(named)
+
 admit_step()
 
 local at = 17

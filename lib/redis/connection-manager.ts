@@ -2,7 +2,6 @@ import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { type RetryConfig, resolveRetryConfig } from '../core/config.js';
 import { RateLimitConfigError } from '../core/errors.js';
-import type { LimiterStore } from '../core/store.js';
 import {
   type CommonSettings,
   type RedisClusterConnection,

@@ -57,6 +57,25 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
     return rec or nil
   end
 
+  -- Reads the records of `ops` in one HMGET (those not read yet), so that a batch of commands
+  -- costs one call, not one per command.
+  function self.preload(ops)
+    local wanted, seen = {}, {}
+    for _, op in ipairs(ops) do
+      if cache[op] == nil and not seen[op] then
+        seen[op] = true
+        wanted[#wanted + 1] = op
+      end
+    end
+    if #wanted == 0 then
+      return
+    end
+    local values = redis.call('HMGET', records, unpack(wanted))
+    for x, op in ipairs(wanted) do
+      cache[op] = values[x] and parse_record(values[x]) or false
+    end
+  end
+
   local function put(op, rec, value, expires)
     cache[op] = rec
     writes[op] = value

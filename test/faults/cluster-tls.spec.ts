@@ -2,13 +2,13 @@
 // limiter's TLS and username reach every node the cluster announces, and a TLS failure on a
 // node surfaces with its cause.
 import { RateLimiter, RedisConfigurationError, RedisConnectionManager } from '../../lib/index.js';
-import { scriptCommands } from '../../lib/redis/script-commands.js';
 import { recordingLogger } from '../support/backends.js';
 import { OwnRedisCluster } from '../support/redis-cluster.js';
 import { makeCertificates, type TestCertificates } from '../support/redis-tls.js';
 import { rmSync } from 'node:fs';
+import { limiterAcl } from '../support/limiter-acl.js';
 
-const CLUSTER_ACL = ['+cluster|slots', '+cluster|info', '+asking', '+eval', '+evalsha', '+ping', '+info', ...scriptCommands().map((c) => `+${c.toLowerCase()}`)];
+const CLUSTER_ACL = limiterAcl({ cluster: true });
 
 describe('on a TLS-only Redis Cluster', () => {
   let certificates: TestCertificates;

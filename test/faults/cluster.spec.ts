@@ -3,15 +3,15 @@
 import { Redis } from 'ioredis';
 import { RateLimiter, RedisConnectionManager, RedisUnavailableError, type RateLimiterEvent } from '../../lib/index.js';
 import { modelKeys } from '../../lib/redis/keys.js';
-import { scriptCommands } from '../../lib/redis/script-commands.js';
 import { recordingLogger } from '../support/backends.js';
 import { waitFor } from '../support/redis.js';
 import { cli, OwnRedisCluster, until } from '../support/redis-cluster.js';
 import { freePort } from '../support/redis-server.js';
 import { Traffic } from '../support/traffic.js';
+import { limiterAcl } from '../support/limiter-acl.js';
 
 const NODE_TIMEOUT_MS = 1000;
-const CLUSTER_ACL = ['+cluster|slots', '+cluster|info', '+asking', '+eval', '+evalsha', '+ping', '+info', ...scriptCommands().map((c) => `+${c.toLowerCase()}`)];
+const CLUSTER_ACL = limiterAcl({ cluster: true });
 
 describe('on a Redis Cluster nobody listens on', () => {
   it('fails open within the deadline and verify says unavailable (T1)', async () => {

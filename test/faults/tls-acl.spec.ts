@@ -2,13 +2,13 @@
 // startup (verify) and on the first acquire. None of these may fail open.
 import { Redis } from 'ioredis';
 import { RateLimiter, RedisConfigurationError, RedisConnectionManager, type RedisConnectionOptions } from '../../lib/index.js';
-import { scriptCommands } from '../../lib/redis/script-commands.js';
 import { recordingLogger } from '../support/backends.js';
 import { closeClient, redisUrl, uniquePrefix } from '../support/redis.js';
 import { OwnTlsRedis } from '../support/redis-tls.js';
+import { limiterAcl } from '../support/limiter-acl.js';
 
 /** The ACL a limiter user needs, as docs/cluster.md gives it, with its channel pattern (INFO added to spare ioredis's warning). */
-const LIMITER_ACL = ['&{llmrl:*', '+eval', '+evalsha', '+ping', '+info', '+subscribe', '+unsubscribe', ...scriptCommands().map((c) => `+${c.toLowerCase()}`)];
+const LIMITER_ACL = limiterAcl();
 
 describe('TLS and ACL', () => {
   let tls: OwnTlsRedis;
