@@ -11,7 +11,6 @@ import type {
   LimiterStore,
   ModelSettings,
   ModelStore,
-  QueueNews,
   ReconcileCommand,
   RecordState,
   SettleCommand,
@@ -90,10 +89,10 @@ function parseQueueReply(batch: readonly QueueCommand[], r: (string | number)[])
   const admitted: AdmittedWaiter[] = [];
   let at = 3;
   for (let k = 0; k < admittedCount; k++, at += 2) admitted.push({ opId: String(r[at]), slotMs: num(r[at + 1]) });
-  const news: QueueNews = { nowMs, admitted, nextCheckMs };
   return batch.map((q) => {
     if (q.kind === 'A') {
-      const reply = { ...news, state: r[at] as RecordState, slotMs: num(r[at + 1]), position: num(r[at + 2]), estimateMs: num(r[at + 3]) };
+      // Literal objects, not spreads of `news`: this runs once per acquire on the hot path.
+      const reply: AcquireReply = { nowMs, admitted, nextCheckMs, state: r[at] as RecordState, slotMs: num(r[at + 1]), position: num(r[at + 2]), estimateMs: num(r[at + 3]) };
       at += 4;
       return reply;
     }
@@ -101,9 +100,9 @@ function parseQueueReply(batch: readonly QueueCommand[], r: (string | number)[])
       const count = num(r[at++]);
       const records = [];
       for (let k = 0; k < count; k++, at += 3) records.push({ state: r[at] as RecordState, slotMs: num(r[at + 1]), position: num(r[at + 2]) });
-      return { ...news, records };
+      return { nowMs, admitted, nextCheckMs, records };
     }
-    const reply = { ...news, status: r[at] as SettleReply['status'], applied: figures(r, at + 1), charged: figures(r, at + 5) };
+    const reply: SettleReply = { nowMs, admitted, nextCheckMs, status: r[at] as SettleReply['status'], applied: figures(r, at + 1), charged: figures(r, at + 5) };
     at += 9;
     return reply;
   });
