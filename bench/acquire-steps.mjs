@@ -25,13 +25,13 @@ const STEPS = [
   ['functions defined, arguments read', { before: 'local cap\n' }],
   ['server TIME, HMGET of the state hash (capacity read)', { after: 'local q = record_store(records, expiry, queue, owners, now, horizon, W)\n' }],
   ['trim: ZRANGEBYSCORE of expiry (HDEL, ZREM of what is due)', { after: 'q.trim()\n' }],
-  ['first admit step: ZRANGE of the queue head', { before: 'local at = 17\n' }],
-  ['the commands (per acquire: ZADD owners, HGET record; per adjust: HGET record)', { before: 'admit_step()\n\n-- Acquires' }],
+  ['the records the commands name (one HMGET), first admit step (the queue only when something waits)', { before: 'local at = 17\n' }],
+  ['the commands (per waiter: ZADD of its owner\'s lease)', { before: 'admit_step()\n\n-- Acquires' }],
   ['second admit step, replies of queued acquires', { before: 'local next_check = 0\n' }],
   ['next check (head, next fit)', { before: 'local out = { fmt(now)' }],
   ['reply built, TTL checked', { before: 'cap.write()\n' }],
   ['HSET of the state hash', { after: 'cap.write()\n' }],
-  ['HSET of records, ZADD of expiry (PEXPIREATs when the TTL moves)', null],
+  ['HSET of records, ZADD of expiry, PEXPIREAT of the keys written', null],
 ];
 
 const full = loadScript('queue');

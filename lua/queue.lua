@@ -140,18 +140,18 @@ end
 -- The records the commands name, read in one call.
 local named = {}
 do
-  local at = 17
+  local i = 17
   for _ = 1, count do
-    local kind = ARGV[at]
+    local kind = ARGV[i]
     if kind == 'C' then
-      local k = tonumber(ARGV[at + 2])
+      local k = tonumber(ARGV[i + 2])
       for x = 1, k do
-        named[#named + 1] = ARGV[at + 2 + x]
+        named[#named + 1] = ARGV[i + 2 + x]
       end
-      at = at + 3 + k
+      i = i + 3 + k
     else
-      named[#named + 1] = ARGV[at + 1]
-      at = at + (kind == 'A' and 8 or 7)
+      named[#named + 1] = ARGV[i + 1]
+      i = i + (kind == 'A' and 8 or 7)
     end
   end
 end
