@@ -69,6 +69,17 @@ async function serverMs(): Promise<number> {
   }
 }
 
+/** The independent audit: no sliding window of the log over tpm or rpm (the fullest shown on failure). */
+function expectWindowsWithinLimits(admitted: AdmittedRequest[], context: string): void {
+  const fullest = fullestWindows(admitted.map(logged), WINDOW_MS);
+  expect({ tokens: fullest.byTokens.tokens <= TPM, requests: fullest.byRequests.requests <= RPM, fullest, context }).toEqual({
+    tokens: true,
+    requests: true,
+    fullest,
+    context,
+  });
+}
+
 describe('RateLimiter across processes', () => {
   const workers = new ChildWorkers<WorkerSetup, Done>(new URL('../support/multi-process-worker.ts', import.meta.url));
   afterEach(() => workers.stop());
@@ -115,13 +126,7 @@ describe('RateLimiter across processes', () => {
     const config = { tpm: TPM, rpm: RPM, windowSeconds: WINDOW_MS / 1000 };
     const { admitted, context, from, stoppedAt } = await saturate(config);
 
-    const fullest = fullestWindows(admitted.map(logged), WINDOW_MS);
-    expect({ tokens: fullest.byTokens.tokens <= TPM, requests: fullest.byRequests.requests <= RPM, fullest, context }).toEqual({
-      tokens: true,
-      requests: true,
-      fullest,
-      context,
-    });
+    expectWindowsWithinLimits(admitted, context);
 
     // Use, as the provider counts it: each request at its settled charge (released ones not at
     // all), over every window that ends before the stop. What a refund or release frees goes to
@@ -227,13 +232,7 @@ describe('RateLimiter across processes', () => {
 
       // The audit holds on what the survivors saw (the victim's admissions, unlogged, only ever
       // took room: they cannot hide a breach).
-      const fullest = fullestWindows(admitted.map(logged), WINDOW_MS);
-      expect({ tokens: fullest.byTokens.tokens <= TPM, requests: fullest.byRequests.requests <= RPM, fullest, context }).toEqual({
-        tokens: true,
-        requests: true,
-        fullest,
-        context,
-      });
+      expectWindowsWithinLimits(admitted, context);
       expect(await depth()).toBe(0);
     });
   }, 40_000);
