@@ -47,7 +47,7 @@ local function bucket_start(j, window_ms, buckets)
   return math.ceil(j * window_ms / buckets)
 end
 
--- Buckets per hash field: a queue many buckets deep then takes a tenth of the fields.
+-- Buckets per hash field: a window of 101 buckets takes about eleven fields, not 101.
 local CHUNK = 10
 
 local function chunk_of(j)
