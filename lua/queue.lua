@@ -65,6 +65,7 @@ if algorithm == 'w' then
 else
   cap = bucket_capacity(state_key, now, W, tau_ms, configured)
 end
+local waited_before = cap.waiters > 0
 local q = record_store(records, expiry, queue, owners, now, horizon, W)
 q.trim()
 
@@ -247,7 +248,7 @@ end
 
 local expire_at, moved = cap.expire_at(horizon, lease)
 cap.write()
-q.flush(expire_at, moved)
+q.flush(expire_at, moved, waited_before or cap.waiters > 0)
 if #notice > 0 and channel ~= '' then
   redis.call('PUBLISH', channel, table.concat(notice, ','))
 end

@@ -211,7 +211,7 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
   -- write may create a key (an owner's lease after the owners key emptied), and a back-off or a
   -- reconcile may have pushed the state's TTL past the other keys' (they only write the state),
   -- which must not leave a queue with waiters to expire under owners that still claim.
-  function self.flush(expire_at, moved)
+  function self.flush(expire_at, moved, waiting)
     local fields, scores = {}, {}
     for op, v in pairs(writes) do
       fields[#fields + 1] = op
@@ -231,9 +231,20 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
       -- About once a window: owners whose lease ended long ago go.
       redis.call('ZREMRANGEBYSCORE', owners, '-inf', now - horizon)
     end
-    if moved or touched or #fields > 0 then
+    -- Every key this call wrote gets the model's TTL. While anyone waits (or has waited in this
+    -- call) all four do: a waiter's queue entry, record and lease must outlive every claim,
+    -- also claims that write none of them. With nothing waiting, records and expiry hold only
+    -- admitted records and tombstones, which the TTL set when they were written outlives.
+    if moved or touched or waiting then
       for _, key in ipairs({ records, expiry, queue, owners }) do
         redis.call('PEXPIREAT', key, expire_at)
+      end
+    else
+      if #fields > 0 then
+        redis.call('PEXPIREAT', records, expire_at)
+      end
+      if #scores > 0 then
+        redis.call('PEXPIREAT', expiry, expire_at)
       end
     end
   end
