@@ -27,10 +27,11 @@
     'C' owner, count K, then K op ids
     'S' op id, mode ('adjust' | 'release' | 'keep'), refunds (1 | 0), to combined, input, output
 
-  Returns a flat array of strings: now ms, next check ms (0 = nothing waits), the number of
-  admitted waiters M, then M pairs (op id, slot ms), then per command:
+  Returns a flat array of strings: now ms, next check ms (0 = nothing waits), the owner of the
+  queue's head ('' = nothing waits), the number of admitted waiters M, then M pairs (op id,
+  slot ms), then per command:
     'A' state, slot ms, position, estimate ms
-    'C' K, then K triples (state, slot ms, position)
+    'C' K, then K triples (state, slot ms, 0: claims do not rank)
     'S' status, applied combined, input, output, requests, charged combined, input, output,
         requests
   States and statuses are as lib/core/store.ts describes them.
@@ -110,12 +111,12 @@ local function ended_state(rec)
   return ENDED_NAMES[rec.ended]
 end
 
-local function state_reply(op)
+local function state_reply(op, ranked)
   local rec = q.get(op)
   if not rec then
     return 'unknown', 0, 0
   elseif rec.kind == 'w' then
-    return 'waiting', 0, q.position(op)
+    return 'waiting', 0, ranked and q.position(op) or 0
   elseif rec.kind == 'a' then
     return 'admitted', rec.slot, 0
   end
@@ -169,7 +170,7 @@ for _ = 1, count do
     local max_wait = tonumber(ARGV[at + 7])
     at = at + 8
     if q.get(op) then
-      local s, slot, position = state_reply(op)
+      local s, slot, position = state_reply(op, true)
       push(s, fmt(slot), fmt(position), '0')
     elseif not head() and cap.fits(cost) then
       q.admit(op, owner, cost, cap)
@@ -196,7 +197,7 @@ for _ = 1, count do
     renew(owner)
     push(fmt(k))
     for x = 1, k do
-      local s, slot, position = state_reply(ARGV[at + 2 + x])
+      local s, slot, position = state_reply(ARGV[at + 2 + x], false)
       push(s, fmt(slot), fmt(position))
     end
     at = at + 3 + k
@@ -215,17 +216,19 @@ admit_step()
 -- Acquires that were queued by this call answer now, after the last admit step: admitted by it,
 -- or waiting with their rank.
 for _, p in ipairs(pending) do
-  local s, slot, position = state_reply(p[2])
+  local s, slot, position = state_reply(p[2], true)
   results[p[1]], results[p[1] + 1], results[p[1] + 2] = s, fmt(slot), fmt(position)
 end
 
 local next_check = 0
-if ran_out then
-  next_check = now
-else
-  local first = head()
-  if first then
-    local rec = q.get(first)
+local head_owner = ''
+local first = head()
+if first then
+  local rec = q.get(first)
+  head_owner = rec.owner
+  if ran_out then
+    next_check = now
+  else
     local t = cap.next_fit(rec.cost)
     if rec.deadline >= 0 then
       t = math.min(t, rec.deadline + 1)
@@ -235,7 +238,7 @@ else
   end
 end
 
-local out = { fmt(now), fmt(next_check), fmt(#admitted) }
+local out = { fmt(now), fmt(next_check), head_owner, fmt(#admitted) }
 local notice = {}
 for x = 1, #admitted do
   out[#out + 1] = admitted[x]

@@ -124,7 +124,7 @@ export class FailoverStore implements ModelStore {
     const now = Date.now();
     if (this.options.failureMode === 'closed') throw this.unavailable();
     if (this.options.failureMode === 'open') {
-      return { state: 'admitted', slotMs: now, position: 0, estimateMs: 0, nowMs: now, admitted: [], nextCheckMs: 0, degraded: 'open' };
+      return { state: 'admitted', slotMs: now, position: 0, estimateMs: 0, nowMs: now, admitted: [], nextCheckMs: 0, headOwner: '', degraded: 'open' };
     }
     const fallback = this.fallback();
     const reply = await fallback.store.acquire({ ...command, settings: fallback.settings });
@@ -171,7 +171,7 @@ export class FailoverStore implements ModelStore {
     // admitted while it is away, so it is reported lost and queued again, in the fallback.
     const state = this.options.failureMode === 'open' ? 'admitted' : 'lost';
     const records = command.opIds.map(() => ({ state, slotMs: now, position: 0 }) as const);
-    return { nowMs: now, admitted: [], nextCheckMs: 0, records, degraded: this.options.failureMode };
+    return { nowMs: now, admitted: [], nextCheckMs: 0, headOwner: '', records, degraded: this.options.failureMode };
   }
 
   async settle(command: SettleCommand): Promise<SettleReply> {
@@ -197,7 +197,7 @@ export class FailoverStore implements ModelStore {
     // later); an adjust cannot be: the charge it held stays and leaves with its window.
     if (command.mode === 'release') this.cancelLater(command.opId);
     if (this.options.failureMode === 'closed') throw this.unavailable();
-    return { status: 'ok', applied: NO_CHARGE, charged: NO_CHARGE, nowMs: Date.now(), admitted: [], nextCheckMs: 0, degraded: this.options.failureMode };
+    return { status: 'ok', applied: NO_CHARGE, charged: NO_CHARGE, nowMs: Date.now(), admitted: [], nextCheckMs: 0, headOwner: '', degraded: this.options.failureMode };
   }
 
   /** Usage as the shared store counts it; rejects while it is down (no fallback answers for it). */

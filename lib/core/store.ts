@@ -21,6 +21,12 @@ export const SETTLED_HORIZON_MS = 10_000;
  */
 export const OWNER_LEASE_MS = 5_000;
 export const CLAIM_INTERVAL_MS = 1_000;
+/**
+ * At the head's next check only the head's owner claims (its claim admits whoever fits and
+ * announces it); the other processes with waiters claim this much later, in case that owner
+ * is gone, so that one admission by time costs one script call, not one per process.
+ */
+export const CLAIM_GRACE_MS = 250;
 /** Most waiting reservations one admit step admits or drops; the rest go in the next call. */
 export const MAX_ADMIT = 256;
 /**
@@ -123,6 +129,8 @@ export interface QueueNews {
    * ms; 0 when nothing waits.
    */
   readonly nextCheckMs: number;
+  /** The owner of the queue's head after this call ('' when nothing waits). */
+  readonly headOwner: string;
   /**
    * Set only by a wrapper that answered without the shared store while it was unavailable
    * (lib/core/failover-store.ts): `'open'` let through unlimited, nothing recorded; `'local'`
@@ -153,7 +161,7 @@ export interface ClaimCommand {
 }
 
 export interface ClaimReply extends QueueNews {
-  /** One per op id asked about, in order. */
+  /** One per op id asked about, in order; `position` is not computed for claims (0). */
   readonly records: readonly { readonly state: RecordState; readonly slotMs: number; readonly position: number }[];
 }
 

@@ -5,6 +5,7 @@ import {
   type AcquireReply,
   type AdmittedWaiter,
   type Charge,
+  CLAIM_GRACE_MS,
   CLAIM_INTERVAL_MS,
   type ModelSettings,
   type ModelStore,
@@ -115,6 +116,8 @@ export class Waiters {
   private claiming = false;
   /** When the queue's head could next be admitted, local epoch ms, as the last reply said. */
   private headDue = 0;
+  /** Whether the queue's head is one of this limiter's waiters, as the last reply said. */
+  private headOwned = false;
 
   constructor(private readonly options: WaitersOptions) {
     this.timers = options.timers ?? nodeTimers;
@@ -138,7 +141,8 @@ export class Waiters {
   news(reply: QueueNews): void {
     this.admitted(reply.admitted);
     this.headDue = reply.nextCheckMs > 0 ? reply.nextCheckMs - (reply.nowMs - Date.now()) : 0;
-    if (reply.nextCheckMs > 0) this.schedule(this.headDue);
+    this.headOwned = reply.headOwner === this.options.owner;
+    if (reply.nextCheckMs > 0) this.schedule(this.claimDue());
   }
 
   private async place(request: AdmissionRequest, startedAt: number, maxWaitMs: number, again: boolean): Promise<Admission> {
@@ -200,7 +204,7 @@ export class Waiters {
       );
       // The acquire's reply said when the head could fit, but news() could not arm the timer
       // then: the table was still empty. Without this the first claim waits CLAIM_INTERVAL_MS.
-      this.schedule(this.headDue > 0 ? this.headDue : Infinity);
+      this.schedule(this.headDue > 0 ? this.claimDue() : Infinity);
     });
   }
 
@@ -288,6 +292,14 @@ export class Waiters {
     } catch {
       return 0;
     }
+  }
+
+  /**
+   * When to claim for the head's next check: at once if the head is ours; otherwise a little
+   * later, since the head's owner claims then and its claim admits whoever fits.
+   */
+  private claimDue(): number {
+    return this.headOwned ? this.headDue : this.headDue + CLAIM_GRACE_MS;
   }
 
   /** Arms the one claim timer for `dueLocal` (local epoch ms), unless it is due sooner already. */

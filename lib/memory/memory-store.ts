@@ -112,7 +112,7 @@ class ModelState {
     const call = this.begin(c.settings);
     this.owners.set(c.owner, call.now + OWNER_LEASE_MS);
     const news = this.finish(call);
-    return { ...news, records: c.opIds.map((id) => this.describe(id)) };
+    return { ...news, records: c.opIds.map((id) => this.describe(id, false)) };
   }
 
   settle(c: SettleCommand): SettleReply {
@@ -180,7 +180,8 @@ class ModelState {
   /** Steps 5 and 6: admit again, then tell every listener of this model what was admitted. */
   private finish(call: Call): QueueNews {
     this.admitStep(call);
-    const news = { nowMs: call.now, admitted: call.admitted, nextCheckMs: this.nextCheck(call) };
+    const [head] = this.queue.values();
+    const news = { nowMs: call.now, admitted: call.admitted, nextCheckMs: this.nextCheck(call), headOwner: head ? head.owner : '' };
     if (call.admitted.length > 0) {
       for (const listener of this.listeners) {
         // The call's state change is done: a failing listener must not turn it into an error
@@ -317,11 +318,13 @@ class ModelState {
     for (const [owner, lease] of this.owners) if (lease < now) this.owners.delete(owner);
   }
 
-  private describe(id: string): { state: RecordState; slotMs: number; position: number } {
+  /** Where a record stands; its position in the queue only when `ranked` (claims do not need it). */
+  private describe(id: string, ranked = true): { state: RecordState; slotMs: number; position: number } {
     const record = this.records.get(id);
     if (!record) return { state: 'unknown', slotMs: 0, position: 0 };
     if (record.state === 'admitted') return { state: 'admitted', slotMs: record.slot, position: 0 };
     if (record.state !== 'waiting') return { state: record.state, slotMs: 0, position: 0 };
+    if (!ranked) return { state: 'waiting', slotMs: 0, position: 0 };
     let position = 0;
     for (const ahead of this.queue.keys()) {
       if (ahead === id) break;

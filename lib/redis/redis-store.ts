@@ -85,14 +85,15 @@ function queueArgs(batch: readonly QueueCommand[], channel: string, clock: numbe
 function parseQueueReply(batch: readonly QueueCommand[], r: (string | number)[]): QueueReply[] {
   const nowMs = num(r[0]);
   const nextCheckMs = num(r[1]);
-  const admittedCount = num(r[2]);
+  const headOwner = String(r[2]);
+  const admittedCount = num(r[3]);
   const admitted: AdmittedWaiter[] = [];
-  let at = 3;
+  let at = 4;
   for (let k = 0; k < admittedCount; k++, at += 2) admitted.push({ opId: String(r[at]), slotMs: num(r[at + 1]) });
   return batch.map((q) => {
     if (q.kind === 'A') {
       // Literal objects, not spreads of `news`: this runs once per acquire on the hot path.
-      const reply: AcquireReply = { nowMs, admitted, nextCheckMs, state: r[at] as RecordState, slotMs: num(r[at + 1]), position: num(r[at + 2]), estimateMs: num(r[at + 3]) };
+      const reply: AcquireReply = { nowMs, admitted, nextCheckMs, headOwner, state: r[at] as RecordState, slotMs: num(r[at + 1]), position: num(r[at + 2]), estimateMs: num(r[at + 3]) };
       at += 4;
       return reply;
     }
@@ -100,9 +101,9 @@ function parseQueueReply(batch: readonly QueueCommand[], r: (string | number)[])
       const count = num(r[at++]);
       const records = [];
       for (let k = 0; k < count; k++, at += 3) records.push({ state: r[at] as RecordState, slotMs: num(r[at + 1]), position: num(r[at + 2]) });
-      return { nowMs, admitted, nextCheckMs, records };
+      return { nowMs, admitted, nextCheckMs, headOwner, records };
     }
-    const reply: SettleReply = { nowMs, admitted, nextCheckMs, status: r[at] as SettleReply['status'], applied: figures(r, at + 1), charged: figures(r, at + 5) };
+    const reply: SettleReply = { nowMs, admitted, nextCheckMs, headOwner, status: r[at] as SettleReply['status'], applied: figures(r, at + 1), charged: figures(r, at + 5) };
     at += 9;
     return reply;
   });
