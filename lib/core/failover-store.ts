@@ -138,7 +138,8 @@ export class FailoverStore implements ModelStore {
     const sharedIds = command.opIds.filter((id) => !this.localOps.has(id));
     localIds.forEach((id) => this.touchLocal(id));
     const local = localIds.length > 0 ? await this.fallback().store.claim({ ...command, settings: this.fallback().settings, opIds: localIds }) : undefined;
-    const shared = sharedIds.length > 0 ? await this.claimShared({ ...command, opIds: sharedIds }) : undefined;
+    // A claim of no ids still runs the shared store's admit step (and renews the lease).
+    const shared = sharedIds.length > 0 || localIds.length === 0 ? await this.claimShared({ ...command, opIds: sharedIds }) : undefined;
     if (!shared) return { ...local!, degraded: 'local' };
     if (!local) return shared;
     const byId = new Map<string, ClaimReply['records'][number]>();

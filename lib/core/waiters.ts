@@ -118,6 +118,9 @@ export class Waiters {
   private headDue = 0;
   /** Whether the queue's head is one of this limiter's waiters, as the last reply said. */
   private headOwned = false;
+  /** When the last claim that asked after every waiter was answered (local epoch ms). */
+  private lastFullClaim = 0;
+  private fullClaimDue = false;
 
   constructor(private readonly options: WaitersOptions) {
     this.timers = options.timers ?? nodeTimers;
@@ -320,10 +323,24 @@ export class Waiters {
     this.claiming = true;
     const waiters = [...this.table.values()];
     const { store, owner, settings } = this.options;
+    // A claim at the head's next check only has to run the store's admit step (whoever it
+    // admits comes back in `admitted`); asking after every waiter, which catches lost notices
+    // and waiters the store dropped, is needed once per CLAIM_INTERVAL_MS.
+    const full = this.fullClaimDue || Date.now() - this.lastFullClaim >= CLAIM_INTERVAL_MS;
     try {
-      const reply = await store.claim({ owner, settings, opIds: waiters.map((w) => w.opId) });
+      const reply = await store.claim({ owner, settings, opIds: full ? waiters.map((w) => w.opId) : [] });
       this.claiming = false;
       this.dueAt = Infinity;
+      if (full) {
+        this.lastFullClaim = Date.now();
+        this.fullClaimDue = false;
+      } else if (reply.degraded) {
+        // The shared store is away: the wrapper answers for each waiter only when asked.
+        this.fullClaimDue = true;
+        this.news(reply);
+        this.schedule(Date.now());
+        return;
+      }
       this.news(reply);
       waiters.forEach((waiter, i) => {
         const record = reply.records[i];
