@@ -5,6 +5,7 @@ import {
   AcquireTimeoutError,
   InvalidRecordIdError,
   InvalidTokenCountError,
+  MemoryStore,
   RateLimiter,
   RedisConnectionManager,
   type AcquireResult,
@@ -482,5 +483,31 @@ describe('learned limits after idle', () => {
     } finally {
       await Promise.all(backends.map((b) => b.close()));
     }
+  }, 20_000);
+});
+
+describe('a process the store took for dead', () => {
+  it("queues its waiter again at the back once the store dropped it for a lease that ran out, and still admits it", async () => {
+    // The store's clock is the test's: jumping it past the owner lease stands for an event
+    // loop that stalled that long, without stalling this one.
+    let now = Date.now();
+    const store = new MemoryStore(() => now);
+    const options = { keyPrefix: uniquePrefix('lease') };
+    const logger = recordingLogger();
+    const stalled = new RateLimiter(store, 'm', { rpm: 1, windowSeconds: 60 }, { ...options, logger });
+    const other = new RateLimiter(store, 'm', { rpm: 1, windowSeconds: 60 }, { ...options, logger: recordingLogger() });
+    await stalled.acquire({ tokens: 0 });
+    const waiting = stalled.acquire({ tokens: 0 });
+    await waitFor(async () => (await stalled.getStatus()).queueDepth === 1, 5000, 'the waiter to queue');
+    now += 6000;
+    // Another process's call runs the admit step: the head's owner has not renewed its lease.
+    await expect(other.acquire({ tokens: 0 }, { maxWaitMs: 0 })).rejects.toBeInstanceOf(AcquireTimeoutError);
+    expect((await other.getStatus()).queueDepth).toBe(0);
+    // The stalled process's next claim hears it was dropped, and queues it again.
+    await waitFor(() => logger.lines.some((l) => l.level === 'warn' && /dropped by the store \(owner lease ran out\); queued again at the back/.test(l.message)), 5000, 'the re-queue');
+    await waitFor(async () => (await stalled.getStatus()).queueDepth === 1, 5000, 'the waiter to queue again');
+    now += 61_000;
+    await expect(waiting).resolves.toMatchObject({ degraded: false });
+    expect((await stalled.getStatus()).requestsUsed).toBe(1);
   }, 20_000);
 });
