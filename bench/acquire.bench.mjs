@@ -218,7 +218,8 @@ async function queueOf(depth) {
   const model = `queue${depth}`;
   const keys = queueKeys(model);
   const first = await queueCall(keys, [waiter('h')]);
-  if (first[3] !== 'admitted') throw new Error(`the first reservation of ${model} was not admitted: ${first.join(' ')}`);
+  // The reply: now, next check, head's owner, admitted count (0), then the acquire's state.
+  if (first[4] !== 'admitted') throw new Error(`the first reservation of ${model} was not admitted: ${first.join(' ')}`);
   let next = 0;
   for (let at = 0; at < depth; at += 1000) {
     const batch = Array.from({ length: Math.min(1000, depth - at) }, () => waiter(`w${next++}`));
@@ -234,8 +235,9 @@ async function admissionCost(queue) {
   await resetStats();
   const result = await sequential(async () => {
     const r = await queueCall(queue.keys, [['S', queue.holder, 'release', 1, 0, 0, 0], waiter(`w${queue.next++}`)]);
-    if (r[2] !== '1') throw new Error(`a release with ${queue.depth} queued admitted ${r[2]} waiters, not 1`);
-    queue.holder = r[3];
+    // now, next check, head's owner, admitted count, then the admitted ids and slots
+    if (r[3] !== '1') throw new Error(`a release with ${queue.depth} queued admitted ${r[3]} waiters, not 1`);
+    queue.holder = r[4];
   }, ADMISSIONS);
   const script = await scriptStats();
   return { ...result, serverUsPerCall: script.scriptUs / script.scriptCalls, redisCallsPerScript: script.redisCallsPerScript };
