@@ -106,7 +106,8 @@ export class FailoverStore implements ModelStore {
   async acquire(command: AcquireCommand): Promise<AcquireReply> {
     if (this.outageSince === undefined) {
       try {
-        await this.handBack(command);
+        // Only the first acquire after an outage has something to hand back: no await otherwise.
+        if (this.handback) await this.handBack(command);
         const reply = await this.options.inner.acquire(command);
         this.markUp();
         this.startHeartbeat();
@@ -137,7 +138,11 @@ export class FailoverStore implements ModelStore {
     const localIds = command.opIds.filter((id) => this.localOps.has(id));
     const sharedIds = command.opIds.filter((id) => !this.localOps.has(id));
     localIds.forEach((id) => this.touchLocal(id));
-    const local = localIds.length > 0 ? await this.fallback().store.claim({ ...command, settings: this.fallback().settings, opIds: localIds }) : undefined;
+    let local: ClaimReply | undefined;
+    if (localIds.length > 0) {
+      const fallback = this.fallback();
+      local = await fallback.store.claim({ ...command, settings: fallback.settings, opIds: localIds });
+    }
     // A claim of no ids still runs the shared store's admit step (and renews the lease).
     const shared = sharedIds.length > 0 || localIds.length === 0 ? await this.claimShared({ ...command, opIds: sharedIds }) : undefined;
     if (!shared) return { ...local!, degraded: 'local' };
