@@ -107,10 +107,6 @@ local function admit_step()
   ran_out = head() ~= nil
 end
 
-local function ended_state(rec)
-  return ENDED_NAMES[rec.ended]
-end
-
 local function state_reply(op, ranked)
   local rec = q.get(op)
   if not rec then
@@ -120,7 +116,7 @@ local function state_reply(op, ranked)
   elseif rec.kind == 'a' then
     return 'admitted', rec.slot, 0
   end
-  return ended_state(rec), 0, 0
+  return ENDED_NAMES[rec.ended], 0, 0
 end
 
 local results = {}
@@ -128,14 +124,6 @@ local pending = {}
 local function push(...)
   for _, v in ipairs({ ... }) do
     results[#results + 1] = v
-  end
-end
-
-local leased = {}
-local function renew(owner)
-  if not leased[owner] then
-    leased[owner] = true
-    q.renew(owner, now + lease)
   end
 end
 
@@ -179,7 +167,7 @@ for _ = 1, count do
       push('timeout', '0', '0', fmt(cap.estimate_for(cost)))
     else
       -- Only a waiter needs its owner's lease: one admitted at once is not dropped for it.
-      renew(owner)
+      q.renew(owner, now + lease)
       local deadline = -1
       if max_wait > 0 then
         deadline = now + max_wait
@@ -194,7 +182,7 @@ for _ = 1, count do
     end
   elseif kind == 'C' then
     local owner, k = ARGV[at + 1], tonumber(ARGV[at + 2])
-    renew(owner)
+    q.renew(owner, now + lease)
     push(fmt(k))
     for x = 1, k do
       local s, slot, position = state_reply(ARGV[at + 2 + x], false)

@@ -105,7 +105,11 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
     return l
   end
 
+  -- Renews an owner's lease, once a call however many of its commands ask.
   function self.renew(owner, lease_end)
+    if leases[owner] == lease_end then
+      return
+    end
     leases[owner] = lease_end
     redis.call('ZADD', owners, lease_end, owner)
     touched = true
