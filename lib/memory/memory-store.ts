@@ -75,7 +75,7 @@ const BACKOFF_RECOVERY = 0.1;
 
 /**
  * One model's live queue (see the port in lib/core/store.ts). Every acquire, claim and settle
- * call runs the same steps as the Redis scripts (lua/queue.lua, lua/tb-queue.lua), down to the
+ * call runs the same steps as the Redis script (lua/queue.lua and its includes), down to the
  * rounding, so that both stores give the same replies at the same clock readings: advance the
  * window, forget what is due, admit, the command, admit again, then say what was admitted and
  * when the head could next be.
