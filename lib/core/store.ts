@@ -30,8 +30,10 @@ export const CLAIM_GRACE_MS = 250;
 /** Most waiting reservations one admit step admits or drops; the rest go in the next call. */
 export const MAX_ADMIT = 256;
 /**
- * Largest count of any one figure in one request: every kept sum is a sum of such counts over
- * fewer than 2^21 reservations, so it stays below 2^53 and exact in a double (and in Lua).
+ * Largest count of any one figure in one request. A limited figure's sums stay within its limit
+ * (at most 10^15 with the burst multiplier); a figure that is off (counted for status only)
+ * stays below 2^53, exact in a double and in Lua, while a window holds fewer than 2^21
+ * reservations (two million).
  */
 export const MAX_COUNT = 2 ** 32 - 1;
 
