@@ -183,14 +183,19 @@ function handshake(host: string, port: number, options: TlsOptions | undefined, 
   return new Promise((resolve) => {
     const servername = /^[\d.:]+$/.test(host) ? undefined : host;
     const socket = tlsConnect({ host, port, servername, ...(options ?? { rejectUnauthorized: false }) });
+    let answered = false;
     const finish = (answer: 'ok' | 'none' | Error) => {
+      if (answered) return;
+      answered = true;
       clearTimeout(timer);
       socket.destroy();
       resolve(answer);
     };
     const timer = setTimeout(() => finish('none'), timeoutMs);
     socket.once('secureConnect', () => finish('ok'));
-    socket.once('error', (error) => finish(error));
+    // `on`, not `once`: a refused certificate can be followed by the server's alert as a second
+    // error, which would otherwise be thrown as unhandled.
+    socket.on('error', (error) => finish(error));
   });
 }
 
@@ -207,7 +212,7 @@ function speaksPlainRedis(host: string, port: number, timeoutMs: number): Promis
     socket.once('connect', () => socket.write('PING\r\n'));
     // Any RESP reply, +PONG or an -ERR/-NOAUTH, means a plain-text Redis.
     socket.once('data', (data) => finish(data[0] === 0x2b || data[0] === 0x2d));
-    socket.once('error', () => finish(false));
+    socket.on('error', () => finish(false));
   });
 }
 

@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { RateLimitConfigError, RateLimiter, RedisConnectionManager } from '../../lib/index.js';
 import { recordingLogger } from '../support/backends.js';
@@ -15,6 +16,39 @@ describe('RedisConnectionManager', () => {
       expect(client.status).toBe('ready');
     }
     expect(client.status).toBe('end');
+  });
+
+  // ioredis listens for a socket's first error only; a TLS socket may emit a second (the server's
+  // alert after a refused certificate), which Node throws as an unhandled 'error'.
+  it('keeps a second socket error quiet, on a live connection and on one that failed to connect', async () => {
+    const manager = new RedisConnectionManager({ url: redisUrl(), retryConfig: { maxRetries: 0 } });
+    try {
+      const limiter = new RateLimiter(manager, 'm', { tpm: 100 }, { keyPrefix: uniquePrefix() });
+      await limiter.acquire({ tokens: 1 });
+      const live = manager.client.stream;
+      expect(() => live.emit('error', new Error('first'))).not.toThrow();
+      expect(() => live.emit('error', new Error('second'))).not.toThrow();
+    } finally {
+      await manager.close();
+    }
+    // A server that answers the TLS hello with plain text: the handshake fails on the first error.
+    const accepted: Socket[] = [];
+    const server = createServer((socket) => {
+      accepted.push(socket);
+      socket.end('-ERR not TLS\r\n');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const failing = new RedisConnectionManager({ host: '127.0.0.1', port, tls: true, retryConfig: { maxRetries: 0 } });
+    try {
+      await expect(failing.verify()).rejects.toThrow(/TLS handshake failed/);
+      const stream = failing.client.stream;
+      expect(() => stream.emit('error', new Error('a late alert'))).not.toThrow();
+    } finally {
+      await failing.close();
+      for (const socket of accepted) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('opens at most maxConnections connections under concurrent load', async () => {
