@@ -16,7 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
 import { ProviderEmulator } from '../../test/emulator/provider-emulator.js';
-import { OwnRedisServer } from '../../test/support/redis-server.js';
+import { RedisServerProcess as OwnRedisServer } from '../../tools/redis-server.mjs';
 import { commandStatsDelta, measure, percentile } from './metrics.js';
 import { chartSvg, type RunRecord, scenarioTable, settingsText, targetTable } from './report.js';
 import { type BenchSettings, DEFAULT_SETTINGS, LIMITER_LABELS, LIMITERS, type LimiterKind, type ModuleVariant, type Scenario, scenarios } from './scenarios.js';
