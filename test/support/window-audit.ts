@@ -170,8 +170,10 @@ export function bucketOverdraft(log: readonly LoggedRequest[], shape: BucketShap
 interface BucketEvent {
   readonly at: number;
   /**
-   * Within one ms: refunds first, then admissions, then charges (the order that leaves most
-   * room); a refund in the ms of its own admission comes right after it.
+   * Within one ms: refunds first, then charges, then admissions (the order that leaves most
+   * room: a charge is never refunded, so it goes to the refill queue ahead of an admission that
+   * may be, and the admission's check forgives the charge anyway); a refund in the ms of its own
+   * admission comes right after it.
    */
   readonly order: 0 | 1 | 2;
   readonly after: number;
@@ -189,13 +191,13 @@ function overdraft(log: readonly LoggedRequest[], shape: BucketShape, figure: Fi
   const capacity = (limit * shape.bucketMs) / shape.windowMs;
   const events: BucketEvent[] = [];
   log.forEach((r, request) => {
-    events.push({ at: r.admittedAt, order: 1, after: 2 * request, request, amount: r[figure], until: r.admittedAt });
+    events.push({ at: r.admittedAt, order: 2, after: 2 * request, request, amount: r[figure], until: r.admittedAt });
     const c = r.change;
     if (!c || c[figure] === r[figure]) return;
     const amount = c[figure] - r[figure];
-    if (amount > 0) events.push({ at: c.from, order: 2, after: 0, request, amount, until: c.to });
+    if (amount > 0) events.push({ at: c.from, order: 1, after: 0, request, amount, until: c.to });
     else if (c.from > r.admittedAt) events.push({ at: c.from, order: 0, after: 0, request, amount: -amount, until: c.to });
-    else events.push({ at: c.from, order: 1, after: 2 * request + 1, request, amount: -amount, until: c.to });
+    else events.push({ at: c.from, order: 2, after: 2 * request + 1, request, amount: -amount, until: c.to });
   });
   events.sort((a, b) => a.at - b.at || a.order - b.order || a.after - b.after);
 
@@ -226,7 +228,7 @@ function overdraft(log: readonly LoggedRequest[], shape: BucketShape, figure: Fi
       const give = Math.min(e.amount, charge.left);
       charge.left -= give;
       debt -= give;
-    } else if (e.order === 1) {
+    } else if (e.order === 2) {
       const forgiven = charges.reduce((sum, c) => (c.at <= e.at && e.at <= c.until ? sum + c.amount : sum), 0);
       const excess = debt + e.amount - Math.max(capacity, e.amount) - forgiven;
       if (excess > worst.excess) worst = { at: e.at, excess };
