@@ -4,7 +4,7 @@ import { scriptCommands } from '../../lib/redis/script-commands.js';
 import { closeClient, inspector, redisUrl, uniquePrefix } from '../support/redis.js';
 import { freePort, OwnRedisServer } from '../support/redis-server.js';
 
-/** An ACL user with everything a limiter needs on `prefix` (the README's ACL), changed by `tweak`. */
+/** An ACL user with everything a limiter needs on `prefix` (the ACL docs/cluster.md gives), changed by `tweak`. */
 async function limiterUser(admin: Redis, prefix: string, ...tweak: string[]): Promise<{ username: string; password: string }> {
   const username = uniquePrefix('user');
   const password = 'pw-' + username;

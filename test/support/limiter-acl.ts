@@ -1,7 +1,7 @@
 import { scriptCommands } from '../../lib/redis/script-commands.js';
 
 /**
- * The ACL rules the README documents for the limiter's user (default key prefix), after
+ * The ACL rules docs/cluster.md documents for the limiter's user (default key prefix), after
  * `~{llmrl:* -@all`: its channels, the scripts' commands, and with `cluster` what a Cluster
  * client needs besides.
  */
