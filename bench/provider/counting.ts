@@ -1,6 +1,6 @@
 import type { ActualUsage, TokenRequest } from '../../lib/index.js';
-import type { Figures, PolicyKind } from '../../test/emulator/policies/policy.js';
-import type { Usage } from '../../test/emulator/protocols.js';
+import type { Figures, PolicyKind } from '../../emulator/policies/policy.js';
+import type { Usage } from '../../emulator/protocols.js';
 
 /** A call as the client plans it, before it knows what the provider will count. */
 export interface PlannedCall {

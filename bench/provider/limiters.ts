@@ -2,7 +2,7 @@ import Bottleneck from 'bottleneck';
 import { Redis } from 'ioredis';
 import { RateLimiterQueue, RateLimiterRedis } from 'rate-limiter-flexible';
 import type * as Library from '../../lib/index.js';
-import type { Dimension, Figures } from '../../test/emulator/policies/policy.js';
+import type { Dimension, Figures } from '../../emulator/policies/policy.js';
 import { admissionFigures, type CallUsage, moduleRequest, moduleUsage, type PlannedCall, settlementFigures } from './counting.js';
 import type { LimiterKind, ModuleVariant, Scenario } from './scenarios.js';
 

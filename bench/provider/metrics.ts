@@ -1,5 +1,5 @@
-import { DIMENSIONS, type Dimension, type Figures } from '../../test/emulator/policies/policy.js';
-import type { EmulatorRecorder } from '../../test/emulator/recorder.js';
+import { DIMENSIONS, type Dimension, type Figures } from '../../emulator/policies/policy.js';
+import type { EmulatorRecorder } from '../../emulator/recorder.js';
 import { type CallRow, Outcome, type WorkerResult } from './worker.js';
 
 /** Nearest-rank percentile of unsorted values; NaN for none. */

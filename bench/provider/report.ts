@@ -1,5 +1,5 @@
 import { resolveConfig } from '../../lib/core/config.js';
-import type { Dimension } from '../../test/emulator/policies/policy.js';
+import type { Dimension } from '../../emulator/policies/policy.js';
 import type { RunMetrics } from './metrics.js';
 import { type BenchSettings, LIMITER_LABELS, type LimiterKind, type Scenario } from './scenarios.js';
 

@@ -15,7 +15,7 @@ import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Redis } from 'ioredis';
-import { ProviderEmulator } from '../../test/emulator/provider-emulator.js';
+import { ProviderEmulator } from '../../emulator/provider-emulator.js';
 import { RedisServerProcess as OwnRedisServer } from '../../tools/redis-server.mjs';
 import { commandStatsDelta, measure, percentile } from './metrics.js';
 import { chartSvg, type RunRecord, scenarioTable, settingsText, targetTable } from './report.js';

@@ -1,7 +1,7 @@
 import type { RateLimitConfig } from '../../lib/index.js';
-import type { Figures, PolicyKind } from '../../test/emulator/policies/policy.js';
-import type { ProviderEmulatorOptions } from '../../test/emulator/provider-emulator.js';
-import type { Protocol } from '../../test/emulator/protocols.js';
+import type { Figures, PolicyKind } from '../../emulator/policies/policy.js';
+import type { ProviderEmulatorOptions } from '../../emulator/provider-emulator.js';
+import type { Protocol } from '../../emulator/protocols.js';
 
 /** The limiters run side by side on the same scenario. */
 export type LimiterKind = 'module' | 'rate-limiter-flexible' | 'bottleneck' | 'none';

@@ -3,7 +3,7 @@
  * another through its limiter to the emulator until the run's deadline. Driven over IPC by run.ts.
  */
 import { setMaxListeners } from 'node:events';
-import { buildRequest, readUsage, retryAfterMs } from '../../test/emulator/provider-requests.js';
+import { buildRequest, readUsage, retryAfterMs } from '../../emulator/provider-requests.js';
 import type { PlannedCall } from './counting.js';
 import { type ClientLimiter, createLimiter, type LimiterSetup } from './limiters.js';
 import type { BenchSettings } from './scenarios.js';

@@ -1,5 +1,5 @@
-import { estimateTokens, seededRandom } from '../../test/emulator/tokens.js';
-import { textOfTokens } from '../../test/emulator/provider-requests.js';
+import { estimateTokens, seededRandom } from '../../emulator/tokens.js';
+import { textOfTokens } from '../../emulator/provider-requests.js';
 
 /** One call a worker will make: the prompt it sends and its own estimates. */
 export interface WorkloadCall {

@@ -1,4 +1,4 @@
-import { anthropicHeaders, formatOpenAiDuration, openAiHeaders, parseOpenAiDuration, retryAfterHeaders } from './headers.js';
+import { anthropicHeaders, formatOpenAiDuration, openAiHeaders, parseOpenAiDuration, retryAfterHeaders } from '../../emulator/headers.js';
 
 describe('rate-limit headers', () => {
   it.each([

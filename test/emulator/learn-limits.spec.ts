@@ -2,8 +2,8 @@ import { randomInt } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { RateLimiter, RedisConnectionManager } from '../../lib/index.js';
 import { redisUrl, uniquePrefix } from '../support/redis.js';
-import { type LaneCall, runLanes } from './calling-lane.js';
-import { ProviderEmulator } from './provider-emulator.js';
+import { type LaneCall, runLanes } from '../../emulator/calling-lane.js';
+import { ProviderEmulator } from '../../emulator/provider-emulator.js';
 
 /**
  * Unknown capacity (learnLimits) against an emulated provider that publishes no limit: Vertex-

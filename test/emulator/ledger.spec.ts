@@ -1,4 +1,4 @@
-import { QuantumCounter, SlidingLedger, TokenBucket } from './ledger.js';
+import { QuantumCounter, SlidingLedger, TokenBucket } from '../../emulator/ledger.js';
 
 describe('SlidingLedger', () => {
   it('counts an entry for exactly one window from its time', () => {

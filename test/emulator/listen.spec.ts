@@ -3,8 +3,8 @@ import { randomInt } from 'node:crypto';
 import { RateLimiter, RedisConnectionManager } from '../../lib/index.js';
 import { EmulatorWorkers } from '../support/emulator-workers.js';
 import { redisUrl, uniquePrefix } from '../support/redis.js';
-import { type LaneCall, runLanes } from './calling-lane.js';
-import { ProviderEmulator } from './provider-emulator.js';
+import { type LaneCall, runLanes } from '../../emulator/calling-lane.js';
+import { ProviderEmulator } from '../../emulator/provider-emulator.js';
 
 /**
  * Listening to the provider against the emulator: quota spent by someone else, and a pause that

@@ -1,5 +1,5 @@
-import { createPolicy } from './policies/index.js';
-import type { Admission, CallFigures, ChargeEvent, Policy, Ticket } from './policies/policy.js';
+import { createPolicy } from '../../emulator/policies/index.js';
+import type { Admission, CallFigures, ChargeEvent, Policy, Ticket } from '../../emulator/policies/policy.js';
 
 function call(figures: Partial<CallFigures> = {}): CallFigures {
   const input = figures.input ?? 1000;

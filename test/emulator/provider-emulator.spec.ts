@@ -1,7 +1,7 @@
-import { ManualClock } from './clock.js';
-import { parseOpenAiDuration } from './headers.js';
-import { ProviderEmulator } from './provider-emulator.js';
-import { countTokens, estimateTokens } from './tokens.js';
+import { ManualClock } from '../../emulator/clock.js';
+import { parseOpenAiDuration } from '../../emulator/headers.js';
+import { ProviderEmulator } from '../../emulator/provider-emulator.js';
+import { countTokens, estimateTokens } from '../../emulator/tokens.js';
 
 const words = (tokens: number, seed = 'p') => `${seed} `.padEnd(tokens * 4, 'abcd ').slice(0, tokens * 4);
 
@@ -177,7 +177,7 @@ describe('ProviderEmulator over HTTP', () => {
 
 describe('EmulatorRecorder.windowUtilisation', () => {
   it('averages what each window ending in the span served, so a burst counts the same wherever it falls', async () => {
-    const { EmulatorRecorder } = await import('./recorder.js');
+    const { EmulatorRecorder } = await import('../../emulator/recorder.js');
     const recorder = new EmulatorRecorder();
     // A burst of a whole limit at 100, another at 1100: every window ending in [1000, 2000] holds one.
     recorder.sink({ at: 100, dimension: 'tokens', amount: 500, source: 'call' });

@@ -2,8 +2,8 @@ import { randomInt } from 'node:crypto';
 import { EmulatorWorkers } from '../support/emulator-workers.js';
 import { uniquePrefix } from '../support/redis.js';
 import { OwnRedisServer } from '../support/redis-server.js';
-import type { LaneCall } from './calling-lane.js';
-import { ProviderEmulator } from './provider-emulator.js';
+import type { LaneCall } from '../../emulator/calling-lane.js';
+import { ProviderEmulator } from '../../emulator/provider-emulator.js';
 
 /**
  * A Redis outage under load with failureMode 'local': three processes keep calling the emulated

@@ -1,11 +1,11 @@
 import { type ActualUsage, type RateLimitConfig, RateLimiter, RedisConnectionManager, type TokenRequest } from '../../lib/index.js';
 import { redisUrl, uniquePrefix } from '../support/redis.js';
-import type { PolicyConfig } from './policies/index.js';
-import type { Figures } from './policies/policy.js';
-import { ProviderEmulator } from './provider-emulator.js';
-import { buildRequest, readUsage, retryAfterMs, textOfTokens } from './provider-requests.js';
-import type { Protocol, Usage } from './protocols.js';
-import { estimateTokens, seededRandom } from './tokens.js';
+import type { PolicyConfig } from '../../emulator/policies/index.js';
+import type { Figures } from '../../emulator/policies/policy.js';
+import { ProviderEmulator } from '../../emulator/provider-emulator.js';
+import { buildRequest, readUsage, retryAfterMs, textOfTokens } from '../../emulator/provider-requests.js';
+import type { Protocol, Usage } from '../../emulator/protocols.js';
+import { estimateTokens, seededRandom } from '../../emulator/tokens.js';
 
 /**
  * The proof in small: one process, many concurrent calls saturating an emulated provider through

@@ -5,8 +5,8 @@
 // every call it made to its parent.
 import { setMaxListeners } from 'node:events';
 import { RateLimiter, RedisConnectionManager, type RateLimitConfig, type RateLimiterOptions } from '../../lib/index.js';
-import { type LaneCall, runLanes } from '../emulator/calling-lane.js';
-import type { Protocol } from '../emulator/protocols.js';
+import { type LaneCall, runLanes } from '../../emulator/calling-lane.js';
+import type { Protocol } from '../../emulator/protocols.js';
 import { tellParent, type WorkerStart } from './child-workers.js';
 
 /** What the parent passes on the command line. */

@@ -1,4 +1,4 @@
-import type { RateLimiter } from '../../lib/index.js';
+import type { RateLimiter } from '../lib/index.js';
 import { buildRequest, readUsage, retryAfterMs, textOfTokens } from './provider-requests.js';
 import type { Protocol } from './protocols.js';
 import { estimateTokens, seededRandom } from './tokens.js';
