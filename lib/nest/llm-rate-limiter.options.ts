@@ -99,4 +99,27 @@ export function checkModuleOptions(options: LlmRateLimiterModuleOptions): void {
   if (options.redis !== undefined && options.redis !== null && (typeof options.redis !== 'object' || Array.isArray(options.redis))) {
     throw new RateLimitConfigError(`redis must be connection settings such as { url: 'redis://localhost:6379' } or an ioredis client, got ${describe(options.redis)}`);
   }
+  if (options.redis && !isRedisClient(options.redis)) checkRedisSettings(options.redis);
+}
+
+/**
+ * `redis: { url: process.env.REDIS_URL }` with the variable unset would otherwise connect to
+ * localhost:6379 by default: in production that is no Redis at all, and fail-open then lets
+ * every call through unlimited. A local server must be asked for by name.
+ */
+function checkRedisSettings(redis: LlmRateLimiterRedisOptions): void {
+  const named = (value: unknown) => value !== undefined && value !== null && value !== '';
+  if (!named(redis.url) && !named(redis.host) && !named(redis.cluster) && !named(redis.sentinel)) {
+    const empty = 'url' in redis ? `redis.url is ${describe(redis.url)} (an environment variable that is not set?)` : 'redis names no server';
+    throw new RateLimitConfigError(
+      `${empty}: set url (such as 'redis://redis:6379'), host, cluster or sentinel; for a local server say so with host: 'localhost'. ` +
+        'To run without Redis (limits per process), leave redis out.',
+    );
+  }
+  for (const field of ['port', 'db'] as const) {
+    const value: unknown = redis[field];
+    if (typeof value === 'string') {
+      throw new RateLimitConfigError(`redis.${field} must be a number, got ${JSON.stringify(value)}, a string: wrap a value read from the environment in Number()`);
+    }
+  }
 }
