@@ -14,3 +14,5 @@ export { UnknownModelError } from './nest/errors/unknown-model.error.js';
 export { RateLimitLlmNotBoundError } from './nest/errors/rate-limit-llm-not-bound.error.js';
 export { LlmRateLimitExceptionFilter, llmRateLimitErrorResponse } from './nest/http/llm-rate-limit-exception.filter.js';
 export type { LlmRateLimitErrorBody, LlmRateLimitErrorResponse } from './nest/http/llm-rate-limit-exception.filter.js';
+export { LimiterMetrics } from './metrics/limiter-metrics.js';
+export type { LimiterMeter, InstrumentOptions, MetricAttributes } from './metrics/limiter-meter.js';
