@@ -1,5 +1,6 @@
 import { BadRequestException, Body, Controller, HttpCode, type INestApplication, Post } from '@nestjs/common';
 import { APP_FILTER, HttpAdapterHost } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
 import { createServer } from 'node:net';
 import {
@@ -53,7 +54,7 @@ describe('LlmRateLimitExceptionFilter over HTTP', () => {
     app = undefined;
   });
 
-  async function start(options: Partial<LlmRateLimiterModuleOptions>, filter: 'provider' | 'global' = 'provider'): Promise<string> {
+  async function start(options: Partial<LlmRateLimiterModuleOptions>, filter: 'provider' | 'global' | 'fastify' = 'provider'): Promise<string> {
     const root = LlmRateLimiterModule.forRoot({
       redis: { url: redisUrl() },
       keyPrefix: uniquePrefix(),
@@ -65,6 +66,12 @@ describe('LlmRateLimitExceptionFilter over HTTP', () => {
       const started = await listen({ imports: [root], controllers: [ChatController], providers }, recordingNestLogger());
       app = started.app;
       return started.url;
+    }
+    if (filter === 'fastify') {
+      const moduleRef = await Test.createTestingModule({ imports: [root], controllers: [ChatController], providers: [{ provide: APP_FILTER, useClass: LlmRateLimitExceptionFilter }] }).compile();
+      app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false });
+      await app.listen(0, '127.0.0.1');
+      return app.getUrl();
     }
     const moduleRef = await Test.createTestingModule({ imports: [root], controllers: [ChatController] }).compile();
     app = moduleRef.createNestApplication({ logger: false });
@@ -123,5 +130,17 @@ describe('LlmRateLimitExceptionFilter over HTTP', () => {
   it('works registered with app.useGlobalFilters() as well', async () => {
     const url = await start({}, 'global');
     expect((await post(url, 'chat', { tokens: 999_999 })).status).toBe(413);
+  });
+
+  it('answers the same way on Fastify', async () => {
+    const url = await start({}, 'fastify');
+    expect((await post(url, 'chat', { tokens: 10 })).status).toBe(200);
+    const refused = await post(url, 'chat', { tokens: 10 });
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(await refused.json()).toMatchObject({ statusCode: 429, retryAfterSeconds: Number(refused.headers.get('retry-after')) });
+    const tooLarge = await post(url, 'chat', { tokens: 999_999 });
+    expect(tooLarge.status).toBe(413);
+    expect(await tooLarge.json()).toMatchObject({ statusCode: 413, limit: { name: 'tpm' } });
   });
 });
