@@ -6,7 +6,12 @@ export default {
   // Topology and fault tests start clusters and sentinels: `npm run test:faults` runs them.
   testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/faults/'],
   extensionsToTreatAsEsm: ['.ts'],
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  // The sample imports the package by name; its test runs it against the sources.
+  moduleNameMapper: {
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+    '^nestjs-llm-rate-limiter$': '<rootDir>/lib/index.ts',
+    '^nestjs-llm-rate-limiter/health$': '<rootDir>/lib/health.ts',
+  },
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true, isolatedModules: true, diagnostics: false }],
   },

@@ -12,3 +12,7 @@ export type { RateLimitLlmOptions, UsageSource } from './nest/rate-limit-llm.dec
 export type { LlmUsage } from './nest/usage/llm-usage.js';
 export { UnknownModelError } from './nest/errors/unknown-model.error.js';
 export { RateLimitLlmNotBoundError } from './nest/errors/rate-limit-llm-not-bound.error.js';
+export { LlmRateLimitExceptionFilter, llmRateLimitErrorResponse } from './nest/http/llm-rate-limit-exception.filter.js';
+export type { LlmRateLimitErrorBody, LlmRateLimitErrorResponse } from './nest/http/llm-rate-limit-exception.filter.js';
+export { LimiterMetrics } from './metrics/limiter-metrics.js';
+export type { LimiterMeter, InstrumentOptions, MetricAttributes } from './metrics/limiter-meter.js';

@@ -20,6 +20,8 @@ async function bootstrap(): Promise<void> {
   logger.log(`  curl -sN '${url}/chat/stream?prompt=Hello'`);
   logger.log(`  curl -s ${url}/health`);
   logger.log(`  curl -s ${url}/chat/stats`);
+  logger.log(`  curl -s ${url}/metrics`);
+  logger.log(`  curl -s -X POST ${url}/chat -H 'content-type: application/json' -d '{"prompt":"Hello","maxTokens":999999}'   (413: larger than a window allows)`);
   logger.log(`  npm run sample:burst -- --url ${url}`);
 }
 

@@ -1,8 +1,9 @@
-import { type DynamicModule, Module, type Provider } from '@nestjs/common';
+import { type DynamicModule, Module, type Provider, Scope } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { RateLimitConfigError } from '../core/errors.js';
 import { RedisConnectionManager } from '../redis/connection-manager.js';
-import { getRateLimiterToken } from './inject-rate-limiter.decorator.js';
+import { UnknownModelError } from './errors/unknown-model.error.js';
+import { getRateLimiterToken, injectedModels } from './inject-rate-limiter.decorator.js';
 import { LlmRateLimiterFeatureModule } from './llm-rate-limiter-feature.module.js';
 import {
   ConfigurableLlmRateLimiterModule,
@@ -40,13 +41,54 @@ function limiterProvider(model: string, registryOptional: boolean): Provider {
   };
 }
 
-function withLimiters(definition: DynamicModule, models: readonly string[]): DynamicModule {
-  const providers = models.map((model) => limiterProvider(model, false));
+// Models declared by forFeature() anywhere in this process: the feature module provides them,
+// so the root module must not answer for them (see undeclaredLimiterProvider).
+const FEATURE_MODELS = Symbol.for('nestjs-llm-rate-limiter:feature-models');
+function featureModels(): Set<string> {
+  const holder = globalThis as { [FEATURE_MODELS]?: Set<string> };
+  return (holder[FEATURE_MODELS] ??= new Set());
+}
+
+/**
+ * Answers for a model that `@InjectRateLimiter()` names but the root module does not declare,
+ * with an error naming it and the declared list. Transient, so Nest calls the factory only
+ * when a class actually injects the token: an unused name (a class of another application in
+ * the same process) costs nothing.
+ */
+function undeclaredLimiterProvider(model: string, declared: readonly string[], method: 'forRoot' | 'forRootAsync'): Provider {
+  const quoted = (names: readonly string[]) => `[${names.map((m) => JSON.stringify(m)).join(', ')}]`;
   return {
-    ...definition,
-    providers: [...(definition.providers ?? []), ...providers],
-    exports: [...(definition.exports ?? []), ...providers.map((p) => (p as { provide: string }).provide)],
+    provide: getRateLimiterToken(model),
+    scope: Scope.TRANSIENT,
+    useFactory: (registry: RateLimiterRegistry) => {
+      const inject = `@InjectRateLimiter(${JSON.stringify(model)})`;
+      if (method === 'forRootAsync' && registry.has(model)) {
+        throw new RateLimitConfigError(
+          `${inject}: ${JSON.stringify(model)} is configured by the forRootAsync factory but missing from forRootAsync's models list ${quoted(declared)}, ` +
+            `which declares the injectable limiters before the factory runs. Add it: models: ${quoted([...declared, model])}.`,
+        );
+      }
+      throw new UnknownModelError(model, registry.models, `${inject}: `);
+    },
+    inject: [RateLimiterRegistry],
   };
+}
+
+function withLimiters(definition: DynamicModule, models: readonly string[], method: 'forRoot' | 'forRootAsync'): DynamicModule {
+  const providers = models.map((model) => limiterProvider(model, false));
+  const all = (): Provider[] => {
+    const undeclared = [...injectedModels()].filter((m) => !models.includes(m) && !featureModels().has(m));
+    return [...providers, ...undeclared.map((m) => undeclaredLimiterProvider(m, models, method))];
+  };
+  const module: DynamicModule = { ...definition };
+  // Read when Nest scans the module, by then every decorated class of the application is
+  // defined, whereas forRoot() may run before the file of a class that injects a limiter loads.
+  Object.defineProperty(module, 'providers', { enumerable: true, get: () => [...(definition.providers ?? []), ...all()] });
+  Object.defineProperty(module, 'exports', {
+    enumerable: true,
+    get: () => [...(definition.exports ?? []), ...all().map((p) => (p as { provide: string }).provide)],
+  });
+  return module;
 }
 
 const redisConnectionManagerProvider: Provider = {
@@ -75,7 +117,7 @@ export class LlmRateLimiterModule extends ConfigurableLlmRateLimiterModule {
   /** Options known up front; every configured model becomes injectable. */
   static override forRoot(options: LlmRateLimiterModuleRootOptions): DynamicModule {
     const models = options !== null && typeof options === 'object' && options.models && typeof options.models === 'object' ? Object.keys(options.models) : [];
-    return withLimiters(super.forRoot(options), models);
+    return withLimiters(super.forRoot(options), models, 'forRoot');
   }
 
   /**
@@ -90,7 +132,7 @@ export class LlmRateLimiterModule extends ConfigurableLlmRateLimiterModule {
    */
   static override forRootAsync(options: LlmRateLimiterModuleAsyncOptions): DynamicModule {
     const { models = [], ...rest } = options;
-    return withLimiters(super.forRootAsync(rest), models);
+    return withLimiters(super.forRootAsync(rest), models, 'forRootAsync');
   }
 
   /**
@@ -105,6 +147,7 @@ export class LlmRateLimiterModule extends ConfigurableLlmRateLimiterModule {
     if (!Array.isArray(models) || models.some((m) => typeof m !== 'string')) {
       throw new RateLimitConfigError(`LlmRateLimiterModule.forFeature() takes a list of model names, such as ['gpt-4o'], got ${String(models)}`);
     }
+    for (const model of models) featureModels().add(model);
     const providers = models.map((model) => limiterProvider(model, true));
     return { module: LlmRateLimiterFeatureModule, providers, exports: providers.map((p) => (p as { provide: string }).provide) };
   }

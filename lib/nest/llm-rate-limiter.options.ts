@@ -2,6 +2,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { type FailureMode, type RateLimitConfig, resolveConfig, resolveRetryConfig, type RetryConfig } from '../core/config.js';
 import { RateLimitConfigError } from '../core/errors.js';
 import type { RateLimiterEvent } from '../core/events.js';
+import type { LimiterMeter } from '../metrics/limiter-meter.js';
 import type { RedisConnectionOptions } from '../redis/connection-manager.js';
 
 /** How the module reaches Redis: connection settings (`retryConfig` sits beside `redis`). */
@@ -42,9 +43,17 @@ export interface LlmRateLimiterModuleOptions {
    * `failureMode: 'closed'`, and is logged otherwise.
    */
   readonly verifyOnStartup?: boolean;
+  /**
+   * OpenTelemetry metrics of every model (see `LimiterMetrics`): pass a `Meter` of your
+   * `@opentelemetry/api` setup. The library imports no OpenTelemetry package itself.
+   *
+   * @example
+   * metrics: { meter: metrics.getMeter('nestjs-llm-rate-limiter') }
+   */
+  readonly metrics?: { readonly meter: LimiterMeter };
 }
 
-const KNOWN_OPTIONS = ['redis', 'retryConfig', 'failureMode', 'expectedInstances', 'keyPrefix', 'models', 'onEvent', 'verifyOnStartup'];
+const KNOWN_OPTIONS = ['redis', 'retryConfig', 'failureMode', 'expectedInstances', 'keyPrefix', 'models', 'onEvent', 'verifyOnStartup', 'metrics'];
 const MAX_MODEL_LENGTH = 1024;
 
 /** An ioredis client (of this copy of ioredis or another), as opposed to connection settings. */
@@ -98,5 +107,34 @@ export function checkModuleOptions(options: LlmRateLimiterModuleOptions): void {
   }
   if (options.redis !== undefined && options.redis !== null && (typeof options.redis !== 'object' || Array.isArray(options.redis))) {
     throw new RateLimitConfigError(`redis must be connection settings such as { url: 'redis://localhost:6379' } or an ioredis client, got ${describe(options.redis)}`);
+  }
+  if (options.redis && !isRedisClient(options.redis)) checkRedisSettings(options.redis);
+  if (options.metrics !== undefined) {
+    const meter: unknown = options.metrics?.meter;
+    if (meter === null || typeof meter !== 'object' || typeof (meter as LimiterMeter).createObservableGauge !== 'function') {
+      throw new RateLimitConfigError(`metrics must be { meter } with an OpenTelemetry Meter, such as metrics.getMeter('llm') of @opentelemetry/api, got ${describe(options.metrics)}`);
+    }
+  }
+}
+
+/**
+ * `redis: { url: process.env.REDIS_URL }` with the variable unset would otherwise connect to
+ * localhost:6379 by default: in production that is no Redis at all, and fail-open then lets
+ * every call through unlimited. A local server must be asked for by name.
+ */
+function checkRedisSettings(redis: LlmRateLimiterRedisOptions): void {
+  const named = (value: unknown) => value !== undefined && value !== null && value !== '';
+  if (!named(redis.url) && !named(redis.host) && !named(redis.cluster) && !named(redis.sentinel)) {
+    const empty = 'url' in redis ? `redis.url is ${describe(redis.url)} (an environment variable that is not set?)` : 'redis names no server';
+    throw new RateLimitConfigError(
+      `${empty}: set url (such as 'redis://redis:6379'), host, cluster or sentinel; for a local server say so with host: 'localhost'. ` +
+        'To run without Redis (limits per process), leave redis out.',
+    );
+  }
+  for (const field of ['port', 'db'] as const) {
+    const value: unknown = redis[field];
+    if (typeof value === 'string') {
+      throw new RateLimitConfigError(`redis.${field} must be a number, got ${JSON.stringify(value)}, a string: wrap a value read from the environment in Number()`);
+    }
   }
 }

@@ -1,6 +1,8 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { RateLimitConfigError, RedisUnavailableError } from '../core/errors.js';
+import type { RateLimiterEvent } from '../core/events.js';
 import { RateLimiter } from '../core/rate-limiter.js';
+import { LimiterMetrics } from '../metrics/limiter-metrics.js';
 import { MemoryStore } from '../memory/memory-store.js';
 import { RedisConnectionManager } from '../redis/connection-manager.js';
 import { UnknownModelError } from './errors/unknown-model.error.js';
@@ -24,12 +26,22 @@ export class RateLimiterRegistry implements Iterable<RateLimiter>, OnModuleInit,
    */
   readonly connectionManager: RedisConnectionManager | undefined;
   private readonly limiters = new Map<string, RateLimiter>();
+  private readonly metrics: LimiterMetrics | undefined;
   private readonly logger = new Logger('LlmRateLimiter');
 
   constructor(@Inject(LLM_RATE_LIMITER_OPTIONS) private readonly options: LlmRateLimiterModuleOptions) {
     checkModuleOptions(options);
     this.connectionManager = this.connect(options);
     const backend = this.connectionManager ?? new MemoryStore();
+    const metrics = options.metrics && new LimiterMetrics(options.metrics.meter, this.logger);
+    this.metrics = metrics;
+    const { onEvent } = options;
+    const report = metrics
+      ? (event: RateLimiterEvent) => {
+          metrics.record(event);
+          onEvent?.(event);
+        }
+      : onEvent;
     try {
       for (const [model, config] of Object.entries(options.models)) {
         this.limiters.set(
@@ -39,11 +51,13 @@ export class RateLimiterRegistry implements Iterable<RateLimiter>, OnModuleInit,
             expectedInstances: options.expectedInstances,
             keyPrefix: options.keyPrefix,
             logger: this.logger,
-            onEvent: options.onEvent,
+            onEvent: report,
           }),
         );
       }
+      for (const limiter of this.limiters.values()) metrics?.observe(limiter);
     } catch (error) {
+      metrics?.close();
       void this.connectionManager?.close();
       throw error;
     }
@@ -108,6 +122,7 @@ export class RateLimiterRegistry implements Iterable<RateLimiter>, OnModuleInit,
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.metrics?.close();
     await this.connectionManager?.close();
   }
 
