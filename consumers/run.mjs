@@ -85,16 +85,16 @@ async function installConsumer(name, tarball, work) {
 const work = mkdtempSync(join(tmpdir(), 'llmrl-consumers-'));
 let redis;
 try {
-  log(`building and packing into ${work}`);
+  log(`building and packing into ${work}; fetching Node ${NODES.join(', ')}`);
+  // The Node downloads need nothing of the build: they run beside it.
+  const nodesReady = Promise.all(NODES.map((major) => nodeBinary(major, work)));
+  nodesReady.catch(() => {});
   await run(npm, ['run', 'build', '--silent'], { cwd: root });
   const packed = JSON.parse(execFileSync(npm, ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: root, encoding: 'utf8' }));
   const tarball = join(work, packed[0].filename);
 
-  log(`installing ${CONSUMERS.join(', ')} and Node ${NODES.join(', ')}`);
-  const [apps, nodes] = await Promise.all([
-    Promise.all(CONSUMERS.map((name) => installConsumer(name, tarball, work))),
-    Promise.all(NODES.map((major) => nodeBinary(major, work))),
-  ]);
+  log(`installing ${CONSUMERS.join(', ')}`);
+  const [apps, nodes] = await Promise.all([Promise.all(CONSUMERS.map((name) => installConsumer(name, tarball, work))), nodesReady]);
   redis = await startRedis(work);
   log(redis.url ? `Redis at ${redis.url}` : 'no Redis: the apps use their in-memory store');
 
