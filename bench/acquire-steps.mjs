@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { loadScript } from '../dist/redis/scripts.js';
+import { loadScript } from '../dist/esm/redis/scripts.js';
 import { benchRedis } from './redis-server.mjs';
 import { median } from './measure.mjs';
 

@@ -16,8 +16,8 @@ import { execFileSync } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { Redis } from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
-import { RateLimiter, RedisConnectionManager } from '../dist/index.js';
-import { loadScript } from '../dist/redis/scripts.js';
+import { RateLimiter, RedisConnectionManager } from '../dist/esm/index.js';
+import { loadScript } from '../dist/esm/redis/scripts.js';
 import { benchRedis } from './redis-server.mjs';
 import { closedLoop, fill, medianOf, processCpuUs, sequential } from './measure.mjs';
 

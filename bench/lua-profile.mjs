@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadScript } from '../dist/redis/scripts.js';
+import { loadScript } from '../dist/esm/redis/scripts.js';
 
 const file = join(mkdtempSync(join(tmpdir(), 'llmrl-lua-')), 'queue.lua');
 writeFileSync(file, loadScript('queue'));

@@ -5,7 +5,7 @@ export { LlmRateLimiterModule } from './nest/llm-rate-limiter.module.js';
 export type { LlmRateLimiterModuleAsyncOptions, LlmRateLimiterModuleRootOptions } from './nest/llm-rate-limiter.module.js';
 export type { LlmRateLimiterModuleExtras } from './nest/llm-rate-limiter.module-definition.js';
 export type { LlmRateLimiterModuleOptions, LlmRateLimiterRedisOptions } from './nest/llm-rate-limiter.options.js';
-export { RateLimiterRegistry } from './nest/rate-limiter.registry.js';
+export { RATE_LIMITER_REGISTRY, RateLimiterRegistry } from './nest/rate-limiter.registry.js';
 export { getRateLimiterToken, InjectRateLimiter } from './nest/inject-rate-limiter.decorator.js';
 export { RateLimitLlm } from './nest/rate-limit-llm.decorator.js';
 export type { RateLimitLlmOptions, UsageSource } from './nest/rate-limit-llm.decorator.js';

@@ -35,7 +35,7 @@ export interface LimiterSetup {
   /** Unique per run: key prefix and ids, so runs never share state. */
   readonly runId: string;
   readonly inputMargin: number;
-  /** Where the built library is (dist/index.js). */
+  /** Where the built library is (dist/esm/index.js). */
   readonly libraryUrl: string;
 }
 

@@ -52,7 +52,7 @@ function listFromEnv<T extends string>(name: string, known: readonly T[]): reado
 const MEASURED_FROM_WINDOWS = 1.25;
 
 const root = projectRoot();
-const libraryUrl = pathToFileURL(join(root, 'dist', 'index.js')).href;
+const libraryUrl = pathToFileURL(join(root, 'dist', 'esm', 'index.js')).href;
 const workerPath = fileURLToPath(new URL('./worker.js', import.meta.url));
 
 function waitForMessages<T>(children: ChildProcess[], type: string, timeoutMs: number): Promise<T[]> {

@@ -1,4 +1,5 @@
 import { RateLimitConfigError } from './errors.js';
+import { sharedAcrossCopies } from './shared.js';
 import type { LimiterStore } from './store.js';
 
 /** Something that owns a store, such as `RedisConnectionManager`. */
@@ -9,7 +10,9 @@ export interface LimiterStoreOwner {
 /** Turns a foreign object (an ioredis client, say) into a store, or returns undefined. */
 export type BackendAdapter = (backend: object) => LimiterStore | undefined;
 
-const adapters: BackendAdapter[] = [];
+// Shared with the other build's copy, if loaded: either copy's RateLimiter accepts the clients
+// either copy's Redis layer knows.
+const adapters = sharedAcrossCopies<BackendAdapter[]>('backendAdapters', () => []);
 
 /**
  * Lets a store layer teach `RateLimiter` about its clients without core depending on it; the

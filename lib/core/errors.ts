@@ -1,12 +1,33 @@
+/** Own static property of each of the library's error classes: the symbol its instances carry. */
+const BRAND = Symbol.for('nestjs-llm-rate-limiter.errorBrand');
+
 /**
  * Base class of every error this library throws, so callers can tell the limiter's errors from
  * their own with one `instanceof` check.
+ *
+ * `instanceof` also holds across the CommonJS and the ESM build loaded side by side in one app
+ * (an error thrown by one copy, checked against the other copy's class): each class is branded
+ * with a `Symbol.for` key both copies share.
  */
 export class LlmRateLimiterError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
   }
+
+  static override [Symbol.hasInstance](this: abstract new (...args: never[]) => unknown, value: unknown): boolean {
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true;
+    // Only the library's own classes carry a brand; an application's subclass keeps plain instanceof.
+    const brand = Object.hasOwn(this, BRAND) ? (this as unknown as Record<symbol, symbol>)[BRAND] : undefined;
+    return brand !== undefined && value !== null && typeof value === 'object' && (value as Record<symbol, unknown>)[brand] === true;
+  }
+}
+
+/** Marks `errorClass` and its instances with a brand named `name`, the same in both builds. */
+export function brandError(errorClass: abstract new (...args: never[]) => LlmRateLimiterError, name: string): void {
+  const brand = Symbol.for(`nestjs-llm-rate-limiter.error.${name}`);
+  Object.defineProperty(errorClass, BRAND, { value: brand });
+  Object.defineProperty(errorClass.prototype, brand, { value: true });
 }
 
 /**
@@ -90,3 +111,17 @@ export class RedisUnavailableError extends LlmRateLimiterError {}
  * deployment must not silently stop limiting.
  */
 export class RedisConfigurationError extends LlmRateLimiterError {}
+
+for (const [errorClass, name] of [
+  [LlmRateLimiterError, 'LlmRateLimiterError'],
+  [RateLimitConfigError, 'RateLimitConfigError'],
+  [InvalidTokenCountError, 'InvalidTokenCountError'],
+  [InvalidRecordIdError, 'InvalidRecordIdError'],
+  [RequestTooLargeError, 'RequestTooLargeError'],
+  [AcquireTimeoutError, 'AcquireTimeoutError'],
+  [AcquireAbortedError, 'AcquireAbortedError'],
+  [RedisUnavailableError, 'RedisUnavailableError'],
+  [RedisConfigurationError, 'RedisConfigurationError'],
+] as const) {
+  brandError(errorClass, name);
+}

@@ -1,7 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import type { RateLimitStatus } from '../core/results.js';
-import { RateLimiterRegistry } from './rate-limiter.registry.js';
+import { RATE_LIMITER_REGISTRY, RateLimiterRegistry } from './rate-limiter.registry.js';
 
 /** Thresholds past which `isHealthy` reports down although Redis answers. */
 export interface LlmRateLimiterHealthOptions {
@@ -50,7 +50,7 @@ function describe(error: unknown): string {
 export class LlmRateLimiterHealthIndicator {
   constructor(
     private readonly health: HealthIndicatorService,
-    private readonly registry: RateLimiterRegistry,
+    @Inject(RATE_LIMITER_REGISTRY) private readonly registry: RateLimiterRegistry,
   ) {}
 
   async isHealthy<const Key extends string = 'llm-rate-limiter'>(

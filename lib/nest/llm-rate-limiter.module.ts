@@ -1,6 +1,7 @@
-import { type DynamicModule, Module, type Provider, Scope } from '@nestjs/common';
+import { type DynamicModule, type InjectionToken, Module, type Provider, Scope } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { RateLimitConfigError } from '../core/errors.js';
+import { sharedAcrossCopies } from '../core/shared.js';
 import { RedisConnectionManager } from '../redis/connection-manager.js';
 import { UnknownModelError } from './errors/unknown-model.error.js';
 import { getRateLimiterToken, injectedModels } from './inject-rate-limiter.decorator.js';
@@ -11,7 +12,7 @@ import {
   LLM_RATE_LIMITER_OPTIONS_TYPE,
 } from './llm-rate-limiter.module-definition.js';
 import { RateLimitLlmExplorer } from './rate-limit-llm.explorer.js';
-import { RateLimiterRegistry } from './rate-limiter.registry.js';
+import { RATE_LIMITER_REGISTRY, RateLimiterRegistry } from './rate-limiter.registry.js';
 
 /** `forRoot` options: the module options plus `isGlobal`. */
 export type LlmRateLimiterModuleRootOptions = typeof LLM_RATE_LIMITER_OPTIONS_TYPE;
@@ -37,7 +38,7 @@ function limiterProvider(model: string, registryOptional: boolean): Provider {
       }
       return registry.get(model);
     },
-    inject: [{ token: RateLimiterRegistry, optional: registryOptional }],
+    inject: [{ token: RATE_LIMITER_REGISTRY, optional: registryOptional }],
   };
 }
 
@@ -70,12 +71,36 @@ function undeclaredLimiterProvider(model: string, declared: readonly string[], m
       }
       throw new UnknownModelError(model, registry.models, `${inject}: `);
     },
-    inject: [RateLimiterRegistry],
+    inject: [RATE_LIMITER_REGISTRY],
   };
 }
 
+/**
+ * The classes applications inject by type, of every copy of the package loaded in this process
+ * (the CommonJS and the ESM build can both be, when one dependency requires the package and
+ * another imports it). Nest tells injection tokens apart by identity, so the module also
+ * provides the other copies' classes, as aliases of its own providers.
+ */
+interface InjectableClasses {
+  readonly registry: InjectionToken;
+  readonly connectionManager: InjectionToken;
+}
+const copies = sharedAcrossCopies<InjectableClasses[]>('injectableClasses', () => []);
+const own: InjectableClasses = { registry: RateLimiterRegistry, connectionManager: RedisConnectionManager };
+copies.push(own);
+
+/** Aliases for the copies loaded so far: forRoot runs once the app's modules are imported. */
+function otherCopiesAliases(): Provider[] {
+  return copies
+    .filter((copy) => copy !== own)
+    .flatMap((copy) => [
+      { provide: copy.registry, useExisting: RATE_LIMITER_REGISTRY },
+      { provide: copy.connectionManager, useExisting: RedisConnectionManager },
+    ]);
+}
+
 function withLimiters(definition: DynamicModule, models: readonly string[], method: 'forRoot' | 'forRootAsync'): DynamicModule {
-  const providers = models.map((model) => limiterProvider(model, false));
+  const providers = [...models.map((model) => limiterProvider(model, false)), ...otherCopiesAliases()];
   const all = (): Provider[] => {
     const undeclared = [...injectedModels()].filter((m) => !models.includes(m) && !featureModels().has(m));
     return [...providers, ...undeclared.map((m) => undeclaredLimiterProvider(m, models, method))];
@@ -86,7 +111,7 @@ function withLimiters(definition: DynamicModule, models: readonly string[], meth
   Object.defineProperty(module, 'providers', { enumerable: true, get: () => [...(definition.providers ?? []), ...all()] });
   Object.defineProperty(module, 'exports', {
     enumerable: true,
-    get: () => [...(definition.exports ?? []), ...all().map((p) => (p as { provide: string }).provide)],
+    get: () => [...(definition.exports ?? []), ...all().map((p) => (p as { provide: InjectionToken }).provide)],
   });
   return module;
 }
@@ -96,7 +121,7 @@ const redisConnectionManagerProvider: Provider = {
   // Without redis there is no manager: the token resolves to null rather than being absent,
   // so one module definition serves both cases (forRootAsync cannot know which in advance).
   useFactory: (registry: RateLimiterRegistry) => registry.connectionManager ?? null,
-  inject: [RateLimiterRegistry],
+  inject: [RATE_LIMITER_REGISTRY],
 };
 
 /**
@@ -110,8 +135,8 @@ const redisConnectionManagerProvider: Provider = {
  */
 @Module({
   imports: [DiscoveryModule],
-  providers: [RateLimiterRegistry, redisConnectionManagerProvider, RateLimitLlmExplorer],
-  exports: [RateLimiterRegistry, RedisConnectionManager],
+  providers: [RateLimiterRegistry, { provide: RATE_LIMITER_REGISTRY, useExisting: RateLimiterRegistry }, redisConnectionManagerProvider, RateLimitLlmExplorer],
+  exports: [RateLimiterRegistry, RATE_LIMITER_REGISTRY, RedisConnectionManager],
 })
 export class LlmRateLimiterModule extends ConfigurableLlmRateLimiterModule {
   /** Options known up front; every configured model becomes injectable. */

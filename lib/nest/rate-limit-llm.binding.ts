@@ -1,12 +1,14 @@
+import { sharedAcrossCopies } from '../core/shared.js';
 import type { RateLimitLlmMetadata } from './rate-limit-llm.decorator.js';
 import type { RateLimitedCall } from './rate-limited-call.js';
 
 /**
  * Which limiter each decorated method of each instance runs under, set by the explorer at
  * bootstrap. Kept per instance, not per class, so two applications in one process (or two
- * instances of one provider) each use their own registry.
+ * instances of one provider) each use their own registry. Shared by both builds' copies: a method
+ * decorated through one copy may be bound by the other copy's explorer.
  */
-const bindings = new WeakMap<object, Map<RateLimitLlmMetadata, RateLimitedCall>>();
+const bindings = sharedAcrossCopies('rateLimitLlmBindings', () => new WeakMap<object, Map<RateLimitLlmMetadata, RateLimitedCall>>());
 
 export function bindRateLimitedMethod(instance: object, method: RateLimitLlmMetadata, call: RateLimitedCall): void {
   let methods = bindings.get(instance);

@@ -1,11 +1,11 @@
-import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { RateLimitConfigError } from '../core/errors.js';
 import { UnknownModelError } from './errors/unknown-model.error.js';
 import { bindRateLimitedMethod } from './rate-limit-llm.binding.js';
 import { RATE_LIMIT_LLM_METADATA, type RateLimitLlmMetadata } from './rate-limit-llm.decorator.js';
 import { RateLimitedCall } from './rate-limited-call.js';
-import { RateLimiterRegistry } from './rate-limiter.registry.js';
+import { RATE_LIMITER_REGISTRY, RateLimiterRegistry } from './rate-limiter.registry.js';
 
 /**
  * Finds `@RateLimitLlm()` methods on every provider and controller at bootstrap and binds each
@@ -19,7 +19,7 @@ export class RateLimitLlmExplorer implements OnModuleInit {
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly reflector: Reflector,
-    private readonly registry: RateLimiterRegistry,
+    @Inject(RATE_LIMITER_REGISTRY) private readonly registry: RateLimiterRegistry,
   ) {}
 
   onModuleInit(): void {

@@ -137,3 +137,10 @@ export class RateLimiterRegistry implements Iterable<RateLimiter>, OnModuleInit,
     }
   }
 }
+
+/**
+ * The registry's injection token besides its class, the same in the CommonJS and the ESM build:
+ * the library's own providers inject it by this token, so they resolve whichever copy's module
+ * the application registered.
+ */
+export const RATE_LIMITER_REGISTRY: unique symbol = Symbol.for('nestjs-llm-rate-limiter.RateLimiterRegistry');

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
+import { LUA_FILES } from './lua-sources.generated.js';
 
 /** Clients the limiter talks to. */
 export type RedisClient = Redis | Cluster;
@@ -22,13 +22,20 @@ declare module 'ioredis' {
   }
 }
 
-const LUA_DIR = new URL('../../lua/', import.meta.url);
 const INCLUDE = /^--- @include "([a-z-]+)"$/gm;
 
-/** A script's source with its `--- @include "name"` lines replaced by lua/includes/name.lua. */
+function luaFile(path: string): string {
+  const source = LUA_FILES[path];
+  if (source === undefined) throw new Error(`lua/${path} is not in the generated script module: run npm run generate:lua`);
+  return source;
+}
+
+/**
+ * A script's source with its `--- @include "name"` lines replaced by lua/includes/name.lua. The
+ * sources are compiled in (lua-sources.generated.ts), so both builds work without reading files.
+ */
 export function loadScript(name: string): string {
-  const source = readFileSync(new URL(`${name}.lua`, LUA_DIR), 'utf8');
-  return source.replace(INCLUDE, (_, include: string) => readFileSync(new URL(`includes/${include}.lua`, LUA_DIR), 'utf8'));
+  return luaFile(`${name}.lua`).replace(INCLUDE, (_, include: string) => luaFile(`includes/${include}.lua`));
 }
 
 const COMMANDS = {

@@ -1,4 +1,4 @@
-import { LlmRateLimiterError } from '../../core/errors.js';
+import { brandError, LlmRateLimiterError } from '../../core/errors.js';
 
 /**
  * A method decorated with `@RateLimitLlm()` was called on an instance no limiter is bound to:
@@ -6,3 +6,5 @@ import { LlmRateLimiterError } from '../../core/errors.js';
  * application initialised. The call is refused rather than let through unlimited.
  */
 export class RateLimitLlmNotBoundError extends LlmRateLimiterError {}
+
+brandError(RateLimitLlmNotBoundError, 'RateLimitLlmNotBoundError');

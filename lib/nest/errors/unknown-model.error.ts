@@ -1,4 +1,4 @@
-import { LlmRateLimiterError } from '../../core/errors.js';
+import { brandError, LlmRateLimiterError } from '../../core/errors.js';
 
 /**
  * A model was asked for that `LlmRateLimiterModule` has no limits for: from `registry.get()`,
@@ -19,3 +19,5 @@ export class UnknownModelError extends LlmRateLimiterError {
     );
   }
 }
+
+brandError(UnknownModelError, 'UnknownModelError');

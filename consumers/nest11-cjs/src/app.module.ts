@@ -1,0 +1,20 @@
+import { Module } from '@nestjs/common';
+import { LlmRateLimiterModule } from 'nestjs-llm-rate-limiter';
+import { AppController } from './app.controller';
+import { AppService } from './app.service';
+import { ChatController } from './chat.controller';
+import { ChatService } from './chat.service';
+
+@Module({
+  imports: [
+    LlmRateLimiterModule.forRoot({
+      // Without REDIS_URL, an in-memory store (limits per process).
+      redis: process.env.REDIS_URL ? { url: process.env.REDIS_URL } : undefined,
+      keyPrefix: process.env.LIMITER_KEY_PREFIX,
+      models: { 'fake-model': { rpm: 1, tpm: 10_000 } },
+    }),
+  ],
+  controllers: [AppController, ChatController],
+  providers: [AppService, ChatService],
+})
+export class AppModule {}
