@@ -1,4 +1,5 @@
 import type { ResolvedConfig } from './config.js';
+import { describe } from './describe.js';
 import { InvalidTokenCountError, RequestTooLargeError } from './errors.js';
 import { type CallTokens, type ChargedFigures, chargeOf } from './profiles.js';
 import type { ParsedRecordId } from './record-id.js';
@@ -50,17 +51,6 @@ export function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= MAX_COUNT;
 }
 
-/** A value as a message shows it; never throws (JSON.stringify does on BigInt and cycles). */
-export function describe(value: unknown): string {
-  if (typeof value === 'number' || value === undefined || value === null) return String(value);
-  if (typeof value === 'bigint') return `bigint ${value}n`;
-  if (typeof value === 'symbol' || typeof value === 'function') return typeof value;
-  try {
-    return `${typeof value} ${JSON.stringify(value)}`;
-  } catch {
-    return typeof value;
-  }
-}
 
 function checkCount(name: string, value: unknown): number {
   if (isCount(value)) return value;

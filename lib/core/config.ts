@@ -1,3 +1,4 @@
+import { describe } from './describe.js';
 import { RateLimitConfigError } from './errors.js';
 import { PROFILES, PROVIDERS, type Provider, type ProviderProfile } from './profiles.js';
 
@@ -143,16 +144,6 @@ const KNOWN_FIELDS = new Set<string>([
 ]);
 
 const DEFAULT_INCREASE_PER_WINDOW = 0.1;
-
-function describe(value: unknown): string {
-  // Limits are often read from environment variables, which are strings even when they hold a number.
-  if (typeof value === 'string' && value.trim() !== '' && Number.isFinite(Number(value))) {
-    return `${JSON.stringify(value)}, a string: wrap a value read from the environment in Number(), such as Number(process.env.TPM)`;
-  }
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
-  return typeof value;
-}
 
 /**
  * Checks a config and fills in its defaults. `where` prefixes field names in messages, e.g.

@@ -1,8 +1,11 @@
-import { describe } from './charges.js';
+import { describe } from './describe.js';
 import type { FailureMode } from './config.js';
 import { RateLimitConfigError } from './errors.js';
 import type { LimiterLogger, RateLimiterEvent } from './events.js';
 import type { LimiterStore } from './store.js';
+
+/** The longest model name a limiter takes (it is part of every Redis key of the model). */
+export const MAX_MODEL_LENGTH = 1024;
 
 export interface AcquireOptions {
   /**

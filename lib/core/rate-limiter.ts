@@ -1,11 +1,12 @@
 import { toLimiterStore } from './backend.js';
-import { type ActualUsage, adjustTarget, costOf, describe, type TokenRequest } from './charges.js';
+import { type ActualUsage, adjustTarget, costOf, type TokenRequest } from './charges.js';
+import { describe } from './describe.js';
 import { type FailureMode, type RateLimitConfig, type ResolvedConfig, resolveConfig } from './config.js';
 import { reconcileCommandOf, storeSettingsOf } from './feedback.js';
 import { RateLimitConfigError, RedisUnavailableError } from './errors.js';
 import type { LimiterLogger, RateLimiterEvent } from './events.js';
 import { FailoverStore } from './failover-store.js';
-import { type AcquireOptions, checkAcquireOptions, checkLimiterOptions, type RateLimiterBackend, type RateLimiterOptions, type ReleaseOptions } from './options.js';
+import { type AcquireOptions, checkAcquireOptions, checkLimiterOptions, MAX_MODEL_LENGTH, type RateLimiterBackend, type RateLimiterOptions, type ReleaseOptions } from './options.js';
 import { formatDegradedRecordId, formatRecordId, newOpId, parseRecordId } from './record-id.js';
 import { MemoryStore } from '../memory/memory-store.js';
 import { type HeaderSource, readProviderHeaders } from './provider-headers.js';
@@ -16,7 +17,6 @@ import { Waiters } from './waiters.js';
 export type { ActualUsage, TokenRequest } from './charges.js';
 export type { AcquireOptions, RateLimiterBackend, RateLimiterOptions, ReleaseOptions } from './options.js';
 
-const MAX_MODEL_LENGTH = 1024;
 const NOTHING = { tokensDelta: 0, inputTokensDelta: 0, outputTokensDelta: 0 };
 const NOTHING_FREED = { tokensFreed: 0, inputTokensFreed: 0, outputTokensFreed: 0 };
 

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
+import { describe } from '../core/describe.js';
 import type { RateLimitStatus } from '../core/results.js';
 import { RATE_LIMITER_REGISTRY, RateLimiterRegistry } from './rate-limiter.registry.js';
 
@@ -30,10 +31,6 @@ function utilizationOf(s: RateLimitStatus): number {
   ];
   const ratios = pairs.filter(([, limit]) => limit > 0).map(([used, limit]) => used / limit);
   return Math.round(Math.max(0, ...ratios) * 1000) / 1000;
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 /**

@@ -1,9 +1,12 @@
 import type { Cluster, Redis } from 'ioredis';
 import { type FailureMode, type RateLimitConfig, resolveConfig, resolveRetryConfig, type RetryConfig } from '../core/config.js';
+import { describe } from '../core/describe.js';
 import { RateLimitConfigError } from '../core/errors.js';
 import type { RateLimiterEvent } from '../core/events.js';
 import type { LimiterMeter } from '../metrics/limiter-meter.js';
 import type { RedisConnectionOptions } from '../redis/connection-manager.js';
+import { isRedisClient } from '../redis/scripts.js';
+import { MAX_MODEL_LENGTH } from '../core/options.js';
 
 /** How the module reaches Redis: connection settings (`retryConfig` sits beside `redis`). */
 export type LlmRateLimiterRedisOptions = Omit<RedisConnectionOptions, 'retryConfig' | 'client'>;
@@ -54,19 +57,6 @@ export interface LlmRateLimiterModuleOptions {
 }
 
 const KNOWN_OPTIONS = ['redis', 'retryConfig', 'failureMode', 'expectedInstances', 'keyPrefix', 'models', 'onEvent', 'verifyOnStartup', 'metrics'];
-const MAX_MODEL_LENGTH = 1024;
-
-/** An ioredis client (of this copy of ioredis or another), as opposed to connection settings. */
-export function isRedisClient(value: unknown): value is Redis | Cluster {
-  const v = value as Partial<Redis> | null;
-  return v !== null && typeof v === 'object' && typeof v.evalsha === 'function' && typeof v.status === 'string';
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (value === null || typeof value !== 'object') return String(value);
-  return Array.isArray(value) ? 'an array' : 'an object';
-}
 
 /**
  * Checks module options before anything connects, naming the model and field of a bad value:

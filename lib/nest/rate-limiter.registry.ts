@@ -7,7 +7,8 @@ import { MemoryStore } from '../memory/memory-store.js';
 import { RedisConnectionManager } from '../redis/connection-manager.js';
 import { UnknownModelError } from './errors/unknown-model.error.js';
 import { LLM_RATE_LIMITER_OPTIONS } from './llm-rate-limiter.module-definition.js';
-import { checkModuleOptions, isRedisClient, type LlmRateLimiterModuleOptions } from './llm-rate-limiter.options.js';
+import { checkModuleOptions, type LlmRateLimiterModuleOptions } from './llm-rate-limiter.options.js';
+import { isRedisClient } from '../redis/scripts.js';
 
 /**
  * Every model's `RateLimiter`, built from the module options at bootstrap. `get(model)` works

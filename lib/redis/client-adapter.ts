@@ -1,20 +1,12 @@
-import { Cluster, Redis } from 'ioredis';
 import { registerBackendAdapter } from '../core/backend.js';
 import { DEFAULT_RETRY_CONFIG } from '../core/config.js';
 import type { LimiterStore } from '../core/store.js';
 import { RedisExecutor } from './executor.js';
 import { RedisStore } from './redis-store.js';
-import { duplicateOf, type RedisClient } from './scripts.js';
+import { duplicateOf, isRedisClient, type RedisClient } from './scripts.js';
 import { watchErrors } from './watch-errors.js';
 
 const stores = new WeakMap<object, LimiterStore>();
-
-function isClient(value: object): value is RedisClient {
-  if (value instanceof Redis || value instanceof Cluster) return true;
-  // Another copy of ioredis: recognise its clients by shape.
-  const v = value as Partial<Redis>;
-  return typeof v.defineCommand === 'function' && typeof v.evalsha === 'function' && typeof v.status === 'string';
-}
 
 /**
  * A store over a client the application owns and configured itself. The limiter still applies
@@ -36,4 +28,4 @@ export function storeForClient(client: RedisClient): LimiterStore {
   return store;
 }
 
-registerBackendAdapter((backend) => (isClient(backend) ? storeForClient(backend) : undefined));
+registerBackendAdapter((backend) => (isRedisClient(backend) ? storeForClient(backend) : undefined));

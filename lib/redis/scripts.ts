@@ -4,6 +4,15 @@ import { LUA_FILES } from './lua-sources.generated.js';
 /** Clients the limiter talks to. */
 export type RedisClient = Redis | Cluster;
 
+/**
+ * An ioredis client, of this copy of ioredis or another one (recognised by shape then), as
+ * opposed to connection settings.
+ */
+export function isRedisClient(value: unknown): value is RedisClient {
+  const v = value as Partial<Redis> | null;
+  return v !== null && typeof v === 'object' && typeof v.evalsha === 'function' && typeof v.defineCommand === 'function' && typeof v.status === 'string';
+}
+
 /** A new client with the same options (ioredis types the two kinds' `duplicate` apart). */
 export function duplicateOf(client: RedisClient): RedisClient {
   return 'nodes' in client && typeof client.nodes === 'function' ? (client as Cluster).duplicate() : (client as Redis).duplicate();
