@@ -1,0 +1,79 @@
+import OpenAI from 'openai';
+import { createLimitedFetch, type RateLimiterRegistry } from '../../lib/index.js';
+import { waitFor } from '../support/redis.js';
+import { describeCallPaths } from './call-paths.js';
+import { FakeProvider } from './fake-provider.js';
+import { CHAT, type SdkApp, sdkClients, startSdkApp } from './sdk-app.js';
+
+const limitedClients = (url: string, registry: RateLimiterRegistry) => sdkClients(url, createLimitedFetch({ limiter: (model) => (model && registry.has(model) ? registry.get(model) : undefined) }));
+
+// Every HTTP attempt through the limited fetch: the same call paths settle, once each.
+describeCallPaths('the limited fetch', limitedClients);
+
+describe('HTTP attempts through the limited fetch, with the SDK retrying', () => {
+  let fake: FakeProvider;
+  let app: SdkApp;
+  /** Provider hits and limiter events of the counted model, in the order they happened. */
+  let order: string[];
+
+  beforeEach(async () => {
+    fake = new FakeProvider();
+    const url = await fake.start();
+    app = await startSdkApp((registry) => limitedClients(url, registry));
+    order = [];
+    fake.onHit = (hit) => order.push(`hit:${hit.reply}`);
+    const onEvent = app.events.push.bind(app.events);
+    app.events.push = (...events) => {
+      for (const e of events) if (e.model === 'gpt-4o-counted' && e.type !== 'adjusted' && e.type !== 'released') order.push(e.type);
+      return onEvent(...events);
+    };
+  });
+
+  afterEach(async () => {
+    await app.moduleRef.close();
+    await fake.stop();
+  });
+
+  const status = () => app.registry.get('gpt-4o-counted').getStatus();
+  const count = (type: string) => app.events.filter((e) => e.type === type && e.model === 'gpt-4o-counted').length;
+
+  it('admits the retry after a 429 as a new request, with the back-off started at the first 429', async () => {
+    fake.script.push('rate-limited');
+    const completion = await app.service.counted(CHAT);
+    expect(completion.choices[0].message.content).toBeTruthy();
+    expect(fake.hits).toHaveLength(2);
+    expect(order).toEqual(['acquired', 'hit:rate-limited', 'backoff', 'acquired', 'hit:ok']);
+    // As OpenAI counts: the refused attempt and the retry.
+    expect((await status()).requestsUsed).toBe(2);
+  });
+
+  it('admits and backs off at every attempt of a persistent 429, then rethrows it', async () => {
+    fake.persistent429 = true;
+    await expect(app.service.counted(CHAT)).rejects.toBeInstanceOf(OpenAI.RateLimitError);
+    expect(fake.hits).toHaveLength(3);
+    expect(count('acquired')).toBe(3);
+    expect(order.slice(0, 3)).toEqual(['acquired', 'hit:rate-limited', 'backoff']);
+    expect(order.filter((o) => o.startsWith('hit')).length).toBe(count('acquired'));
+    expect((await status()).requestsUsed).toBe(3);
+  });
+
+  it('reports each billing 429 attempt without a pause or a cut, and rethrows the error', async () => {
+    fake.script.push('billing', 'billing', 'billing');
+    await expect(app.service.counted(CHAT)).rejects.toMatchObject({ status: 429, code: 'insufficient_quota' });
+    expect(fake.hits).toHaveLength(3);
+    expect(count('billing')).toBe(3);
+    expect(count('acquired')).toBe(3);
+    expect(count('backoff')).toBe(0);
+    const s = await status();
+    expect([s.pausedUntil, s.limitFactor]).toEqual([0, 1]);
+  });
+
+  it('limits calls made outside any decorated method, each attempt once', async () => {
+    const client = sdkClients(fake.url, createLimitedFetch({ limiter: app.registry.get('gpt-4o-counted') })).openai;
+    fake.script.push('rate-limited');
+    await client.chat.completions.create({ ...CHAT, model: 'gpt-4o' });
+    expect(count('acquired')).toBe(2);
+    expect(count('backoff')).toBe(1);
+    await waitFor(() => count('adjusted') >= 1, 10_000, 'the settle');
+  });
+});
