@@ -12,3 +12,5 @@ export type { RateLimitLlmOptions, UsageSource } from './nest/rate-limit-llm.dec
 export type { LlmUsage } from './nest/usage/llm-usage.js';
 export { UnknownModelError } from './nest/errors/unknown-model.error.js';
 export { RateLimitLlmNotBoundError } from './nest/errors/rate-limit-llm-not-bound.error.js';
+export { createLimitedFetch } from './providers/limited-fetch.js';
+export type { LimitedFetchOptions } from './providers/limited-fetch.js';

@@ -12,17 +12,28 @@ type Fetch = typeof globalThis.fetch;
 /** How `createLimitedFetch` finds limits and reports trouble. */
 export interface LimitedFetchOptions {
   /**
-   * The limiter of every request, or a function of the request's model (the body's `model`, or
-   * Gemini's `models/{model}:` path) returning it; undefined there means "not limited".
-   * Inside a `@RateLimitLlm()` call, the decorated method's limiter is used.
+   * The limiter of every request; or, by the request's model (the body's `model`, or Gemini's
+   * `models/{model}:` path), a lookup such as the Nest module's `RateLimiterRegistry` or a
+   * function, where a model without a limiter is not limited. Inside a `@RateLimitLlm()` call,
+   * the decorated method's limiter is used.
    */
-  readonly limiter: RateLimiter | ((model: string | undefined) => RateLimiter | undefined);
+  readonly limiter: RateLimiter | LimiterLookup | ((model: string | undefined) => RateLimiter | undefined);
   /** The fetch that sends (default: the global `fetch`). */
   readonly fetch?: Fetch;
   /** Reject an attempt that waited longer than this for admission (see `acquire`). */
   readonly maxWaitMs?: number;
   /** Where settlement failures and usage-less responses are reported (default: console). */
   readonly logger?: LimiterLogger;
+}
+
+/** Limiters by model name: the Nest module's `RateLimiterRegistry` is one. */
+export interface LimiterLookup {
+  has(model: string): boolean;
+  get(model: string): RateLimiter;
+}
+
+function isLookup(value: unknown): value is LimiterLookup {
+  return typeof (value as LimiterLookup).has === 'function' && typeof (value as LimiterLookup).get === 'function' && !('acquire' in (value as object));
 }
 
 const GEMINI_MODEL = /\/models\/([^/:]+):/;
@@ -59,15 +70,23 @@ async function bodyOf(input: string | URL | Request, init: RequestInit | undefin
  * the call's reservation. A request with no JSON body outside such a call is not limited.
  *
  * @example
- * new OpenAI({ fetch: createLimitedFetch({ limiter: (model) => registry.get(model!) }) });
- * new GoogleGenAI({ apiKey, httpOptions: { fetch: createLimitedFetch({ limiter }) } });
+ * new OpenAI({ fetch: createLimitedFetch({ limiter: registry }) });
+ * new GoogleGenAI({ apiKey, httpOptions: { fetch: createLimitedFetch({ limiter: registry }) } });
  */
 export function createLimitedFetch(options: LimitedFetchOptions): Fetch {
+  const given: unknown = options?.limiter;
+  if (given === null || (typeof given !== 'object' && typeof given !== 'function')) {
+    throw new RateLimitConfigError(`createLimitedFetch needs { limiter }: a RateLimiter, the RateLimiterRegistry, or a function of the model name; got ${String(given)}`);
+  }
   const send: Fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const logger = options.logger ?? console;
   const warned = new Set<string>();
-  const resolve = (model: string | undefined): RateLimiter | undefined =>
-    typeof options.limiter === 'function' ? options.limiter(model) : options.limiter;
+  const { limiter } = options;
+  const resolve = (model: string | undefined): RateLimiter | undefined => {
+    if (typeof limiter === 'function') return limiter(model);
+    if (isLookup(limiter)) return model !== undefined && limiter.has(model) ? limiter.get(model) : undefined;
+    return limiter;
+  };
 
   const start = async (input: string | URL | Request, init: RequestInit | undefined): Promise<Attempt | undefined> => {
     const url = urlOf(input);

@@ -8,6 +8,8 @@ export interface Hit {
   readonly path: string;
   readonly at: number;
   readonly reply: Reply;
+  /** The SDK's `x-stainless-retry-count`: 0 for a call's first attempt. */
+  readonly retry: number;
 }
 
 type Json = Record<string, unknown>;
@@ -37,6 +39,8 @@ export class FakeProvider {
   foreignTokens = 0;
   /** Every 429 (rate-limited) answer after the first is also this, while `persistent`. */
   persistent429 = false;
+  /** The `retry-after-ms` of a rate-limited answer. */
+  retryAfterMs = 30;
   readonly tokenLimit = 1_000_000;
   readonly outputTokens = 6;
   /** Called at each request, before it is answered. */
@@ -72,7 +76,7 @@ export class FakeProvider {
     const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Json;
     const url = new URL(req.url ?? '/', 'http://fake');
     const reply = this.next();
-    const hit = { path: url.pathname, at: Date.now(), reply };
+    const hit = { path: url.pathname, at: Date.now(), reply, retry: Number(req.headers['x-stainless-retry-count'] ?? 0) };
     this.hits.push(hit);
     this.onHit(hit);
     const provider = url.pathname.startsWith('/v1/messages') ? 'anthropic' : url.pathname.includes('/models/') ? 'gemini' : 'openai';
@@ -105,7 +109,7 @@ export class FakeProvider {
   private refuse(res: ServerResponse, provider: string, reply: Reply): void {
     const rate = reply === 'rate-limited';
     const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (rate) Object.assign(headers, { 'retry-after-ms': '30', 'retry-after': '1' });
+    if (rate) Object.assign(headers, { 'retry-after-ms': String(this.retryAfterMs), 'retry-after': String(Math.ceil(this.retryAfterMs / 1000)) });
     let status = 429;
     let body: Json;
     if (provider === 'anthropic') {

@@ -5,7 +5,7 @@ import { describeCallPaths } from './call-paths.js';
 import { FakeProvider } from './fake-provider.js';
 import { CHAT, type SdkApp, sdkClients, startSdkApp } from './sdk-app.js';
 
-const limitedClients = (url: string, registry: RateLimiterRegistry) => sdkClients(url, createLimitedFetch({ limiter: (model) => (model && registry.has(model) ? registry.get(model) : undefined) }));
+const limitedClients = (url: string, registry: RateLimiterRegistry) => sdkClients(url, createLimitedFetch({ limiter: registry }));
 
 // Every HTTP attempt through the limited fetch: the same call paths settle, once each.
 describeCallPaths('the limited fetch', limitedClients);

@@ -3,8 +3,9 @@ import { GoogleGenAI } from '@google/genai';
 import { Injectable } from '@nestjs/common';
 import type { TestingModule } from '@nestjs/testing';
 import OpenAI from 'openai';
-import { LlmRateLimiterModule, type LlmRateLimiterModuleOptions, type RateLimiterEvent, RateLimiterRegistry, RateLimitLlm } from '../../lib/index.js';
+import { LlmRateLimiterModule, type RateLimiterEvent, RateLimiterRegistry, RateLimitLlm } from '../../lib/index.js';
 import { initModule, recordingNestLogger } from '../support/nest.js';
+import { MODELS } from './fixtures.js';
 import { redisUrl, uniquePrefix } from '../support/redis.js';
 
 /** The SDK clients the services call, each with the SDK's default retries. */
@@ -69,15 +70,6 @@ export class LlmService {
   }
 }
 
-export const MODELS = {
-  'gpt-4o': { tpm: 1_000_000, rpm: 1000 },
-  // Counted as OpenAI counts: every request that reaches it, refused ones included.
-  'gpt-4o-counted': { provider: 'openai', tpm: 1_000_000, rpm: 1000 },
-  'text-embedding-3-small': { tpm: 1_000_000, rpm: 1000 },
-  claude: { inputTpm: 1_000_000, outputTpm: 100_000, rpm: 1000 },
-  gemini: { tpm: 1_000_000, rpm: 1000 },
-  'gemini-embedding': { tpm: 1_000_000, rpm: 1000 },
-} satisfies LlmRateLimiterModuleOptions['models'];
 
 export interface SdkApp {
   moduleRef: TestingModule;
@@ -88,12 +80,12 @@ export interface SdkApp {
 }
 
 /** The module on Redis with the service; `clients` builds the SDK clients from the registry. */
-export async function startSdkApp(clients: (registry: RateLimiterRegistry) => Clients): Promise<SdkApp> {
+export async function startSdkApp(clients: (registry: RateLimiterRegistry) => Clients, keyPrefix = uniquePrefix('sdk')): Promise<SdkApp> {
   const events: RateLimiterEvent[] = [];
   const logger = recordingNestLogger();
   const moduleRef = await initModule(
     {
-      imports: [LlmRateLimiterModule.forRoot({ redis: { url: redisUrl() }, keyPrefix: uniquePrefix('sdk'), models: MODELS, onEvent: (e) => events.push(e) })],
+      imports: [LlmRateLimiterModule.forRoot({ redis: { url: redisUrl() }, keyPrefix, models: MODELS, onEvent: (e) => events.push(e) })],
       providers: [LlmService],
     },
     logger,
@@ -115,5 +107,5 @@ export function sdkClients(url: string, fetch?: typeof globalThis.fetch): Client
   };
 }
 
-export const CHAT = { model: 'gpt-4o', messages: [{ role: 'user' as const, content: 'say something short about limits' }], max_tokens: 500 };
-export const CLAUDE = { model: 'claude-sonnet-4-5', max_tokens: 500, messages: [{ role: 'user' as const, content: 'say something short about limits' }] };
+
+export { CHAT, CLAUDE, MODELS } from './fixtures.js';
