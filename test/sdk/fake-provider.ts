@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 
 /** What the fake answers to the next requests, in order; then `ok` for ever. */
-export type Reply = 'ok' | 'rate-limited' | 'billing';
+export type Reply = 'ok' | 'rate-limited' | 'billing' | 'server-error';
 
 export interface Hit {
   readonly path: string;
@@ -80,6 +80,11 @@ export class FakeProvider {
     this.hits.push(hit);
     this.onHit(hit);
     const provider = url.pathname.startsWith('/v1/messages') ? 'anthropic' : url.pathname.includes('/models/') ? 'gemini' : 'openai';
+    if (reply === 'server-error') {
+      res.writeHead(500, { 'content-type': 'application/json', 'x-should-retry': 'false' });
+      res.end(JSON.stringify({ error: { message: 'The server had an error', type: 'server_error' } }));
+      return;
+    }
     if (reply !== 'ok') return this.refuse(res, provider, reply);
     const input = Math.ceil(textOf(body.messages ?? body.input ?? body.contents ?? body.requests ?? '').length / 4) + Math.ceil(textOf(body.system ?? '').length / 4);
     const embedding = /embed/i.test(url.pathname);

@@ -76,4 +76,50 @@ describe('HTTP attempts through the limited fetch, with the SDK retrying', () =>
     expect(count('backoff')).toBe(1);
     await waitFor(() => count('adjusted') >= 1, 10_000, 'the settle');
   });
+
+  it('settles a stream whose reader stopped early, from what was read', async () => {
+    const stream = await app.service.streamed({ ...CHAT, stream: true });
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta.content) break;
+    }
+    await waitFor(() => app.events.some((e) => e.type === 'adjusted' && e.model === 'gpt-4o'), 10_000, 'the settle');
+    const s = await app.registry.get('gpt-4o').getStatus();
+    // The prompt and a token of text, not the 500 of output reserved.
+    expect(s.tokensUsed).toBeLessThan(50);
+  });
+
+  it('releases an attempt answered 500 as having reached the provider', async () => {
+    fake.script.push('server-error');
+    await expect(app.service.counted(CHAT)).rejects.toMatchObject({ status: 500 });
+    expect(fake.hits).toHaveLength(1);
+    expect(count('acquired')).toBe(1);
+    // OpenAI counts it: the charge is kept, not given back.
+    expect((await status()).requestsUsed).toBe(1);
+    expect(count('backoff')).toBe(0);
+  });
+
+  it('finds the model of a request outside any decorated call in its body or Gemini path', async () => {
+    const models: (string | undefined)[] = [];
+    const limiter = app.registry.get('gemini');
+    const clients = sdkClients(fake.url, createLimitedFetch({ limiter: (model) => (models.push(model), limiter) }));
+    await clients.gemini.models.generateContent({ model: 'gemini-2.5-flash', contents: 'hello' });
+    await clients.openai.chat.completions.create({ ...CHAT, model: 'gpt-4o-mini' });
+    expect(models).toEqual(['gemini-2.5-flash', 'gpt-4o-mini']);
+    expect(app.events.filter((e) => e.type === 'acquired' && e.model === 'gemini')).toHaveLength(2);
+  });
+
+  it('sends a request without a JSON body outside any call unlimited', async () => {
+    const limited = createLimitedFetch({ limiter: app.registry });
+    const response = await limited(`${fake.url}/v1/models`);
+    expect(response.status).toBe(200);
+    expect(app.events.filter((e) => e.type === 'acquired')).toEqual([]);
+  });
+
+  it('releases an attempt that got no answer', async () => {
+    const limited = createLimitedFetch({ limiter: app.registry, fetch: () => Promise.reject(new TypeError('fetch failed')) });
+    await expect(limited(`${fake.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ ...CHAT, model: 'gpt-4o-counted' }) })).rejects.toThrow('fetch failed');
+    expect(count('acquired')).toBe(1);
+    expect(count('released')).toBe(1);
+    expect((await status()).requestsUsed).toBe(0);
+  });
 });
