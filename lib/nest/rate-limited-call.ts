@@ -28,8 +28,14 @@ function headersOf(error: unknown): HeaderSource {
   return headers !== null && typeof headers === 'object' ? (headers as HeaderSource) : {};
 }
 
+/** A stream to settle when it ends; a page of a list (OpenAI's and Anthropic's `Page`) iterates its items instead. */
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return value !== null && typeof value === 'object' && typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function' &&
+    typeof (value as { hasNextPage?: unknown }).hasNextPage !== 'function'
+  );
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -86,6 +86,11 @@ export class FakeProvider {
       return;
     }
     if (reply !== 'ok') return this.refuse(res, provider, reply);
+    if (req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ object: 'list', data: [{ id: 'gpt-4o', object: 'model', created: 1, owned_by: 'fake' }] }));
+      return;
+    }
     const input = Math.ceil(textOf(body.messages ?? body.input ?? body.contents ?? body.requests ?? '').length / 4) + Math.ceil(textOf(body.system ?? '').length / 4);
     const embedding = /embed/i.test(url.pathname);
     const output = embedding ? 0 : this.outputTokens;

@@ -44,6 +44,11 @@ export class LlmService {
     return this.clients.openai.embeddings.create(body);
   }
 
+  @RateLimitLlm({ model: 'gpt-4o' })
+  listModels() {
+    return this.clients.openai.models.list();
+  }
+
   @RateLimitLlm({ model: 'claude' })
   message(body: Anthropic.MessageCreateParamsNonStreaming) {
     return this.clients.anthropic.messages.create(body);
