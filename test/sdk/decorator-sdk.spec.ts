@@ -1,6 +1,6 @@
 import { FakeProvider } from './fake-provider.js';
 import { describeCallPaths, plainClients } from './call-paths.js';
-import { type SdkApp, startSdkApp } from './sdk-app.js';
+import { CHAT, type SdkApp, startSdkApp } from './sdk-app.js';
 
 // The SDKs' own fetch: the decorator alone settles each call from its result and reads the
 // final response's headers through the SDK.
@@ -19,6 +19,19 @@ describe('a decorated SDK call whose result carries no usage', () => {
   afterEach(async () => {
     await app.moduleRef.close();
     await fake.stop();
+  });
+
+  it("does not see the SDK's retries: the README's reason to set maxRetries: 0", async () => {
+    const order: string[] = [];
+    fake.onHit = (hit) => order.push(`hit:${hit.reply}`);
+    const push = app.events.push.bind(app.events);
+    app.events.push = (...events) => {
+      for (const e of events) if (e.type === 'acquired' || e.type === 'backoff') order.push(e.type);
+      return push(...events);
+    };
+    fake.persistent429 = true;
+    await expect(app.service.counted(CHAT)).rejects.toMatchObject({ status: 429 });
+    expect(order).toEqual(['acquired', 'hit:rate-limited', 'hit:rate-limited', 'hit:rate-limited', 'backoff']);
   });
 
   it('warns once, naming the method', async () => {

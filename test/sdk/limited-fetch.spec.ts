@@ -37,6 +37,15 @@ describe('HTTP attempts through the limited fetch, with the SDK retrying', () =>
   const status = () => app.registry.get('gpt-4o-counted').getStatus();
   const count = (type: string) => app.events.filter((e) => e.type === type && e.model === 'gpt-4o-counted').length;
 
+  it('makes one reservation for a decorated call: its first attempt takes it, settled once', async () => {
+    await app.service.counted(CHAT);
+    expect(fake.hits).toHaveLength(1);
+    const acquired = app.events.filter((e) => e.type === 'acquired' && e.model === 'gpt-4o-counted');
+    const adjusted = app.events.filter((e) => e.type === 'adjusted' && e.model === 'gpt-4o-counted');
+    expect(acquired).toHaveLength(1);
+    expect(adjusted.map((e) => e.type === 'adjusted' && e.recordId)).toEqual([acquired[0].type === 'acquired' && acquired[0].recordId]);
+  });
+
   it('admits the retry after a 429 as a new request, with the back-off started at the first 429', async () => {
     fake.script.push('rate-limited');
     const completion = await app.service.counted(CHAT);
