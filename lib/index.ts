@@ -16,3 +16,5 @@ export { LlmRateLimitExceptionFilter, llmRateLimitErrorResponse } from './nest/h
 export type { LlmRateLimitErrorBody, LlmRateLimitErrorResponse } from './nest/http/llm-rate-limit-exception.filter.js';
 export { LimiterMetrics } from './metrics/limiter-metrics.js';
 export type { LimiterMeter, InstrumentOptions, MetricAttributes } from './metrics/limiter-meter.js';
+export { createLimitedFetch } from './providers/limited-fetch.js';
+export type { LimitedFetchOptions } from './providers/limited-fetch.js';

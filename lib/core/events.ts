@@ -48,6 +48,18 @@ export type RateLimiterEvent =
       readonly limitFactor: number;
     }
   | {
+      /**
+       * The provider refused a call for billing (OpenAI `insufficient_quota`, Anthropic
+       * `billing_error`): no pause and no cut, since sending slower does not help; the
+       * caller gets the provider's error.
+       */
+      readonly type: 'billing';
+      readonly model: string;
+      readonly status: number;
+      /** The provider's error code or type, e.g. `insufficient_quota`. */
+      readonly code: string;
+    }
+  | {
       /** The provider's headers showed quota spent elsewhere; it is now charged. */
       readonly type: 'reconciled';
       readonly model: string;

@@ -10,6 +10,7 @@ import { type AcquireOptions, checkAcquireOptions, checkLimiterOptions, MAX_MODE
 import { formatDegradedRecordId, formatRecordId, newOpId, parseRecordId } from './record-id.js';
 import { MemoryStore } from '../memory/memory-store.js';
 import { type HeaderSource, readProviderHeaders } from './provider-headers.js';
+import { billingCodeOf } from '../providers/billing-errors.js';
 import type { AcquireResult, AdjustResult, ObserveResult, RateLimitStatus, ReleaseResult } from './results.js';
 import { BACKOFF_CUT, BACKOFF_FLOOR, type Charge, type ModelSettings, scaledLimit, type SettleReply } from './store.js';
 import { Waiters } from './waiters.js';
@@ -251,18 +252,26 @@ export class RateLimiter {
    * Feeds a provider response's headers back into the shared state: on a 429 (or 529), every
    * process pauses for the provider's retry-after (see `backOff`); and where the provider's
    * remaining figures (`x-ratelimit-remaining-*`, `anthropic-ratelimit-*-remaining`) show less
-   * room than this limiter counts, the difference (quota spent by others) is charged now.
+   * room than this limiter counts, the difference (quota spent by others) is charged now. Pass
+   * the error `body` of a refused call: a billing refusal (`insufficient_quota`, `billing_error`)
+   * is reported as a `billing` event and changes nothing else.
    *
    * @example
    * const { data, response } = await openai.chat.completions.create(body).withResponse();
    * await limiter.observe(response.headers, { status: response.status });
    */
-  async observe(headers: HeaderSource, options: { status?: number } = {}): Promise<ObserveResult> {
+  async observe(headers: HeaderSource, options: { status?: number; body?: unknown } = {}): Promise<ObserveResult> {
     if (headers === null || typeof headers !== 'object') {
       throw new RateLimitConfigError(`observe needs the response headers, got ${describe(headers)}`);
     }
-    const report = readProviderHeaders(headers);
     const none = { tokens: 0, inputTokens: 0, outputTokens: 0, requests: 0 };
+    const billing = options.status !== undefined && options.status >= 400 ? billingCodeOf(options.body) : undefined;
+    if (billing !== undefined) {
+      this.logger.warn(`${this.model}: the provider refused a call for billing (${billing}); limits unchanged, the error goes to the caller`);
+      this.emit({ type: 'billing', model: this.model, status: options.status!, code: billing });
+      return { foreign: none, billing };
+    }
+    const report = readProviderHeaders(headers);
     try {
       let backoff: { pausedUntil: number; limitFactor: number } | undefined;
       if (options.status === 429 || options.status === 529) {

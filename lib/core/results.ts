@@ -85,6 +85,8 @@ export interface ObserveResult {
   /** Set when the response was a 429/529 and admissions were paused. */
   readonly pausedUntil?: number;
   readonly limitFactor?: number;
+  /** The provider's billing code when the response was a billing refusal (nothing else changed). */
+  readonly billing?: string;
   /** What others spent of the quota beyond our own figures, now charged in the store. */
   readonly foreign: { tokens: number; inputTokens: number; outputTokens: number; requests: number };
 }

@@ -81,8 +81,11 @@ const AsyncGeneratorFunction = Object.getPrototypeOf(async function* () {}).cons
  * Limits every call of a provider method or controller route by the model's limits: reserves
  * before the call (waiting for the slot), settles to the real usage after it (for a streamed
  * result, when the stream ends), and releases the reservation when the call throws before
- * reaching the provider. The method then returns a promise (or, for an async generator, an
- * async generator).
+ * reaching the provider. The method returns at once a stand-in for what it returns: awaiting
+ * it gives the result once the call is settled, and the SDK's own methods work on it
+ * (`withResponse()`, a helper stream's `on()` and `finalMessage()`, `for await`). An async
+ * generator method stays an async generator. With `createLimitedFetch` as the SDK's `fetch`,
+ * the first HTTP attempt uses the call's reservation and every retry is limited too.
  *
  * The wrapper is installed on the prototype when the class is defined (so routes, which Nest
  * captures before `onModuleInit`, use it too); the module binds the limiter at bootstrap and
@@ -112,9 +115,9 @@ export function RateLimitLlm<Args extends unknown[] = any[], Result = any>(optio
             if (!call) throw notBound(label, this);
             yield* call.runGenerator(this, original as (...a: unknown[]) => AsyncIterable<unknown>, args);
           }
-        : async function (this: unknown, ...args: unknown[]) {
+        : function (this: unknown, ...args: unknown[]) {
             const call = boundCall(this, metadata);
-            if (!call) throw notBound(label, this);
+            if (!call) return Promise.reject(notBound(label, this));
             return call.run(this, original as (...a: unknown[]) => unknown, args);
           };
     // Decorators applied before this one (route, guard, interceptor metadata) wrote onto the

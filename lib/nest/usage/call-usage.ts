@@ -1,5 +1,5 @@
 import { anthropicUsage, estimateAnthropicRequest, isAnthropicRequest, readAnthropicStreamEvent } from './anthropic.js';
-import { CHARS_PER_TOKEN, estimateFromArguments } from './estimate.js';
+import { CHARS_PER_TOKEN, estimateContentTokens, estimateFromArguments, REQUEST_OVERHEAD_TOKENS } from './estimate.js';
 import { estimateGeminiRequest, geminiUsage, isGeminiRequest, readGeminiStreamEvent } from './gemini.js';
 import { type CallEstimate, isRecord, type LlmUsage, type StreamState } from './llm-usage.js';
 import { estimateOpenAiRequest, isOpenAiRequest, openAiUsage, readOpenAiStreamEvent } from './openai.js';
@@ -11,11 +11,26 @@ import { estimateOpenAiRequest, isOpenAiRequest, openAiUsage, readOpenAiStreamEv
 export function estimateCall(args: readonly unknown[]): CallEstimate {
   for (const arg of args) {
     if (!isRecord(arg)) continue;
+    if (isEmbeddingRequest(arg)) return { inputTokens: REQUEST_OVERHEAD_TOKENS + estimateContentTokens(arg.input ?? arg.contents ?? arg.content), outputTokens: 0 };
     if (isGeminiRequest(arg)) return estimateGeminiRequest(arg);
     if (isAnthropicRequest(arg)) return estimateAnthropicRequest(arg);
     if (isOpenAiRequest(arg)) return estimateOpenAiRequest(arg);
   }
   return estimateFromArguments(args);
+}
+
+const EMBEDDING_FIELDS = ['dimensions', 'encoding_format'];
+
+/**
+ * An embeddings request (`embeddings.create`, Gemini `embedContent`): it generates nothing, so
+ * nothing is reserved for output. Known by its own fields or by the model's name (every
+ * embedding model of the three providers has "embed" in it).
+ */
+export function isEmbeddingRequest(request: Record<string, unknown>): boolean {
+  const config = isRecord(request.config) ? request.config : {};
+  if (EMBEDDING_FIELDS.some((key) => request[key] !== undefined)) return true;
+  if (config.taskType !== undefined || config.outputDimensionality !== undefined) return true;
+  return typeof request.model === 'string' && /embed/i.test(request.model);
 }
 
 /** The usage a finished call's result reports, in any of the three SDKs' shapes. */

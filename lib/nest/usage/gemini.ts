@@ -45,7 +45,8 @@ function metadataOf(result: unknown): Record<string, unknown> | undefined {
  */
 export function geminiUsage(result: unknown): LlmUsage | undefined {
   const m = metadataOf(result);
-  if (!m) return undefined;
+  // embedContent answers with vectors and no usageMetadata: no output, the input as estimated.
+  if (!m) return isRecord(result) && (Array.isArray(result.embeddings) || isRecord(result.embedding)) ? { output: 0 } : undefined;
   const prompt = countOf(m.promptTokenCount);
   const candidates = countOf(m.candidatesTokenCount);
   if (prompt === undefined && candidates === undefined) return undefined;

@@ -40,6 +40,8 @@ export function openAiUsage(result: unknown): LlmUsage | undefined {
   const usage = isRecord(result) ? result.usage : undefined;
   if (!isRecord(usage)) return undefined;
   const chat = { input: countOf(usage.prompt_tokens), output: countOf(usage.completion_tokens) };
+  // Embeddings report prompt_tokens and total_tokens alone: they generate nothing.
+  if (chat.output === undefined && chat.input !== undefined && countOf(usage.total_tokens) === chat.input) return { input: chat.input, output: 0 };
   if (chat.input !== undefined || chat.output !== undefined) return chat;
   const responses = { input: countOf(usage.input_tokens), output: countOf(usage.output_tokens) };
   if (responses.input !== undefined || responses.output !== undefined) return responses;
