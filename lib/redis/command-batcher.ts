@@ -69,7 +69,8 @@ export class CommandBatcher<C extends { readonly settings: ModelSettings }, R> {
   /**
    * `send` gets the batch and the latest deadline of its callers (a `performance.now()`
    * reading); `expired` is what a caller whose deadline passed first is rejected with, whether
-   * its command was still queued here (it is then never sent) or in flight.
+   * its command was still queued here (it is then never sent) or in flight; `late` hears the
+   * replies that came for such callers after all (to undo what they did).
    */
   constructor(
     private readonly send: (batch: readonly C[], deadline: number) => Promise<R[]>,
@@ -77,6 +78,7 @@ export class CommandBatcher<C extends { readonly settings: ModelSettings }, R> {
     private readonly maxBatch = MAX_BATCH,
     private readonly minShare = MIN_SHARE,
     private readonly expired: (command: C) => Error = () => new Error('the command was not answered before its deadline'),
+    private readonly late: (command: C, reply: R) => void = () => undefined,
   ) {}
 
   /** Sends `command` in a batch; settles by `deadline` (a `performance.now()` reading) at the latest. */
@@ -186,7 +188,11 @@ export class CommandBatcher<C extends { readonly settings: ModelSettings }, R> {
       deadline,
     )
       .then(
-        (replies) => batch.forEach((w, k) => settle(w, () => w.resolve(replies[k]!))),
+        (replies) =>
+          batch.forEach((w, k) => {
+            if (w.settled) this.late(w.command, replies[k]!);
+            else settle(w, () => w.resolve(replies[k]!));
+          }),
         (error: unknown) => batch.forEach((w) => settle(w, () => w.reject(error))),
       )
       .finally(() => {

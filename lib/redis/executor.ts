@@ -114,6 +114,8 @@ function whenReady(client: RedisClient, lastError: () => unknown): Promise<void>
 export class RedisExecutor {
   /** See `operationBudgetMs`. */
   readonly budgetMs: number;
+  /** Deadline of one attempt, ms. */
+  readonly attemptMs: number;
 
   constructor(
     private readonly pick: () => RedisClient,
@@ -122,6 +124,7 @@ export class RedisExecutor {
     private readonly retire: (client: RedisClient) => void = () => undefined,
   ) {
     this.budgetMs = operationBudgetMs(options);
+    this.attemptMs = options.commandTimeoutMs;
   }
 
   /**

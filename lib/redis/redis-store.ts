@@ -159,9 +159,13 @@ export class RedisStore implements LimiterStore {
         return call(client);
       });
     const stateOf = (s: ModelSettings) => (s.algorithm === 'token-bucket' ? bucket : window);
+    // An attempt's length before the caller gives up: a reply needs time to come back, and one
+    // that takes longer is given up as lost anyway.
     const serverDeadline = (deadline: number) =>
-      this.offsetMs === undefined ? -1 : Math.floor(Date.now() + (deadline - performance.now()) + this.offsetMs);
-    const batcher = new CommandBatcher<QueueCommand, QueueReply>(
+      this.offsetMs === undefined ? -1 : Math.floor(Date.now() + (deadline - performance.now()) + this.offsetMs - this.executor.attemptMs);
+    const submit = (q: QueueCommand): Promise<QueueReply> => batcher.submit(q, q.deadline);
+    const due = () => performance.now() + this.executor.budgetMs;
+    const batcher: CommandBatcher<QueueCommand, QueueReply> = new CommandBatcher<QueueCommand, QueueReply>(
       (batch, deadline) => {
         const operation = `${batch.every((q) => q.kind === 'A') ? 'acquire' : 'queue'} ${model}`;
         // Built per attempt: a retry carries deadlines converted with the latest offset.
@@ -182,9 +186,14 @@ export class RedisStore implements LimiterStore {
       undefined,
       undefined,
       (q) => classify(`${q.kind === 'A' ? 'acquire' : q.kind === 'C' ? 'claim' : 'settle'} ${model}`, new CommandDeadlineError('the call', this.executor.budgetMs), 1),
+      // Reached Redis in time, answered too late: its caller has gone on without it, so what it
+      // holds is given back (a reply that never comes is covered by the deadline in the script).
+      (q, reply) => {
+        if (q.kind !== 'A' || ((reply as AcquireReply).state !== 'admitted' && (reply as AcquireReply).state !== 'waiting')) return;
+        const c = q.command;
+        submit({ kind: 'S', settings: c.settings, command: { opId: c.opId, settings: c.settings, mode: 'release', refunds: true }, deadline: due() }).catch(() => undefined);
+      },
     );
-    const submit = (q: QueueCommand) => batcher.submit(q, q.deadline);
-    const due = () => performance.now() + this.executor.budgetMs;
     return {
       acquire: (c: AcquireCommand) => submit({ kind: 'A', settings: c.settings, command: c, deadline: due() }) as Promise<AcquireReply>,
       claim: (c: ClaimCommand) => submit({ kind: 'C', settings: c.settings, command: c, deadline: due() }) as Promise<ClaimReply>,
