@@ -41,6 +41,7 @@ export class FaultProxy {
   private refusing = false;
   private dropReplies = 0;
   private swallowReplies = 0;
+  private swallowedOn: Link | undefined;
   private server: Server;
 
   private constructor(
@@ -106,6 +107,11 @@ export class FaultProxy {
     this.swallowReplies++;
   }
 
+  /** Whether the connection that last lost a reply to `swallowNextReply` is still open. */
+  get swallowingConnectionOpen(): boolean {
+    return this.swallowedOn !== undefined && this.links.has(this.swallowedOn);
+  }
+
   /** Resets every open connection (RST on both sides), as a server crash or a load balancer would. */
   resetAll(): void {
     for (const link of [...this.links]) this.reset(link);
@@ -167,6 +173,7 @@ export class FaultProxy {
     if (this.swallowReplies > 0 && !this.paused) {
       this.swallowReplies--;
       this.stats.swallowedReplies++;
+      this.swallowedOn = link;
       return;
     }
     if (this.dropReplies > 0) {
