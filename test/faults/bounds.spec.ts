@@ -5,12 +5,13 @@ import { Redis } from 'ioredis';
 import { DEFAULT_RETRY_CONFIG } from '../../lib/core/config.js';
 import { newOpId } from '../../lib/core/record-id.js';
 import type { ModelSettings, ModelStore } from '../../lib/core/store.js';
-import { RedisConnectionManager } from '../../lib/index.js';
+import { RateLimiter, RedisConnectionManager, RedisUnavailableError } from '../../lib/index.js';
 import { operationBudgetMs } from '../../lib/redis/executor.js';
 import { modelKeys } from '../../lib/redis/keys.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { closeClient, uniquePrefix, waitFor } from '../support/redis.js';
-import { OwnRedisServer } from '../support/redis-server.js';
+import { freePort, OwnRedisServer } from '../support/redis-server.js';
+import { recordingLogger } from '../support/backends.js';
 
 /** The default bound: 4 attempts of 500 ms and the backoff between them. */
 const BUDGET_MS = operationBudgetMs({ retry: DEFAULT_RETRY_CONFIG, commandTimeoutMs: 500 });
@@ -212,5 +213,30 @@ describe('a connection that loses a reply and stays open', () => {
     // a fresh connection took its place
     expect(proxy.stats.accepted).toBeGreaterThan(accepted);
     expect(failedLater).toEqual([]);
+  });
+});
+
+describe("failureMode 'local' before Redis was ever reached", () => {
+  const managers: RedisConnectionManager[] = [];
+  afterAll(() => Promise.all(managers.map((m) => m.close())));
+
+  async function nowhere(): Promise<RedisConnectionManager> {
+    const manager = new RedisConnectionManager({ url: `redis://127.0.0.1:${await freePort()}`, retryConfig: { maxRetries: 0 } });
+    managers.push(manager);
+    return manager;
+  }
+
+  it('admits nothing without expectedInstances: how many share the limits is unknown', async () => {
+    const limiter = new RateLimiter(await nowhere(), 'gpt-4o', { tpm: 1e6, rpm: 100 }, { keyPrefix: uniquePrefix(), failureMode: 'local', logger: recordingLogger() });
+    await expect(limiter.acquire({ tokens: 1 })).rejects.toThrow(/expectedInstances/);
+    await expect(limiter.acquire({ tokens: 1 })).rejects.toBeInstanceOf(RedisUnavailableError);
+  });
+
+  it('limits to its share of expectedInstances from the first call', async () => {
+    const limiter = new RateLimiter(await nowhere(), 'gpt-4o', { tpm: 1e6, rpm: 100 }, { keyPrefix: uniquePrefix(), failureMode: 'local', expectedInstances: 4, logger: recordingLogger() });
+    const replies = await Promise.allSettled(Array.from({ length: 40 }, () => limiter.acquire({ tokens: 1 }, { maxWaitMs: 0 })));
+    const admitted = replies.filter((r) => r.status === 'fulfilled');
+    expect(admitted).toHaveLength(25);
+    expect(admitted.every((r) => (r as PromiseFulfilledResult<{ degraded: boolean }>).value.degraded)).toBe(true);
   });
 });
