@@ -58,7 +58,7 @@ const HEAD = ['w', 60_000, 100, 0, 1e12, 0, 0, 1e12, 0, 0, 10_000, 5_000, 256, '
 const keysOf = (model) => ['w', 'q', 'r', 'x', 'o'].map((k) => `{${prefix}:${model}}:${k}`);
 let opCount = 0;
 const newOp = () => `op${(opCount++).toString(36).padStart(14, '0')}`;
-const acquire = (op) => ['A', op, 'owner0000000000', 210, 10, 200, 1, -1];
+const acquire = (op) => ['A', op, 'owner0000000000', 210, 10, 200, 1, -1, -1];
 const adjust = (op) => ['S', op, 'adjust', 1, 30, 10, 20];
 
 /** Server µs per call of `sha`, each call made of `commandsOf()`'s commands, on `keys`. */

@@ -23,7 +23,9 @@
   ARGV[14] channel admissions are published on ('' = none)
   ARGV[15] clock, epoch ms (-1 = the server's TIME; set only by the differential tests)
   ARGV[16] number of commands (N), then the commands, each starting with its kind:
-    'A' op id, owner, cost combined, input, output, requests, longest wait ms (-1 = no bound)
+    'A' op id, owner, cost combined, input, output, requests, longest wait ms (-1 = no bound),
+        deadline: server ms after which its caller gave up, so a new acquire reserves nothing
+        and answers 'timeout' (-1 = none)
     'C' owner, count K, then K op ids
     'S' op id, mode ('adjust' | 'release' | 'keep'), refunds (1 | 0), to combined, input, output
 
@@ -141,7 +143,7 @@ do
       i = i + 3 + k
     else
       named[#named + 1] = ARGV[i + 1]
-      i = i + (kind == 'A' and 8 or 7)
+      i = i + (kind == 'A' and 9 or 7)
     end
   end
 end
@@ -156,10 +158,13 @@ for _ = 1, count do
     local op, owner = ARGV[at + 1], ARGV[at + 2]
     local cost = { tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6]) }
     local max_wait = tonumber(ARGV[at + 7])
-    at = at + 8
+    local gave_up = tonumber(ARGV[at + 8])
+    at = at + 9
     if q.get(op) then
       local s, slot, position = state_reply(op, true)
       push(s, fmt(slot), fmt(position), '0')
+    elseif gave_up >= 0 and now > gave_up then
+      push('timeout', '0', '0', fmt(cap.estimate_for(cost)))
     elseif not head() and cap.fits(cost) then
       q.admit(op, owner, cost, cap)
       push('admitted', fmt(now), '0', '0')

@@ -1,8 +1,10 @@
-import { addCharges, NO_CHARGE } from './charges.js';
+import { NO_CHARGE } from './charges.js';
 import type { FailureMode } from './config.js';
 import { RedisUnavailableError } from './errors.js';
 import type { LimiterLogger, RateLimiterEvent } from './events.js';
-import { formatDegradedRecordId, newOpId } from './record-id.js';
+import { LocalFallback } from './local-fallback.js';
+import { PendingCancels } from './pending-cancels.js';
+import { newOpId } from './record-id.js';
 import {
   type AcquireCommand,
   type AcquireReply,
@@ -17,14 +19,11 @@ import {
   type ReconcileCommand,
   type SettleCommand,
   type SettleReply,
-  SETTLED_HORIZON_MS,
   type StatusReply,
 } from './store.js';
 
 /** While Redis is down, how often it is asked whether it answers again. */
 const PROBE_INTERVAL_MS = 500;
-/** Most op ids kept for cancelling at once; past that the oldest is forgotten, with a warning. */
-const MAX_CANCELS = 10_000;
 /** An instance that has not announced itself for this long no longer counts. */
 const HEARTBEAT_TTL_MS = 15_000;
 
@@ -49,20 +48,13 @@ export interface FailoverOptions {
   readonly emit: (event: RateLimiterEvent) => void;
 }
 
-/** A reservation this process made, for the replay into a fresh fallback and the handback. */
-interface Recent {
-  readonly at: number;
-  readonly cost: Charge;
-  readonly local: boolean;
-}
-
 /**
  * The shared store, insured against outages: while it throws RedisUnavailableError, calls follow
  * the failure mode instead. `'closed'` rethrows; `'open'` answers acquires as admitted and
  * settles as done, marked `degraded: 'open'`, recording nothing; `'local'` answers from an
- * in-process store holding this process's share of each limit (limit / `expectedInstances`, or
- * the instance count last seen by heartbeat), marked `degraded: 'local'`. Once down, the shared
- * store is not asked again until a background ping answers.
+ * in-process store holding this process's share of each limit (see LocalFallback), marked
+ * `degraded: 'local'`. Once down, the shared store is not asked again until a background ping
+ * answers.
  */
 export class FailoverStore implements ModelStore {
   private outageSince: number | undefined;
@@ -70,20 +62,16 @@ export class FailoverStore implements ModelStore {
   private probe: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private liveInstances = 1;
-  private local?: { store: ModelStore; settings: ModelSettings; instances: number };
-  /** With failureMode 'local': this process's reservations of the last window, by admission. */
-  private readonly recent: Recent[] = [];
+  private readonly local: LocalFallback;
   /** What this process admitted in its fallback during the window before Redis answered again. */
   private handback?: Charge;
-  /** While admissions are replayed into a fresh fallback: the time its clock reads. */
-  private replayAt?: number;
-  /** Op ids placed in the fallback, by when last seen: their settles and claims stay local. */
-  private readonly localOps = new Map<string, number>();
-  /** Op ids to release once Redis answers (see cancelLater), and those being released now. */
-  private readonly cancels = new Set<string>();
-  private readonly cancelling = new Set<string>();
+  private readonly cancels: PendingCancels;
 
-  constructor(private readonly options: FailoverOptions) {}
+  constructor(private readonly options: FailoverOptions) {
+    const { settings, windowMs, expectedInstances, instanceId, fallbackStore } = options;
+    this.local = new LocalFallback({ settings, windowMs, expectedInstances, instanceId, makeStore: fallbackStore });
+    this.cancels = new PendingCancels(options.inner, settings, options.model, options.logger, options.emit);
+  }
 
   /** True while the last call to the shared store failed and no later one has succeeded. */
   get degraded(): boolean {
@@ -129,15 +117,15 @@ export class FailoverStore implements ModelStore {
     }
     const fallback = this.fallback();
     const reply = await fallback.store.acquire({ ...command, settings: fallback.settings });
-    this.touchLocal(command.opId);
+    this.local.touch(command.opId);
     if (reply.state === 'admitted') this.remember(reply.slotMs, command.cost, true);
     return { ...reply, degraded: 'local' };
   }
 
   async claim(command: ClaimCommand): Promise<ClaimReply> {
-    const localIds = command.opIds.filter((id) => this.localOps.has(id));
-    const sharedIds = command.opIds.filter((id) => !this.localOps.has(id));
-    localIds.forEach((id) => this.touchLocal(id));
+    const localIds = command.opIds.filter((id) => this.local.has(id));
+    const sharedIds = command.opIds.filter((id) => !this.local.has(id));
+    localIds.forEach((id) => this.local.touch(id));
     let local: ClaimReply | undefined;
     if (localIds.length > 0) {
       const fallback = this.fallback();
@@ -181,12 +169,12 @@ export class FailoverStore implements ModelStore {
   }
 
   async settle(command: SettleCommand): Promise<SettleReply> {
-    if (this.localOps.has(command.opId)) {
+    if (this.local.has(command.opId)) {
       const fallback = this.fallback();
       const reply = await fallback.store.settle({ ...command, settings: fallback.settings });
       // Kept, not forgotten: a repeated settle must reach the fallback's tombstone and change
       // nothing there, not the shared store, which never knew the record.
-      this.touchLocal(command.opId);
+      this.local.touch(command.opId);
       return { ...reply, degraded: 'local' };
     }
     if (this.outageSince === undefined) {
@@ -248,60 +236,22 @@ export class FailoverStore implements ModelStore {
     }
   }
 
-  private touchLocal(opId: string): void {
-    const now = Date.now();
-    this.localOps.delete(opId);
-    this.localOps.set(opId, now);
-    // The fallback forgets an admitted record a window and the horizon after its admission;
-    // waiting ones are touched by every claim.
-    const before = now - this.options.settings.windowMs - SETTLED_HORIZON_MS;
-    for (const [id, at] of this.localOps) {
-      if (at > before) break;
-      this.localOps.delete(id);
-    }
-  }
-
-  /** The in-process limiter of `failureMode: 'local'`: this process's share of every limit. */
+  /**
+   * This process's share while Redis is away; a process that cannot know how many share the
+   * limits (it never reached Redis, and expectedInstances is not set) admits nothing.
+   */
   private fallback(): { store: ModelStore; settings: ModelSettings } {
-    const instances = Math.max(1, this.options.expectedInstances ?? this.liveInstances);
-    if (!this.local || this.local.instances !== instances) {
-      const share = (limit: number) => (limit > 0 ? Math.max(1, Math.floor(limit / instances)) : 0);
-      const l = this.options.settings.limits;
-      const limits = { tokens: share(l.tokens), inputTokens: share(l.inputTokens), outputTokens: share(l.outputTokens), requests: share(l.requests) };
-      // Learned limits are not learned further in the fallback: no 429 reaches it.
-      const { windowMs, algorithm, bucketMs, paceMs } = this.options.settings;
-      const settings: ModelSettings = { windowMs, algorithm, bucketMs, paceMs, limits };
-      this.local = { store: this.local?.store ?? this.options.fallbackStore(() => this.replayAt ?? Date.now()), settings, instances };
-    }
-    return this.local;
+    const fallback = this.local.current();
+    if (fallback) return fallback;
+    const error = this.unavailable();
+    throw new RedisUnavailableError(
+      `${error.message}; failureMode 'local' admits nothing until Redis has been reached once: how many instances share the limits is unknown (set expectedInstances to limit locally from the start)`,
+      { cause: error.cause },
+    );
   }
 
   private remember(at: number, cost: Charge, local: boolean): void {
-    if (this.options.failureMode !== 'local') return;
-    const now = Date.now();
-    this.recent.push({ at, cost, local });
-    while (this.recent.length > 0 && this.recent[0]!.at <= now - this.options.windowMs) this.recent.shift();
-  }
-
-  /**
-   * A fresh fallback that holds this process's own admissions of the last window where they
-   * were made, so the share starts as full as this process had made it on Redis, not empty: an
-   * empty one would let every process send its whole share into a provider window that is
-   * already full.
-   */
-  private startFallback(): void {
-    this.local = undefined;
-    this.localOps.clear();
-    const { store, settings } = this.fallback();
-    const since = Date.now() - this.options.windowMs;
-    const entries = this.recent.filter((e) => e.at > since).sort((a, b) => a.at - b.at);
-    for (const entry of entries) {
-      this.replayAt = entry.at;
-      // The memory store reads its clock synchronously, before this call returns. Admitted now
-      // or never: a replayed entry must not wait in the fallback's queue.
-      void store.acquire({ opId: newOpId(), owner: this.options.instanceId, settings, cost: entry.cost, maxWaitMs: 0 });
-    }
-    this.replayAt = undefined;
+    if (this.options.failureMode === 'local') this.local.remember(at, cost, local);
   }
 
   /**
@@ -338,6 +288,7 @@ export class FailoverStore implements ModelStore {
       this.options.inner.heartbeat(this.options.instanceId, HEARTBEAT_TTL_MS).then(
         (count) => {
           this.liveInstances = Math.max(1, count);
+          this.local.countSeen(count);
         },
         (error: unknown) => this.options.logger.warn(`${this.options.model}: heartbeat failed: ${String(error)}`),
       );
@@ -371,61 +322,31 @@ export class FailoverStore implements ModelStore {
     if (this.outageSince !== undefined) return;
     this.outageSince = Date.now();
     const { failureMode, model } = this.options;
-    if (failureMode === 'local') this.startFallback();
+    if (failureMode === 'local') this.local.start();
     this.startProbe();
     const then = {
       open: 'letting calls through unlimited',
       closed: 'rejecting calls',
-      local: `limiting in this process to 1/${Math.max(1, this.options.expectedInstances ?? this.liveInstances)} of each limit`,
+      local: this.local.instances === undefined
+        ? 'admitting nothing (how many instances share the limits is unknown: set expectedInstances)'
+        : `limiting in this process to 1/${this.local.instances} of each limit`,
     }[failureMode];
     this.options.logger.warn(`${model}: Redis is unavailable (${cause.message}); ${then} until it answers again`);
     this.options.emit({ type: 'degraded', model, operation, failureMode, cause });
   }
 
-  /**
-   * An acquire whose caller was let through (or queued again in the fallback) may still reach
-   * Redis, or already wait there: a release sent once Redis answers takes it back, and if it
-   * arrives before the acquire, leaves a tombstone that turns the acquire into a no-op.
-   */
+  /** See PendingCancels: released at once if the shared store answers, else on recovery. */
   private cancelLater(opId: string): void {
     this.cancels.add(opId);
-    if (this.cancels.size > MAX_CANCELS) {
-      const [oldest] = this.cancels;
-      this.cancels.delete(oldest!);
-      this.options.logger.warn(`${this.options.model}: more than ${MAX_CANCELS} acquires to cancel after the outage; ${oldest} is left to its window`);
-    }
-    if (this.outageSince === undefined) this.sendCancels();
-  }
-
-  private sendCancels(): void {
-    const { inner, settings, model } = this.options;
-    for (const opId of this.cancels) {
-      if (this.cancelling.has(opId)) continue;
-      this.cancelling.add(opId);
-      inner.settle({ opId, settings, mode: 'release', refunds: true }).then(
-        (reply) => {
-          this.cancelling.delete(opId);
-          this.cancels.delete(opId);
-          if (reply.status === 'ok') this.options.emit({ type: 'released', model, recordId: formatDegradedRecordId(opId), reason: 'cancelled' });
-        },
-        () => {
-          // Unreachable again: kept for the next recovery.
-          this.cancelling.delete(opId);
-        },
-      );
-    }
+    if (this.outageSince === undefined) this.cancels.send();
   }
 
   private markUp(): void {
     if (this.outageSince === undefined) return;
-    this.sendCancels();
+    this.cancels.send();
     const outageMs = Date.now() - this.outageSince;
     this.outageSince = undefined;
-    if (this.options.failureMode === 'local') {
-      const since = Date.now() - this.options.windowMs;
-      const meanwhile = this.recent.filter((e) => e.local && e.at > since).reduce((sum, e) => addCharges(sum, e.cost), NO_CHARGE);
-      this.handback = meanwhile.requests > 0 ? meanwhile : undefined;
-    }
+    if (this.options.failureMode === 'local') this.handback = this.local.admittedMeanwhile();
     clearInterval(this.probe);
     this.probe = undefined;
     this.options.logger.log?.(`${this.options.model}: Redis answers again after ${outageMs} ms; limiting resumed`);

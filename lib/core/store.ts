@@ -97,6 +97,14 @@ export interface AcquireCommand {
   readonly cost: Charge;
   /** Longest acceptable wait in ms, or -1 for no bound. 0: admit now or not at all. */
   readonly maxWaitMs: number;
+  /**
+   * Store epoch ms after which the caller no longer waits for this call's reply (-1 or absent:
+   * none). A new acquire that reaches the store later reserves nothing, neither admitted nor
+   * queued, and answers 'timeout': a command that sat in a stalled connection or server must
+   * not charge for a caller that has already failed over. A Redis store sets it from its own
+   * deadline when the caller does not.
+   */
+  readonly deadlineMs?: number;
 }
 
 /** Where a reservation stands, as an acquire or a claim finds it. */

@@ -200,6 +200,8 @@ class ModelState {
   private place(call: Call, c: AcquireCommand): number | undefined {
     const { now, settings } = call;
     const cost = figuresOf(c.cost);
+    // Its caller gave up before it arrived: nothing is reserved.
+    if (c.deadlineMs !== undefined && c.deadlineMs >= 0 && now > c.deadlineMs) return this.estimate(call, cost);
     if (this.queue.size === 0 && this.fits(call, cost)) {
       this.admit(call, c.opId, c.owner, cost);
       return undefined;

@@ -19,8 +19,11 @@ export const MIN_SHARE = 8;
 
 interface Waiting<C, R> {
   readonly command: C;
+  /** `performance.now()` reading past which the caller is answered with `expired(command)`. */
+  readonly deadline: number;
   readonly resolve: (reply: R) => void;
   readonly reject: (error: unknown) => void;
+  settled: boolean;
 }
 
 function sameSettings(a: ModelSettings, b: ModelSettings): boolean {
@@ -51,23 +54,83 @@ function sameSettings(a: ModelSettings, b: ModelSettings): boolean {
  */
 export class CommandBatcher<C extends { readonly settings: ModelSettings }, R> {
   private readonly waiting: Waiting<C, R>[] = [];
+  /**
+   * Every command not answered yet, queued or in flight, in order of submission (and so of
+   * deadline, all deadlines being as long): the front is the next to expire.
+   */
+  private readonly open: Waiting<C, R>[] = [];
+  private openHead = 0;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweepAt = Infinity;
   private inFlight = 0;
   private scheduled = false;
   private soonScheduled = false;
 
+  /**
+   * `send` gets the batch and the latest deadline of its callers (a `performance.now()`
+   * reading); `expired` is what a caller whose deadline passed first is rejected with, whether
+   * its command was still queued here (it is then never sent) or in flight; `late` hears the
+   * replies that came for such callers after all (to undo what they did).
+   */
   constructor(
-    private readonly send: (batch: readonly C[]) => Promise<R[]>,
+    private readonly send: (batch: readonly C[], deadline: number) => Promise<R[]>,
     private readonly maxInFlight = MAX_IN_FLIGHT,
     private readonly maxBatch = MAX_BATCH,
     private readonly minShare = MIN_SHARE,
+    private readonly expired: (command: C) => Error = () => new Error('the command was not answered before its deadline'),
+    private readonly late: (command: C, reply: R) => void = () => undefined,
   ) {}
 
-  submit(command: C): Promise<R> {
+  /** Sends `command` in a batch; settles by `deadline` (a `performance.now()` reading) at the latest. */
+  submit(command: C, deadline = Infinity): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.waiting.push({ command, resolve, reject });
+      const entry: Waiting<C, R> = { command, deadline, resolve, reject, settled: false };
+      this.waiting.push(entry);
+      this.open.push(entry);
+      this.armSweep(deadline);
       if (this.inFlight === 0 && !this.scheduled) this.flushSoon();
       else this.schedule();
     });
+  }
+
+  private armSweep(at: number): void {
+    if (at >= this.sweepAt) return;
+    clearTimeout(this.sweepTimer);
+    this.sweepAt = at;
+    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(0, Math.ceil(at - performance.now())));
+    // A pending deadline must not keep the process alive by itself.
+    this.sweepTimer.unref();
+  }
+
+  /** Answers every caller whose deadline passed; queued ones are taken out of the queue. */
+  private sweep(): void {
+    clearTimeout(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.sweepAt = Infinity;
+    const now = performance.now();
+    let expiredAny = false;
+    while (this.openHead < this.open.length) {
+      const w = this.open[this.openHead]!;
+      if (!w.settled && w.deadline > now) break;
+      this.openHead++;
+      if (w.settled) continue;
+      w.settled = true;
+      expiredAny = true;
+      w.reject(this.expired(w.command));
+    }
+    if (this.openHead === this.open.length) {
+      this.open.length = 0;
+      this.openHead = 0;
+    } else if (this.openHead > 1024 && this.openHead * 2 > this.open.length) {
+      this.open.splice(0, this.openHead);
+      this.openHead = 0;
+    }
+    if (expiredAny) {
+      let kept = 0;
+      for (const w of this.waiting) if (!w.settled) this.waiting[kept++] = w;
+      this.waiting.length = kept;
+    }
+    if (this.openHead < this.open.length) this.armSweep(this.open[this.openHead]!.deadline);
   }
 
   /**
@@ -113,14 +176,30 @@ export class CommandBatcher<C extends { readonly settings: ModelSettings }, R> {
 
   private sendBatch(batch: Waiting<C, R>[]): void {
     this.inFlight++;
-    this.send(batch.map((w) => w.command))
+    let deadline = -Infinity;
+    for (const w of batch) deadline = Math.max(deadline, w.deadline);
+    const settle = (w: Waiting<C, R>, done: () => void) => {
+      if (w.settled) return;
+      w.settled = true;
+      done();
+    };
+    this.send(
+      batch.map((w) => w.command),
+      deadline,
+    )
       .then(
-        (replies) => batch.forEach((w, k) => w.resolve(replies[k])),
-        (error: unknown) => batch.forEach((w) => w.reject(error)),
+        (replies) =>
+          batch.forEach((w, k) => {
+            if (w.settled) this.late(w.command, replies[k]!);
+            else settle(w, () => w.resolve(replies[k]!));
+          }),
+        (error: unknown) => batch.forEach((w) => settle(w, () => w.reject(error))),
       )
       .finally(() => {
         this.inFlight--;
         if (this.waiting.length > 0) this.schedule();
+        // Answered callers at the front no longer hold the sweep's timer.
+        if (this.open.length - this.openHead > 0 && this.open[this.openHead]!.settled) this.sweep();
       });
   }
 }

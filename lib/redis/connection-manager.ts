@@ -180,7 +180,12 @@ export class RedisConnectionManager implements AsyncDisposable {
       const built = standaloneOptions(common, address);
       this.create = options.url ? () => new Redis(options.url!, built) : () => new Redis(built);
     }
-    this.executor = new RedisExecutor(() => this.pick(), { retry, commandTimeoutMs }, () => this.lastError);
+    this.executor = new RedisExecutor(
+      () => this.pick(),
+      { retry, commandTimeoutMs },
+      () => this.lastError,
+      (client) => this.retire(client),
+    );
     this.limiterStore = new RedisStore(this.executor, { subscriber: () => this.openSubscriber() });
   }
 
@@ -280,6 +285,19 @@ export class RedisConnectionManager implements AsyncDisposable {
       this.lastError = error;
     });
     return client;
+  }
+
+  /**
+   * Closes a pooled connection that is open but silent or garbled; the next pick opens another.
+   * A Cluster client (one for all nodes) and the application's own client are left as they are.
+   */
+  private retire(client: RedisClient): void {
+    if (client === this.external || client instanceof Cluster) return;
+    const at = this.clients.indexOf(client);
+    if (at < 0) return;
+    this.clients.splice(at, 1);
+    client.disconnect();
+    closeFailoverDetector(client);
   }
 
   private pick(): RedisClient {

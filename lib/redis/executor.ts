@@ -1,11 +1,25 @@
 import { backoffDelayMs, type ResolvedRetryConfig } from '../core/config.js';
-import { classify, CommandDeadlineError, ConnectionDownError, isTransient, ManagerClosedError } from './redis-errors.js';
+import { classify, CommandDeadlineError, ConnectionDownError, isTransient, ManagerClosedError, ReplyOutOfStepError } from './redis-errors.js';
 import type { RedisClient } from './scripts.js';
 
 export interface ExecutorOptions {
   readonly retry: ResolvedRetryConfig;
   /** Deadline of one attempt, ms, waiting for a connection included. */
   readonly commandTimeoutMs: number;
+}
+
+/**
+ * The longest one operation may take, ms, from its caller's call to its settling: every attempt
+ * at its full deadline and every backoff delay at its longest (with the default retry config,
+ * 4 x 500 ms + (100 + 200 + 400) x 1.1 = 2,770 ms). Time queued in this process counts too.
+ */
+export function operationBudgetMs(options: ExecutorOptions): number {
+  const { retry, commandTimeoutMs } = options;
+  let total = (retry.maxRetries + 1) * commandTimeoutMs;
+  for (let attempt = 0; attempt < retry.maxRetries; attempt++) {
+    total += Math.min(retry.maxDelayMs, retry.baseDelayMs * retry.exponentialBase ** attempt) * (1 + retry.jitter);
+  }
+  return Math.ceil(total);
 }
 
 function delay(ms: number): Promise<void> {
@@ -15,7 +29,7 @@ function delay(ms: number): Promise<void> {
 function withDeadline<T>(work: Promise<T>, operation: string, timeoutMs: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CommandDeadlineError(operation, timeoutMs)), timeoutMs);
+    timer = setTimeout(() => reject(new CommandDeadlineError(operation, Math.round(timeoutMs))), Math.max(0, timeoutMs));
   });
   // A reply that comes after the deadline must not surface as an unhandled rejection.
   work.catch(() => undefined);
@@ -89,30 +103,57 @@ function whenReady(client: RedisClient, lastError: () => unknown): Promise<void>
 /**
  * Runs Redis calls with the limiter's own deadline and retry policy, whatever the client's
  * options: transient failures are retried with exponential backoff and jitter, then surface as
- * `RedisUnavailableError`; anything else surfaces at once as `RedisConfigurationError`.
+ * `RedisUnavailableError`; anything else surfaces at once as `RedisConfigurationError`. One
+ * operation never outlasts its deadline (`operationBudgetMs` after its caller called, unless the
+ * caller gives an earlier one): no retry starts that could not finish before it.
+ *
+ * A connection that stays open but does not answer within an attempt's deadline, or answers out
+ * of step (a reply that cannot belong to the command), is handed to `retire`, which closes it:
+ * the next attempt gets a fresh one instead of waiting behind a dead or garbled stream.
  */
 export class RedisExecutor {
+  /** See `operationBudgetMs`. */
+  readonly budgetMs: number;
+  /** Deadline of one attempt, ms. */
+  readonly attemptMs: number;
+
   constructor(
     private readonly pick: () => RedisClient,
     private readonly options: ExecutorOptions,
     private readonly lastError: () => unknown = () => undefined,
-  ) {}
+    private readonly retire: (client: RedisClient) => void = () => undefined,
+  ) {
+    this.budgetMs = operationBudgetMs(options);
+    this.attemptMs = options.commandTimeoutMs;
+  }
 
-  async run<T>(operation: string, call: (client: RedisClient) => Promise<T>): Promise<T> {
+  /**
+   * Runs `call` until it succeeds, fails for good, or `deadline` (a `performance.now()` reading;
+   * by default `budgetMs` from now) passes.
+   */
+  async run<T>(operation: string, call: (client: RedisClient) => Promise<T>, deadline = performance.now() + this.budgetMs): Promise<T> {
     const { retry, commandTimeoutMs } = this.options;
     for (let attempt = 0; ; attempt++) {
+      let client: RedisClient | undefined;
       try {
-        const client = this.pick();
+        const left = deadline - performance.now();
+        if (left <= 0) throw new CommandDeadlineError(operation, 0);
+        client = this.pick();
+        const picked = client;
         return await withDeadline(
-          whenReady(client, this.lastError).then(() => call(client)),
+          whenReady(picked, this.lastError).then(() => call(picked)),
           operation,
-          commandTimeoutMs,
+          Math.min(commandTimeoutMs, left),
         );
       } catch (error) {
-        if (!isTransient(error) || attempt >= retry.maxRetries || error instanceof ManagerClosedError) {
+        // Open, yet silent for a whole attempt (or garbled): not a connection to wait on again.
+        if (client && client.status === 'ready' && (error instanceof CommandDeadlineError || error instanceof ReplyOutOfStepError)) this.retire(client);
+        const pause = backoffDelayMs(retry, attempt);
+        const lastChance = attempt >= retry.maxRetries || performance.now() + pause >= deadline;
+        if (!isTransient(error) || lastChance || error instanceof ManagerClosedError) {
           throw classify(operation, error, attempt + 1);
         }
-        await delay(backoffDelayMs(retry, attempt));
+        await delay(pause);
       }
     }
   }

@@ -53,6 +53,18 @@ export class CommandDeadlineError extends Error {
   }
 }
 
+/**
+ * A reply that cannot answer the command it was matched with: the connection's stream lost bytes
+ * (a proxy or middlebox dropping part of a reply without a reset), so every later reply on it
+ * would be matched with the wrong command.
+ */
+export class ReplyOutOfStepError extends Error {
+  constructor(operation: string, detail: string) {
+    super(`${operation}: the reply from Redis is out of step with the command (${detail}); the connection is replaced`);
+    this.name = 'ReplyOutOfStepError';
+  }
+}
+
 /** The manager was closed: later calls fail at once, without retries. */
 export class ManagerClosedError extends Error {
   constructor() {
@@ -86,11 +98,11 @@ export function messageOf(error: unknown): string {
 
 /** Whether retrying `error` later may succeed. Everything not known to pass is a configuration error. */
 export function isTransient(error: unknown): boolean {
-  if (error instanceof CommandDeadlineError || error instanceof ConnectionDownError || error instanceof ManagerClosedError) return true;
+  if (error instanceof CommandDeadlineError || error instanceof ConnectionDownError || error instanceof ManagerClosedError || error instanceof ReplyOutOfStepError) return true;
   if (error === null || typeof error !== 'object') return false;
   const { code, name } = error as ErrorLike;
   if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return true;
-  if (name === 'MaxRetriesPerRequestError' || name === 'CommandDeadlineError' || name === 'ConnectionDownError' || name === 'ManagerClosedError') return true;
+  if (name === 'MaxRetriesPerRequestError' || name === 'CommandDeadlineError' || name === 'ConnectionDownError' || name === 'ManagerClosedError' || name === 'ReplyOutOfStepError') return true;
   const raw = messageOf(error);
   const message = raw.startsWith('ERR ') ? raw.slice(4) : raw;
   return TRANSIENT_MESSAGES.some((prefix) => message.startsWith(prefix));

@@ -18,6 +18,7 @@ import type {
   StatusReply,
 } from '../core/store.js';
 import type { RedisExecutor } from './executor.js';
+import { classify, CommandDeadlineError, ReplyOutOfStepError } from './redis-errors.js';
 import { modelKeys } from './keys.js';
 import { defineScripts, type RedisClient } from './scripts.js';
 import { CommandBatcher } from './command-batcher.js';
@@ -25,10 +26,11 @@ import { AdmissionNotices } from './admission-notices.js';
 
 const num = Number;
 
+/** `deadline`: when its caller gives up, a `performance.now()` reading. */
 type QueueCommand =
-  | { readonly kind: 'A'; readonly settings: ModelSettings; readonly command: AcquireCommand }
-  | { readonly kind: 'C'; readonly settings: ModelSettings; readonly command: ClaimCommand }
-  | { readonly kind: 'S'; readonly settings: ModelSettings; readonly command: SettleCommand };
+  | { readonly kind: 'A'; readonly settings: ModelSettings; readonly command: AcquireCommand; readonly deadline: number }
+  | { readonly kind: 'C'; readonly settings: ModelSettings; readonly command: ClaimCommand; readonly deadline: number }
+  | { readonly kind: 'S'; readonly settings: ModelSettings; readonly command: SettleCommand; readonly deadline: number };
 
 type QueueReply = AcquireReply | ClaimReply | SettleReply;
 
@@ -47,8 +49,11 @@ const figures = (r: (string | number)[], at: number): Charge => ({
   requests: num(r[at + 3]),
 });
 
-/** The arguments of lua/queue.lua for one batch of one model's commands. */
-function queueArgs(batch: readonly QueueCommand[], channel: string, clock: number): (string | number)[] {
+/**
+ * The arguments of lua/queue.lua for one batch of one model's commands. `serverDeadline` turns
+ * a caller's deadline into server epoch ms (-1 while the server's clock is not known yet).
+ */
+function queueArgs(batch: readonly QueueCommand[], channel: string, clock: number, serverDeadline: (deadline: number) => number): (string | number)[] {
   const s = batch[0].settings;
   const tokenBucket = s.algorithm === 'token-bucket';
   const learn = s.learn ? [s.learn.maxFactor, s.learn.increasePerWindow] : [0, 0];
@@ -69,7 +74,7 @@ function queueArgs(batch: readonly QueueCommand[], channel: string, clock: numbe
   for (const q of batch) {
     if (q.kind === 'A') {
       const c = q.command;
-      args.push('A', c.opId, c.owner, c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests, c.maxWaitMs);
+      args.push('A', c.opId, c.owner, c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests, c.maxWaitMs, c.deadlineMs ?? serverDeadline(q.deadline));
     } else if (q.kind === 'C') {
       args.push('C', q.command.owner, q.command.opIds.length, ...q.command.opIds);
     } else {
@@ -81,8 +86,18 @@ function queueArgs(batch: readonly QueueCommand[], channel: string, clock: numbe
   return args;
 }
 
-/** Reads lua/queue.lua's flat reply back into one reply per command. */
-function parseQueueReply(batch: readonly QueueCommand[], r: (string | number)[]): QueueReply[] {
+/**
+ * Reads lua/queue.lua's flat reply back into one reply per command; a reply of another shape
+ * belongs to another command (the stream lost bytes) and is refused.
+ */
+function parseQueueReply(operation: string, batch: readonly QueueCommand[], r: (string | number)[]): QueueReply[] {
+  if (!Array.isArray(r) || r.length < 4 || !Number.isFinite(num(r[0]))) throw new ReplyOutOfStepError(operation, 'not a queue reply');
+  const replies = readQueueReply(batch, r);
+  if (replies.at !== r.length) throw new ReplyOutOfStepError(operation, `${r.length} fields for ${batch.length} commands`);
+  return replies.replies;
+}
+
+function readQueueReply(batch: readonly QueueCommand[], r: (string | number)[]): { replies: QueueReply[]; at: number } {
   const nowMs = num(r[0]);
   const nextCheckMs = num(r[1]);
   const headOwner = String(r[2]);
@@ -90,7 +105,7 @@ function parseQueueReply(batch: readonly QueueCommand[], r: (string | number)[])
   const admitted: AdmittedWaiter[] = [];
   let at = 4;
   for (let k = 0; k < admittedCount; k++, at += 2) admitted.push({ opId: String(r[at]), slotMs: num(r[at + 1]) });
-  return batch.map((q) => {
+  const replies = batch.map((q): QueueReply => {
     if (q.kind === 'A') {
       // Literal objects, not spreads of `news`: this runs once per acquire on the hot path.
       const reply: AcquireReply = { nowMs, admitted, nextCheckMs, headOwner, state: r[at] as RecordState, slotMs: num(r[at + 1]), position: num(r[at + 2]), estimateMs: num(r[at + 3]) };
@@ -107,6 +122,7 @@ function parseQueueReply(batch: readonly QueueCommand[], r: (string | number)[])
     at += 9;
     return reply;
   });
+  return { replies, at };
 }
 
 /**
@@ -118,6 +134,12 @@ export class RedisStore implements LimiterStore {
   readonly kind = 'redis' as const;
   private readonly notices: AdmissionNotices | undefined;
   private readonly clock: () => number;
+  /**
+   * Server clock minus this process's, ms, as the last queue reply showed it (server time at
+   * the reply, taken as read when it arrived: never more than the true offset, so a deadline
+   * converted with it falls early, never late).
+   */
+  private offsetMs: number | undefined;
 
   constructor(
     private readonly executor: RedisExecutor,
@@ -137,16 +159,45 @@ export class RedisStore implements LimiterStore {
         return call(client);
       });
     const stateOf = (s: ModelSettings) => (s.algorithm === 'token-bucket' ? bucket : window);
-    const batcher = new CommandBatcher<QueueCommand, QueueReply>(async (batch) => {
-      const operation = batch.every((q) => q.kind === 'A') ? 'acquire' : 'queue';
-      const args = queueArgs(batch, this.notices ? channel : '', this.clock());
-      const r = await run(operation, (client) => client.llmrlQueue(stateOf(batch[0].settings), queue, records, expiry, owners, ...args));
-      return parseQueueReply(batch, r as unknown as (string | number)[]);
-    });
+    // An attempt's length before the caller gives up: a reply needs time to come back, and one
+    // that takes longer is given up as lost anyway.
+    const serverDeadline = (deadline: number) =>
+      this.offsetMs === undefined ? -1 : Math.floor(Date.now() + (deadline - performance.now()) + this.offsetMs - this.executor.attemptMs);
+    const submit = (q: QueueCommand): Promise<QueueReply> => batcher.submit(q, q.deadline);
+    const due = () => performance.now() + this.executor.budgetMs;
+    const batcher: CommandBatcher<QueueCommand, QueueReply> = new CommandBatcher<QueueCommand, QueueReply>(
+      (batch, deadline) => {
+        const operation = `${batch.every((q) => q.kind === 'A') ? 'acquire' : 'queue'} ${model}`;
+        // Built per attempt: a retry carries deadlines converted with the latest offset.
+        return this.executor.run(
+          operation,
+          async (client) => {
+            defineScripts(client);
+            const args = queueArgs(batch, this.notices ? channel : '', this.clock(), serverDeadline);
+            const r = await client.llmrlQueue(stateOf(batch[0].settings), queue, records, expiry, owners, ...args);
+            const replies = parseQueueReply(operation, batch, r as unknown as (string | number)[]);
+            this.offsetMs = replies[0]!.nowMs - Date.now();
+            return replies;
+          },
+          deadline,
+        );
+      },
+      undefined,
+      undefined,
+      undefined,
+      (q) => classify(`${q.kind === 'A' ? 'acquire' : q.kind === 'C' ? 'claim' : 'settle'} ${model}`, new CommandDeadlineError('the call', this.executor.budgetMs), 1),
+      // Reached Redis in time, answered too late: its caller has gone on without it, so what it
+      // holds is given back (a reply that never comes is covered by the deadline in the script).
+      (q, reply) => {
+        if (q.kind !== 'A' || ((reply as AcquireReply).state !== 'admitted' && (reply as AcquireReply).state !== 'waiting')) return;
+        const c = q.command;
+        submit({ kind: 'S', settings: c.settings, command: { opId: c.opId, settings: c.settings, mode: 'release', refunds: true }, deadline: due() }).catch(() => undefined);
+      },
+    );
     return {
-      acquire: (c: AcquireCommand) => batcher.submit({ kind: 'A', settings: c.settings, command: c }) as Promise<AcquireReply>,
-      claim: (c: ClaimCommand) => batcher.submit({ kind: 'C', settings: c.settings, command: c }) as Promise<ClaimReply>,
-      settle: (c: SettleCommand) => batcher.submit({ kind: 'S', settings: c.settings, command: c }) as Promise<SettleReply>,
+      acquire: (c: AcquireCommand) => submit({ kind: 'A', settings: c.settings, command: c, deadline: due() }) as Promise<AcquireReply>,
+      claim: (c: ClaimCommand) => submit({ kind: 'C', settings: c.settings, command: c, deadline: due() }) as Promise<ClaimReply>,
+      settle: (c: SettleCommand) => submit({ kind: 'S', settings: c.settings, command: c, deadline: due() }) as Promise<SettleReply>,
       status: async (s: ModelSettings): Promise<StatusReply> => {
         const r = await run('status', (client) =>
           s.algorithm === 'token-bucket'

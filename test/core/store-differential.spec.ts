@@ -13,7 +13,7 @@ import { closeClient, inspector, uniquePrefix } from '../support/redis.js';
 // clock argument), which starts a day ahead of real time so that the keys' TTLs stay ahead too.
 
 type Op =
-  | { kind: 'acquire'; owner: number; cost: [number, number]; maxWaitMs: number }
+  | { kind: 'acquire'; owner: number; cost: [number, number]; maxWaitMs: number; deadlineIn: number | null }
   | { kind: 'claim'; owner: number }
   | { kind: 'settle'; pick: number; mode: 'adjust' | 'release' | 'keep'; to: [number, number, number]; refunds: boolean }
   | { kind: 'backOff'; pauseMs: number }
@@ -23,7 +23,7 @@ type Op =
 const OWNERS = ['owner-aaaaaaaaaa', 'owner-bbbbbbbbbb'];
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('acquire' as const), owner: fc.nat(1), cost: fc.tuple(fc.nat(60), fc.nat(40)), maxWaitMs: fc.constantFrom(-1, -1, 0, 300, 2000) }) },
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('acquire' as const), owner: fc.nat(1), cost: fc.tuple(fc.nat(60), fc.nat(40)), maxWaitMs: fc.constantFrom(-1, -1, 0, 300, 2000), deadlineIn: fc.constantFrom(null, null, -1, 0, 5, -1000) }) },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('claim' as const), owner: fc.nat(1) }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('settle' as const), pick: fc.nat(40), mode: fc.constantFrom('adjust' as const, 'release' as const, 'keep' as const), to: fc.tuple(fc.nat(80), fc.nat(50), fc.nat(30)), refunds: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('backOff' as const), pauseMs: fc.constantFrom(0, 200, 900) }) },
@@ -41,12 +41,14 @@ const SETTINGS: [string, ModelSettings][] = [
 const chargeOf = ([input, output]: [number, number]): Charge => ({ tokens: input + output, inputTokens: input, outputTokens: output, requests: 1 });
 
 /** Runs one command on one store; returns what it answered, for comparison. */
-async function apply(store: ModelStore, settings: ModelSettings, op: Op, ids: string[], next: () => string): Promise<unknown> {
+async function apply(store: ModelStore, settings: ModelSettings, op: Op, ids: string[], next: () => string, now: number): Promise<unknown> {
   switch (op.kind) {
     case 'acquire': {
       const opId = next();
       ids.push(opId);
-      return store.acquire({ opId, owner: OWNERS[op.owner], settings, cost: chargeOf(op.cost), maxWaitMs: op.maxWaitMs });
+      // The caller's deadline in store time, before, at or after the store's now (null: none).
+      const deadlineMs = op.deadlineIn === null ? -1 : now + op.deadlineIn;
+      return store.acquire({ opId, owner: OWNERS[op.owner], settings, cost: chargeOf(op.cost), maxWaitMs: op.maxWaitMs, deadlineMs });
     }
     case 'claim':
       return store.claim({ owner: OWNERS[op.owner], settings, opIds: ids.slice(-8) });
@@ -94,7 +96,7 @@ describe.each(SETTINGS)('the Redis and memory stores agree (%s)', (_name, settin
           serial++;
           const replies = [];
           for (let s = 0; s < 2; s++) {
-            replies.push(await apply(stores[s], settings, op, ids[s], () => `op-${String(serial).padStart(13, '0')}`));
+            replies.push(await apply(stores[s], settings, op, ids[s], () => `op-${String(serial).padStart(13, '0')}`, now));
           }
           const statuses = await Promise.all(stores.map((store) => store.status(settings)));
           expect({ step, op, reply: replies[1], status: statuses[1] }).toEqual({ step, op, reply: replies[0], status: statuses[0] });

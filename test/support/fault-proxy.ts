@@ -16,6 +16,8 @@ export interface FaultProxyStats {
   refused: number;
   reset: number;
   droppedReplies: number;
+  /** Reply chunks thrown away with the connection kept open. */
+  swallowedReplies: number;
 }
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -32,12 +34,14 @@ const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * await proxy.close();
  */
 export class FaultProxy {
-  readonly stats: FaultProxyStats = { accepted: 0, refused: 0, reset: 0, droppedReplies: 0 };
+  readonly stats: FaultProxyStats = { accepted: 0, refused: 0, reset: 0, droppedReplies: 0, swallowedReplies: 0 };
   private readonly links = new Set<Link>();
   private latencyMs = 0;
   private paused = false;
   private refusing = false;
   private dropReplies = 0;
+  private swallowReplies = 0;
+  private swallowedOn: Link | undefined;
   private server: Server;
 
   private constructor(
@@ -92,6 +96,20 @@ export class FaultProxy {
    */
   dropNextReply(): void {
     this.dropReplies++;
+  }
+
+  /**
+   * The next reply bytes Redis sends (one chunk as read) are thrown away and the connection is
+   * kept open, as a broken middlebox would: the client hears nothing of that command, and every
+   * later reply on the connection is one behind. Counts up with each call.
+   */
+  swallowNextReply(): void {
+    this.swallowReplies++;
+  }
+
+  /** Whether the connection that last lost a reply to `swallowNextReply` is still open. */
+  get swallowingConnectionOpen(): boolean {
+    return this.swallowedOn !== undefined && this.links.has(this.swallowedOn);
   }
 
   /** Resets every open connection (RST on both sides), as a server crash or a load balancer would. */
@@ -152,6 +170,12 @@ export class FaultProxy {
   }
 
   private onReply(link: Link, chunk: Buffer): void {
+    if (this.swallowReplies > 0 && !this.paused) {
+      this.swallowReplies--;
+      this.stats.swallowedReplies++;
+      this.swallowedOn = link;
+      return;
+    }
     if (this.dropReplies > 0) {
       this.dropReplies--;
       this.stats.droppedReplies++;
