@@ -2,8 +2,9 @@
 // Import it as 'nestjs-llm-rate-limiter/core' where Nest is not installed.
 export { RateLimiter } from './core/rate-limiter.js';
 export type { AcquireOptions, ActualUsage, RateLimiterBackend, RateLimiterOptions, ReleaseOptions, TokenRequest } from './core/rate-limiter.js';
-export { DEFAULT_RETRY_CONFIG } from './core/config.js';
-export type { FailureMode, LearnLimitsConfig, RateLimitConfig, RetryConfig } from './core/config.js';
+export { DEFAULT_RETRY_CONFIG } from './redis/retry.js';
+export type { FailureMode, LearnLimitsConfig, RateLimitConfig } from './core/config.js';
+export type { RetryConfig } from './redis/retry.js';
 export type { AcquireResult, AdjustResult, ObserveResult, RateLimitStatus, ReleaseResult } from './core/results.js';
 export { readProviderHeaders, parseDurationMs } from './core/provider-headers.js';
 export type { HeaderSource, ProviderLimitReport } from './core/provider-headers.js';

@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
-import { type FailureMode, type RateLimitConfig, resolveConfig, resolveRetryConfig, type RetryConfig } from '../core/config.js';
+import { type FailureMode, type RateLimitConfig, resolveConfig } from '../core/config.js';
+import { resolveRetryConfig, type RetryConfig } from '../redis/retry.js';
 import { describe } from '../core/describe.js';
 import { RateLimitConfigError } from '../core/errors.js';
 import type { RateLimiterEvent } from '../core/events.js';

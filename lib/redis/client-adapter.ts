@@ -1,5 +1,5 @@
 import { registerBackendAdapter } from '../core/backend.js';
-import { DEFAULT_RETRY_CONFIG } from '../core/config.js';
+import { DEFAULT_RETRY_CONFIG } from './retry.js';
 import type { LimiterStore } from '../core/store.js';
 import { RedisExecutor } from './executor.js';
 import { RedisStore } from './redis-store.js';

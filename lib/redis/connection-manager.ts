@@ -1,6 +1,6 @@
 import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { type RetryConfig, resolveRetryConfig } from '../core/config.js';
+import { type RetryConfig, resolveRetryConfig } from './retry.js';
 import { RateLimitConfigError } from '../core/errors.js';
 import {
   type CommonSettings,

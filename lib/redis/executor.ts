@@ -1,4 +1,4 @@
-import { backoffDelayMs, type ResolvedRetryConfig } from '../core/config.js';
+import { backoffDelayMs, type ResolvedRetryConfig } from './retry.js';
 import { classify, CommandDeadlineError, ConnectionDownError, isTransient, ManagerClosedError, ReplyOutOfStepError } from './redis-errors.js';
 import type { RedisClient } from './scripts.js';
 

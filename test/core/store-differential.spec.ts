@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import type { Redis } from 'ioredis';
-import { DEFAULT_RETRY_CONFIG } from '../../lib/core/config.js';
+import { DEFAULT_RETRY_CONFIG } from '../../lib/redis/retry.js';
 import { type Charge, type LimiterStore, type ModelSettings, type ModelStore } from '../../lib/core/store.js';
 import { MemoryStore } from '../../lib/memory/memory-store.js';
 import { RedisExecutor } from '../../lib/redis/executor.js';

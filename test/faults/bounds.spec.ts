@@ -2,7 +2,7 @@
 // a caller that gave up: Redis stopped (SIGSTOP) or paused (CLIENT PAUSE) under an open-loop load,
 // and a proxy that loses a reply without resetting the connection.
 import { Redis } from 'ioredis';
-import { DEFAULT_RETRY_CONFIG } from '../../lib/core/config.js';
+import { DEFAULT_RETRY_CONFIG } from '../../lib/redis/retry.js';
 import { newOpId } from '../../lib/core/record-id.js';
 import type { ModelSettings, ModelStore } from '../../lib/core/store.js';
 import { RateLimiter, RedisConnectionManager, RedisUnavailableError } from '../../lib/index.js';

@@ -1,5 +1,5 @@
 import { RedisConfigurationError, RedisUnavailableError } from '../../lib/index.js';
-import { backoffDelayMs, DEFAULT_RETRY_CONFIG, resolveRetryConfig } from '../../lib/core/config.js';
+import { backoffDelayMs, DEFAULT_RETRY_CONFIG, resolveRetryConfig } from '../../lib/redis/retry.js';
 import { classify, CommandDeadlineError, isTransient } from '../../lib/redis/redis-errors.js';
 
 const withCode = (code: string) => Object.assign(new Error(`connect ${code} 127.0.0.1:6379`), { code });

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { RateLimiter, RedisConfigurationError, RedisConnectionManager, RedisUnavailableError, type RateLimiterEvent } from '../../lib/index.js';
-import { DEFAULT_RETRY_CONFIG, type EffectiveLimits } from '../../lib/core/config.js';
+import { type EffectiveLimits } from '../../lib/core/config.js';
+import { DEFAULT_RETRY_CONFIG } from '../../lib/redis/retry.js';
 import { BUCKETS, OWNER_LEASE_MS, SETTLED_HORIZON_MS, type AcquireReply, type ModelSettings, type ModelStore } from '../../lib/core/store.js';
 import { newOpId } from '../../lib/core/record-id.js';
 import { RedisExecutor } from '../../lib/redis/executor.js';

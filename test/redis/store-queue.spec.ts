@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { DEFAULT_RETRY_CONFIG } from '../../lib/core/config.js';
+import { DEFAULT_RETRY_CONFIG } from '../../lib/redis/retry.js';
 import { RedisExecutor } from '../../lib/redis/executor.js';
 import { modelKeys } from '../../lib/redis/keys.js';
 import { RedisStore } from '../../lib/redis/redis-store.js';
