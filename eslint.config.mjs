@@ -6,7 +6,7 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['dist/**', 'dist-check/**', 'coverage/**', 'sample/dist/**', 'bench/provider/.build/**', 'consumers/**/node_modules/**', 'consumers/**/dist/**'],
+    ignores: ['dist/**', 'dist-check/**', 'coverage/**', 'sample/dist/**', 'bench/provider/.build/**', 'consumers/**'],
   },
   js.configs.recommended,
   {
