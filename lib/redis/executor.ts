@@ -135,11 +135,16 @@ export class RedisExecutor {
     const { retry, commandTimeoutMs } = this.options;
     for (let attempt = 0; ; attempt++) {
       let client: RedisClient | undefined;
+      // Only a connection that was ready when the command went out and then stayed silent is
+      // suspect: one still connecting spent the attempt on its handshake (over a slow link that
+      // alone may take longer than an attempt), and replacing it would start that over again.
+      let sentReady = false;
       try {
         const left = deadline - performance.now();
         if (left <= 0) throw new CommandDeadlineError(operation, 0);
         client = this.pick();
         const picked = client;
+        sentReady = picked.status === 'ready';
         return await withDeadline(
           whenReady(picked, this.lastError).then(() => call(picked)),
           operation,
@@ -147,7 +152,7 @@ export class RedisExecutor {
         );
       } catch (error) {
         // Open, yet silent for a whole attempt (or garbled): not a connection to wait on again.
-        if (client && client.status === 'ready' && (error instanceof CommandDeadlineError || error instanceof ReplyOutOfStepError)) this.retire(client);
+        if (client && client.status === 'ready' && ((sentReady && error instanceof CommandDeadlineError) || error instanceof ReplyOutOfStepError)) this.retire(client);
         const pause = backoffDelayMs(retry, attempt);
         const lastChance = attempt >= retry.maxRetries || performance.now() + pause >= deadline;
         if (!isTransient(error) || lastChance || error instanceof ManagerClosedError) {

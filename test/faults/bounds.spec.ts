@@ -192,7 +192,8 @@ describe('a connection that loses a reply and stays open', () => {
   });
 
   it('is closed and replaced: calls fail for at most the bound, then succeed on a fresh connection', async () => {
-    manager = new RedisConnectionManager({ url: proxy.url });
+    // One connection: the one that went silent can only be replaced by a fresh one.
+    manager = new RedisConnectionManager({ url: proxy.url, maxConnections: 1 });
     const load = new Load(manager.limiterStore.forModel('m', uniquePrefix('swallow')), 100).start();
     await waitFor(() => load.okSince(0) >= 50, 10_000, 'calls to flow');
     const accepted = proxy.stats.accepted;
