@@ -195,7 +195,18 @@ export class RedisStore implements LimiterStore {
       },
     );
     return {
-      acquire: (c: AcquireCommand) => submit({ kind: 'A', settings: c.settings, command: c, deadline: due() }) as Promise<AcquireReply>,
+      acquire: async (c: AcquireCommand) => {
+        const deadline = due();
+        const reply = (await submit({ kind: 'A', settings: c.settings, command: c, deadline })) as AcquireReply;
+        // The script refused it because it ran after its deadline (see queueArgs): Redis answered
+        // too late to reserve anything, which is Redis being unavailable to this caller, not a
+        // wait the caller bounded (maxWaitMs).
+        const late = c.deadlineMs ?? serverDeadline(deadline);
+        if (reply.state === 'timeout' && (c.maxWaitMs < 0 || (late >= 0 && reply.nowMs > late))) {
+          throw classify(`acquire ${model}`, new CommandDeadlineError('the call', this.executor.budgetMs), 1);
+        }
+        return reply;
+      },
       claim: (c: ClaimCommand) => submit({ kind: 'C', settings: c.settings, command: c, deadline: due() }) as Promise<ClaimReply>,
       settle: (c: SettleCommand) => submit({ kind: 'S', settings: c.settings, command: c, deadline: due() }) as Promise<SettleReply>,
       status: async (s: ModelSettings): Promise<StatusReply> => {
