@@ -198,11 +198,12 @@ export class RedisStore implements LimiterStore {
       acquire: async (c: AcquireCommand) => {
         const deadline = due();
         const reply = (await submit({ kind: 'A', settings: c.settings, command: c, deadline })) as AcquireReply;
-        // The script refused it because it ran after its deadline (see queueArgs): Redis answered
-        // too late to reserve anything, which is Redis being unavailable to this caller, not a
-        // wait the caller bounded (maxWaitMs).
-        const late = c.deadlineMs ?? serverDeadline(deadline);
-        if (reply.state === 'timeout' && (c.maxWaitMs < 0 || (late >= 0 && reply.nowMs > late))) {
+        // The script refused it because it ran after the deadline this store gave it (see
+        // queueArgs): Redis answered too late to reserve anything, which is Redis being
+        // unavailable to this caller, not a wait the caller bounded (maxWaitMs). A deadline the
+        // caller set itself (deadlineMs) is the caller's to read from the 'timeout' state.
+        const late = serverDeadline(deadline);
+        if (reply.state === 'timeout' && c.deadlineMs === undefined && (c.maxWaitMs < 0 || (late >= 0 && reply.nowMs > late))) {
           throw classify(`acquire ${model}`, new CommandDeadlineError('the call', this.executor.budgetMs), 1);
         }
         return reply;
