@@ -23,10 +23,13 @@ const CUT = 'if true then return 1 end\n';
 // Each step ends where its text begins (`before`) or ends (`after`) in lua/queue.lua.
 const STEPS = [
   ['functions defined, arguments read', { before: 'local cap\n' }],
-  ['server TIME, HMGET of the state hash (capacity read)', { after: 'local q = record_store(records, expiry, queue, owners, now, horizon, W)\n' }],
+  [
+    'server TIME, HMGET of the state hash (capacity read)',
+    { after: 'local q = record_store(records, expiry, queue, owners, now, horizon, W)\n' },
+  ],
   ['trim: ZRANGEBYSCORE of expiry (HDEL, ZREM of what is due)', { after: 'q.trim()\n' }],
   ['the records the commands name (one HMGET), first admit step (the queue only when something waits)', { before: 'local at = 17\n' }],
-  ['the commands (per waiter: ZADD of its owner\'s lease)', { before: 'admit_step()\n\n-- Acquires' }],
+  ["the commands (per waiter: ZADD of its owner's lease)", { before: 'admit_step()\n\n-- Acquires' }],
   ['second admit step, replies of queued acquires', { before: 'local next_check = 0\n' }],
   ['next check (head, next fit)', { before: 'local out = { fmt(now)' }],
   ['reply built, TTL checked', { before: 'cap.write()\n' }],
@@ -39,7 +42,8 @@ function cutAt(step) {
   if (!step) return full;
   const text = step.before ?? step.after;
   const at = full.indexOf(text);
-  if (at < 0 || full.indexOf(text, at + 1) >= 0) throw new Error(`lua/queue.lua changed: "${text.trim()}" is not found exactly once; update STEPS`);
+  if (at < 0 || full.indexOf(text, at + 1) >= 0)
+    throw new Error(`lua/queue.lua changed: "${text.trim()}" is not found exactly once; update STEPS`);
   const cut = step.before ? at : at + text.length;
   return full.slice(0, cut) + CUT + full.slice(cut);
 }

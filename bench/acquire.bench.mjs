@@ -125,7 +125,9 @@ async function sideBySide(sidesByCallers, label) {
       }
     }
     out[callers] = Object.fromEntries(sides.map(([what]) => [what, medianOf(rounds[what])]));
-    progress(`${label}, ${callers} caller(s): ${sides.map(([what]) => `${what} ${Math.round(out[callers][what].opsPerSec)}/s`).join(', ')}`);
+    progress(
+      `${label}, ${callers} caller(s): ${sides.map(([what]) => `${what} ${Math.round(out[callers][what].opsPerSec)}/s`).join(', ')}`,
+    );
   }
   return out;
 }
@@ -251,7 +253,9 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const queue of order) (queue === shallow ? shallowRounds : deepRounds).push(await admissionCost(queue));
 }
 const admission = { shallow: medianOf(shallowRounds), deep: medianOf(deepRounds) };
-progress(`server time per admission: ${admission.shallow.serverUsPerCall.toFixed(1)} µs with 100, ${admission.deep.serverUsPerCall.toFixed(1)} µs with 10,000 queued`);
+progress(
+  `server time per admission: ${admission.shallow.serverUsPerCall.toFixed(1)} µs with 100, ${admission.deep.serverUsPerCall.toFixed(1)} µs with 10,000 queued`,
+);
 
 // ---- d) Redis memory of one model --------------------------------------------------------
 
@@ -300,7 +304,10 @@ for (const target of [100, 10_000]) {
   await fill(settleOne, target - done);
   done = target;
   progress(`memory after ${target} settled calls`);
-  memory.push({ label: `${target.toLocaleString('en-US')} calls acquired and adjusted within the last 10 s`, ...(await memoryOf(settled)) });
+  memory.push({
+    label: `${target.toLocaleString('en-US')} calls acquired and adjusted within the last 10 s`,
+    ...(await memoryOf(settled)),
+  });
 }
 
 const WAITERS = 10_000;
@@ -317,7 +324,10 @@ memory.push(withWaiters);
 controller.abort();
 await Promise.all(waiting);
 await until('every waiter released', async () => (await crowded.getStatus()).queueDepth === 0);
-memory.push({ label: `the same after all ${WAITERS.toLocaleString('en-US')} were aborted (tombstones for 10 s)`, ...(await memoryOf(crowded)) });
+memory.push({
+  label: `the same after all ${WAITERS.toLocaleString('en-US')} were aborted (tombstones for 10 s)`,
+  ...(await memoryOf(crowded)),
+});
 const bytesPerWaiter = (withWaiters.bytes - memory[2].bytes) / WAITERS;
 
 // ---- e) refund reuse: calls per window next to a perfect limiter -------------------------
@@ -373,7 +383,15 @@ async function reuseRun(algorithm) {
     windows.push(slots.filter((t) => t >= from && t < from + REUSE.windowMs).length);
   }
   const first = slots.filter((t) => t < start + REUSE.windowMs).length;
-  return { algorithm, first, windows, mean: windows.reduce((a, b) => a + b, 0) / windows.length, perfect: perfect[algorithm], bound: burstBound[algorithm], statuses };
+  return {
+    algorithm,
+    first,
+    windows,
+    mean: windows.reduce((a, b) => a + b, 0) / windows.length,
+    perfect: perfect[algorithm],
+    bound: burstBound[algorithm],
+    statuses,
+  };
 }
 const reuse = [];
 for (const algorithm of ['sliding-window', 'token-bucket']) {
@@ -386,7 +404,9 @@ for (const algorithm of ['sliding-window', 'token-bucket']) {
 
 const redisVersion = (await info('server')).redis_version;
 const ioredisVersion = JSON.parse(readFileSync(new URL('../node_modules/ioredis/package.json', import.meta.url), 'utf8')).version;
-const peerVersion = JSON.parse(readFileSync(new URL('../node_modules/rate-limiter-flexible/package.json', import.meta.url), 'utf8')).version;
+const peerVersion = JSON.parse(
+  readFileSync(new URL('../node_modules/rate-limiter-flexible/package.json', import.meta.url), 'utf8'),
+).version;
 let commit = 'unknown';
 try {
   commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
@@ -434,7 +454,9 @@ for (const [callers, sides] of Object.entries(throughput)) {
     if (what === 'floor') continue;
     const label = what === 'acquire' ? '**acquire / floor**' : `${what} / floor`;
     const ops = what === 'acquire' ? `**${ratio(r.opsPerSec / floor.opsPerSec)}**` : ratio(r.opsPerSec / floor.opsPerSec);
-    out(`| ${callers} | ${label} | ${ops} | ${ratio(r.p50Us / floor.p50Us)} | ${ratio(r.p99Us / floor.p99Us)} | | | ${ratio(r.serverCpuUsPerOp / floor.serverCpuUsPerOp)} | ${ratio(r.clientCpuUsPerOp / floor.clientCpuUsPerOp)} |`);
+    out(
+      `| ${callers} | ${label} | ${ops} | ${ratio(r.p50Us / floor.p50Us)} | ${ratio(r.p99Us / floor.p99Us)} | | | ${ratio(r.serverCpuUsPerOp / floor.serverCpuUsPerOp)} | ${ratio(r.clientCpuUsPerOp / floor.clientCpuUsPerOp)} |`,
+    );
   }
 }
 out();
@@ -447,7 +469,9 @@ out(
 out();
 out('## b) Redis CPU per LLM call: acquire + adjust, next to the floor and to rate-limiter-flexible');
 out();
-out('| callers | what | LLM calls/s | p50 of the call | script calls per LLM call | Redis calls per script | **Redis CPU per LLM call** | / floor | client CPU per LLM call | / floor |');
+out(
+  '| callers | what | LLM calls/s | p50 of the call | script calls per LLM call | Redis calls per script | **Redis CPU per LLM call** | / floor | client CPU per LLM call | / floor |',
+);
 out('|---|---|---|---|---|---|---|---|---|---|');
 for (const [callers, sides] of Object.entries(llmCalls)) {
   const floor = sides['floor (1 EVALSHA)'];
@@ -458,7 +482,9 @@ for (const [callers, sides] of Object.entries(llmCalls)) {
   }
   const ours = sides['acquire + adjust'];
   const peerSide = sides['rate-limiter-flexible consume + reward'];
-  out(`| ${callers} | acquire + adjust / rate-limiter-flexible | ${ratio(ours.opsPerSec / peerSide.opsPerSec)} | ${ratio(ours.p50Us / peerSide.p50Us)} | | | ${ratio(ours.serverCpuUsPerOp / peerSide.serverCpuUsPerOp)} | | ${ratio(ours.clientCpuUsPerOp / peerSide.clientCpuUsPerOp)} | |`);
+  out(
+    `| ${callers} | acquire + adjust / rate-limiter-flexible | ${ratio(ours.opsPerSec / peerSide.opsPerSec)} | ${ratio(ours.p50Us / peerSide.p50Us)} | | | ${ratio(ours.serverCpuUsPerOp / peerSide.serverCpuUsPerOp)} | | ${ratio(ours.clientCpuUsPerOp / peerSide.clientCpuUsPerOp)} | |`,
+  );
 }
 out();
 out(
@@ -476,7 +502,9 @@ for (const [depth, r] of [
   [100, admission.shallow],
   [10_000, admission.deep],
 ]) {
-  out(`| ${int(depth)} | ${int(r.opsPerSec)} | ${us(r.p50Us)} | ${us(r.p99Us)} | ${us(r.serverUsPerCall)} | ${fixed(r.redisCallsPerScript)} |`);
+  out(
+    `| ${int(depth)} | ${int(r.opsPerSec)} | ${us(r.p50Us)} | ${us(r.p99Us)} | ${us(r.serverUsPerCall)} | ${fixed(r.redisCallsPerScript)} |`,
+  );
 }
 out(
   `| **10,000 / 100** | ${ratio(admission.shallow.opsPerSec / admission.deep.opsPerSec)} (time per call) | ${ratio(admission.deep.p50Us / admission.shallow.p50Us)} | ${ratio(admission.deep.p99Us / admission.shallow.p99Us)} | **${ratio(admission.deep.serverUsPerCall / admission.shallow.serverUsPerCall)}** | |`,
@@ -495,14 +523,20 @@ out('|---|---|---|---|---|---|---|');
 for (const m of memory) {
   const p = m.parts;
   const e = (part) => (m.entries[part] === undefined ? '' : ` (${int(m.entries[part])})`);
-  out(`| ${m.label} | ${kb(m.bytes)} | ${kb(p.state)} | ${kb(p.queue)}${e('queue')} | ${kb(p.records)}${e('records')} | ${kb(p.expiry)}${e('expiry')} | ${kb(p.owners)} |`);
+  out(
+    `| ${m.label} | ${kb(m.bytes)} | ${kb(p.state)} | ${kb(p.queue)}${e('queue')} | ${kb(p.records)}${e('records')} | ${kb(p.expiry)}${e('expiry')} | ${kb(p.owners)} |`,
+  );
 }
 out();
-out(`${WAITERS.toLocaleString('en-US')} waiters add ${int(bytesPerWaiter)} bytes each (their rows less the row before them, over ${WAITERS.toLocaleString('en-US')}).`);
+out(
+  `${WAITERS.toLocaleString('en-US')} waiters add ${int(bytesPerWaiter)} bytes each (their rows less the row before them, over ${WAITERS.toLocaleString('en-US')}).`,
+);
 out();
 out('## e) Refund reuse: calls per window next to a perfect limiter');
 out();
-out(`| algorithm | first window | ${Array.from({ length: REUSE_WINDOWS }, (_, k) => `window ${k + 2}`).join(' | ')} | mean after the first | perfect, calls spread evenly | **mean / perfect** | perfect, calls in a burst | mean / that |`);
+out(
+  `| algorithm | first window | ${Array.from({ length: REUSE_WINDOWS }, (_, k) => `window ${k + 2}`).join(' | ')} | mean after the first | perfect, calls spread evenly | **mean / perfect** | perfect, calls in a burst | mean / that |`,
+);
 out(`|---|---|${'---|'.repeat(REUSE_WINDOWS)}---|---|---|---|---|`);
 for (const r of reuse) {
   out(
@@ -516,7 +550,14 @@ out(
     `${REUSE.outputTpm} / (${REUSE.actual} + ${REUSE.reserve - REUSE.actual} x ${REUSE.callMs} / ${REUSE.windowMs}); a token bucket ${REUSE.outputTpm} / ${REUSE.actual}. ` +
     `But ${REUSE.callers} callers fill a sliding window within its first part (the calls do not wait for each other) and no call is out for the rest of it: ` +
     `a perfect sliding window then holds every call at ${REUSE.actual} but the last at ${REUSE.reserve}, floor((${REUSE.outputTpm} - ${REUSE.reserve}) / ${REUSE.actual}) + 1 calls, which bounds it. ` +
-    `Adjust statuses: ${reuse.map((r) => `${r.algorithm} ${Object.entries(r.statuses).map(([s, n]) => `${s} ${n}`).join(', ')}`).join('; ')}.`,
+    `Adjust statuses: ${reuse
+      .map(
+        (r) =>
+          `${r.algorithm} ${Object.entries(r.statuses)
+            .map(([s, n]) => `${s} ${n}`)
+            .join(', ')}`,
+      )
+      .join('; ')}.`,
 );
 out();
 const cpuRatio = llmCalls[64]['acquire + adjust'].serverCpuUsPerOp / llmCalls[64]['floor (1 EVALSHA)'].serverCpuUsPerOp;
@@ -530,8 +571,12 @@ out('|---|---|---|');
 out(`| Redis CPU of acquire + adjust at 64 callers at most 2x a bare EVALSHA | ${ratio(cpuRatio)} | ${verdict(cpuRatio <= 2)} |`);
 out(`| 64-caller acquire throughput at least 0.9x the floor | ${ratio(throughputRatio)} | ${verdict(throughputRatio >= 0.9)} |`);
 out(`| a lone acquire's latency (p50) at most 2x a lone EVALSHA | ${ratio(loneRatio)} | ${verdict(loneRatio <= 2)} |`);
-out(`| 10,000 waiters cost at most 2 MB of Redis | ${kb(withWaiters.bytes)} (${int(bytesPerWaiter)} bytes a waiter) | ${verdict(withWaiters.bytes <= 2 * 2 ** 20)} |`);
-out(`| admission O(log n) in the queue: server time with 10,000 queued at most 1.5x that with 100 (O(n) would be ~100x) | ${ratio(depthRatio)} | ${verdict(depthRatio <= 1.5)} |`);
+out(
+  `| 10,000 waiters cost at most 2 MB of Redis | ${kb(withWaiters.bytes)} (${int(bytesPerWaiter)} bytes a waiter) | ${verdict(withWaiters.bytes <= 2 * 2 ** 20)} |`,
+);
+out(
+  `| admission O(log n) in the queue: server time with 10,000 queued at most 1.5x that with 100 (O(n) would be ~100x) | ${ratio(depthRatio)} | ${verdict(depthRatio <= 1.5)} |`,
+);
 
 const report = lines.join('\n') + '\n';
 process.stdout.write(report);

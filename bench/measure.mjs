@@ -95,7 +95,12 @@ export async function sequential(op, count) {
   }
   const elapsed = performance.now() - from;
   latencies.sort((a, b) => a - b);
-  return { ops: count, opsPerSec: (count / elapsed) * 1000, p50Us: percentile(latencies, 50) * 1000, p99Us: percentile(latencies, 99) * 1000 };
+  return {
+    ops: count,
+    opsPerSec: (count / elapsed) * 1000,
+    p50Us: percentile(latencies, 50) * 1000,
+    p99Us: percentile(latencies, 99) * 1000,
+  };
 }
 
 /** Runs `op(i)` for i in [0, count) with at most `concurrency` calls in flight. */

@@ -53,7 +53,9 @@ export function anthropicHeaders(states: readonly LimitState[], now: number): Re
   const headers: Record<string, string> = {};
   const write = (name: string, state: LimitState, round: boolean) => {
     headers[`anthropic-ratelimit-${name}-limit`] = String(state.limit);
-    headers[`anthropic-ratelimit-${name}-remaining`] = String(round ? Math.round(state.remaining / 1000) * 1000 : Math.floor(state.remaining));
+    headers[`anthropic-ratelimit-${name}-remaining`] = String(
+      round ? Math.round(state.remaining / 1000) * 1000 : Math.floor(state.remaining),
+    );
     headers[`anthropic-ratelimit-${name}-reset`] = new Date(now + Math.ceil(state.resetMs)).toISOString();
   };
   let tightest: LimitState | undefined;
@@ -61,7 +63,8 @@ export function anthropicHeaders(states: readonly LimitState[], now: number): Re
     const name = ANTHROPIC_NAMES[state.dimension];
     if (!name) continue;
     write(name, state, state.dimension !== 'requests');
-    if (state.dimension !== 'requests' && (!tightest || state.remaining / state.limit < tightest.remaining / tightest.limit)) tightest = state;
+    if (state.dimension !== 'requests' && (!tightest || state.remaining / state.limit < tightest.remaining / tightest.limit))
+      tightest = state;
   }
   if (tightest && !states.some((s) => s.dimension === 'tokens')) write('tokens', tightest, true);
   return headers;

@@ -37,7 +37,8 @@ function textOf(content: unknown): string {
 }
 
 function positiveInteger(value: unknown, field: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new BadRequestError(`${field} must be a positive integer, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1)
+    throw new BadRequestError(`${field} must be a positive integer, got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -66,7 +67,7 @@ export function parseRequest(protocol: Protocol, body: unknown, modelFromPath = 
       return {
         model: String(body.model ?? ''),
         prefix: cacheable ? textOf(first.content) : '',
-        text: messagesText(cacheable ? messages.slice(1) : messages) ,
+        text: messagesText(cacheable ? messages.slice(1) : messages),
         maxTokens: positiveInteger(body.max_completion_tokens ?? body.max_tokens, 'max_tokens'),
       };
     }
@@ -118,7 +119,9 @@ export function successBody(protocol: Protocol, request: ParsedRequest, usage: U
         object: 'chat.completion',
         created: Math.floor(now / 1000),
         model: request.model,
-        choices: [{ index: 0, message: { role: 'assistant', content: OUTPUT_TEXT }, finish_reason: usage.stoppedAtMax ? 'length' : 'stop' }],
+        choices: [
+          { index: 0, message: { role: 'assistant', content: OUTPUT_TEXT }, finish_reason: usage.stoppedAtMax ? 'length' : 'stop' },
+        ],
         usage: {
           prompt_tokens: totalInput,
           completion_tokens: usage.output,
@@ -159,7 +162,9 @@ export function successBody(protocol: Protocol, request: ParsedRequest, usage: U
       };
     case 'vertex':
       return {
-        candidates: [{ content: { role: 'model', parts: [{ text: OUTPUT_TEXT }] }, finishReason: usage.stoppedAtMax ? 'MAX_TOKENS' : 'STOP' }],
+        candidates: [
+          { content: { role: 'model', parts: [{ text: OUTPUT_TEXT }] }, finishReason: usage.stoppedAtMax ? 'MAX_TOKENS' : 'STOP' },
+        ],
         usageMetadata: {
           promptTokenCount: totalInput,
           candidatesTokenCount: usage.output,
@@ -195,7 +200,10 @@ export function rateLimitBody(protocol: Protocol, rejection: Rejection, model: s
     case 'bedrock-invoke':
       return {
         type: 'error',
-        error: { type: 'rate_limit_error', message: `This request would exceed your organization's rate limit of ${rejection.limit} ${words}.` },
+        error: {
+          type: 'rate_limit_error',
+          message: `This request would exceed your organization's rate limit of ${rejection.limit} ${words}.`,
+        },
       };
     case 'bedrock-converse':
       return { message: 'Too many tokens, please wait before trying again.' };
@@ -207,7 +215,9 @@ export function rateLimitBody(protocol: Protocol, rejection: Rejection, model: s
 export function serverErrorBody(protocol: Protocol): Json {
   switch (protocol) {
     case 'openai':
-      return { error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } };
+      return {
+        error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null },
+      };
     case 'anthropic':
     case 'bedrock-invoke':
       return { type: 'error', error: { type: 'api_error', message: 'Internal server error' } };

@@ -4,7 +4,16 @@ import { type Clock, systemClock } from './clock.js';
 import { anthropicHeaders, openAiHeaders, retryAfterHeaders } from './headers.js';
 import { createPolicy, type PolicyConfig } from './policies/index.js';
 import type { Admission, CallFigures, Figures, Policy, Rejection, Ticket } from './policies/policy.js';
-import { BadRequestError, type ParsedRequest, parseRequest, type Protocol, rateLimitBody, serverErrorBody, successBody, type Usage } from './protocols.js';
+import {
+  BadRequestError,
+  type ParsedRequest,
+  parseRequest,
+  type Protocol,
+  rateLimitBody,
+  serverErrorBody,
+  successBody,
+  type Usage,
+} from './protocols.js';
 import { type CallRecord, EmulatorRecorder } from './recorder.js';
 import { countTokens, estimateTokens, fnv1a, seededRandom } from './tokens.js';
 
@@ -102,7 +111,13 @@ export class ProviderEmulator {
       if ((this.cache.get(key) ?? -Infinity) > now) cacheRead = tokens;
       else cacheWrite = tokens;
     }
-    return { estimatedInput: estimateTokens(request.prefix) + estimateTokens(request.text), input, cacheRead, cacheWrite, maxTokens: request.maxTokens };
+    return {
+      estimatedInput: estimateTokens(request.prefix) + estimateTokens(request.text),
+      input,
+      cacheRead,
+      cacheWrite,
+      maxTokens: request.maxTokens,
+    };
   }
 
   /** Admits or refuses one request now, and draws what it will use; no waiting, no HTTP. */
@@ -111,12 +126,30 @@ export class ProviderEmulator {
     const figures = this.figuresOf(request, now);
     const admission: Admission =
       now < this.refusingUntil
-        ? { admitted: false, dimension: 'requests', limit: this.policy.limits.requests ?? 0, used: 0, requested: 1, retryAfterMs: this.refusingUntil - now }
+        ? {
+            admitted: false,
+            dimension: 'requests',
+            limit: this.policy.limits.requests ?? 0,
+            used: 0,
+            requested: 1,
+            retryAfterMs: this.refusingUntil - now,
+          }
         : this.policy.admit(now, figures);
     const id = this.nextId++;
     if (!admission.admitted) {
       const { dimension, limit, used, requested, retryAfterMs } = admission;
-      const record: CallRecord = { id, arrivedAt: now, protocol, status: 429, dimension, limit, used, requested, retryAfterMs, clientSentAt };
+      const record: CallRecord = {
+        id,
+        arrivedAt: now,
+        protocol,
+        status: 429,
+        dimension,
+        limit,
+        used,
+        requested,
+        retryAfterMs,
+        clientSentAt,
+      };
       this.recorder.calls.push(record);
       return { status: 429, rejection: admission, record };
     }
@@ -125,7 +158,13 @@ export class ProviderEmulator {
     const output = Math.max(1, Math.min(request.maxTokens, Math.floor(request.maxTokens * (min + (max - min) * this.random()))));
     const failed = this.random() < (this.options.errorRate ?? 0);
     const latencyMs = (this.options.latency?.fixedMs ?? 0) + (this.options.latency?.perOutputTokenMs ?? 0) * output;
-    const usage: Usage = { input: figures.input, cacheRead: figures.cacheRead, cacheWrite: figures.cacheWrite, output, stoppedAtMax: output >= request.maxTokens };
+    const usage: Usage = {
+      input: figures.input,
+      cacheRead: figures.cacheRead,
+      cacheWrite: figures.cacheWrite,
+      output,
+      stoppedAtMax: output >= request.maxTokens,
+    };
     const record: CallRecord = { id, arrivedAt: now, protocol, status: failed ? 500 : 200, clientSentAt };
     this.recorder.calls.push(record);
     return { status: failed ? 500 : 200, ticket: admission.ticket, usage, latencyMs, record };

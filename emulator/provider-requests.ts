@@ -69,11 +69,21 @@ export function readUsage(protocol: Protocol, body: Json): Omit<Usage, 'stoppedA
     case 'anthropic':
     case 'bedrock-invoke': {
       const u = body.usage;
-      return { input: u.input_tokens, cacheRead: u.cache_read_input_tokens ?? 0, cacheWrite: u.cache_creation_input_tokens ?? 0, output: u.output_tokens };
+      return {
+        input: u.input_tokens,
+        cacheRead: u.cache_read_input_tokens ?? 0,
+        cacheWrite: u.cache_creation_input_tokens ?? 0,
+        output: u.output_tokens,
+      };
     }
     case 'bedrock-converse': {
       const u = body.usage;
-      return { input: u.inputTokens, cacheRead: u.cacheReadInputTokens ?? 0, cacheWrite: u.cacheWriteInputTokens ?? 0, output: u.outputTokens };
+      return {
+        input: u.inputTokens,
+        cacheRead: u.cacheReadInputTokens ?? 0,
+        cacheWrite: u.cacheWriteInputTokens ?? 0,
+        output: u.outputTokens,
+      };
     }
     case 'vertex': {
       const u = body.usageMetadata;

@@ -1,7 +1,14 @@
 // The limiter without Nest: everything here loads with ioredis alone.
 // Import it as 'nestjs-llm-rate-limiter/core' where Nest is not installed.
 export { RateLimiter } from './core/rate-limiter.js';
-export type { AcquireOptions, ActualUsage, RateLimiterBackend, RateLimiterOptions, ReleaseOptions, TokenRequest } from './core/rate-limiter.js';
+export type {
+  AcquireOptions,
+  ActualUsage,
+  RateLimiterBackend,
+  RateLimiterOptions,
+  ReleaseOptions,
+  TokenRequest,
+} from './core/rate-limiter.js';
 export { DEFAULT_RETRY_CONFIG } from './redis/retry.js';
 export type { FailureMode, LearnLimitsConfig, RateLimitConfig } from './core/config.js';
 export type { RetryConfig } from './redis/retry.js';

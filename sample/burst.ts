@@ -37,7 +37,10 @@ function summary(values: number[]): string {
 /** Starts the built sample app on a free port and resolves with its URL once it listens. */
 function startApp(): Promise<{ url: string; child: ChildProcess; output: string[] }> {
   const main = fileURLToPath(new URL('./main.js', import.meta.url));
-  const child = spawn(process.execPath, [main], { env: { ...process.env, PORT: '0', NO_COLOR: '1', LLMRL_KEY_PREFIX: `llmrl-burst-${process.pid}-${Date.now()}` }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [main], {
+    env: { ...process.env, PORT: '0', NO_COLOR: '1', LLMRL_KEY_PREFIX: `llmrl-burst-${process.pid}-${Date.now()}` },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const output: string[] = [];
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`the app did not start within 20 s:\n${output.join('')}`)), 20_000);
@@ -76,7 +79,9 @@ async function main(): Promise<number> {
     const before = (await (await fetch(`${url}/chat/stats`)).json()) as Stats;
     const { limits } = before.provider;
     console.log(`burst: ${requests} requests at once against ${url} (${before.limiter.backend} store)`);
-    console.log(`fake provider limits: ${limits.rpm} requests and ${limits.tpm} tokens per ${limits.windowSeconds} s; each request asks for up to ${maxTokens} tokens`);
+    console.log(
+      `fake provider limits: ${limits.rpm} requests and ${limits.tpm} tokens per ${limits.windowSeconds} s; each request asks for up to ${maxTokens} tokens`,
+    );
     const started = Date.now();
     const results = await Promise.all(Array.from({ length: requests }, (_, i) => chat(url, i)));
     const tookS = ((Date.now() - started) / 1000).toFixed(1);
@@ -87,7 +92,9 @@ async function main(): Promise<number> {
     console.log(`served: ${served} of ${requests} (HTTP 200) in ${tookS} s`);
     console.log(`limiter waits, ms: ${summary(waits)}  (${waits.filter((w) => w > 0).length} of ${waits.length} waited)`);
     console.log(`request latency, ms: ${summary(results.map((r) => r.ms))}`);
-    console.log(`fake provider: ${after.provider.served - before.provider.served} calls, ${rejected === 0 ? 'no 429 answered' : `${rejected} answered 429`}`);
+    console.log(
+      `fake provider: ${after.provider.served - before.provider.served} calls, ${rejected === 0 ? 'no 429 answered' : `${rejected} answered 429`}`,
+    );
     const failures = (app?.output.join('') ?? '').split('\n').filter((line) => /ERROR|Too Many Requests/.test(line));
     if (failures.length > 0) console.log(`the app logged:\n${failures.join('\n')}`);
     return served === requests && rejected === 0 ? 0 : 1;

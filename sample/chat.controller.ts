@@ -39,7 +39,12 @@ export class ChatController {
   @Get('stats')
   async statistics() {
     return {
-      limiter: { backend: this.limiter.backend, status: await this.limiter.getStatus(), waitsMs: this.stats.waitsMs, degradedEvents: this.stats.degradedEvents },
+      limiter: {
+        backend: this.limiter.backend,
+        status: await this.limiter.getStatus(),
+        waitsMs: this.stats.waitsMs,
+        degradedEvents: this.stats.degradedEvents,
+      },
       provider: { limits: this.provider.limits, served: this.provider.served, rejected429: this.provider.rejected },
     };
   }

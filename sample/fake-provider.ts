@@ -74,7 +74,9 @@ export class FakeLlmProvider {
     return {
       id: `chatcmpl-${this.served}`,
       object: 'chat.completion',
-      choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: tokens === request.max_tokens ? 'length' : 'stop' }],
+      choices: [
+        { index: 0, message: { role: 'assistant', content: text }, finish_reason: tokens === request.max_tokens ? 'length' : 'stop' },
+      ],
       usage: { prompt_tokens: promptTokens, completion_tokens: tokens, total_tokens: promptTokens + tokens },
     };
   }
@@ -91,7 +93,11 @@ export class FakeLlmProvider {
         yield { object: 'chat.completion.chunk' as const, choices: [{ index: 0, delta: { content: word } }], usage: null };
       }
       if (request.stream_options?.include_usage) {
-        yield { object: 'chat.completion.chunk' as const, choices: [], usage: { prompt_tokens: promptTokens, completion_tokens: tokens, total_tokens: promptTokens + tokens } };
+        yield {
+          object: 'chat.completion.chunk' as const,
+          choices: [],
+          usage: { prompt_tokens: promptTokens, completion_tokens: tokens, total_tokens: promptTokens + tokens },
+        };
       }
     })();
   }

@@ -13,7 +13,9 @@ async function bootstrap(): Promise<void> {
   const logger = new Logger('Sample');
   const { tpm, rpm, windowSeconds } = FAKE_PROVIDER_LIMITS;
   logger.log(`listening on ${url}`);
-  logger.log(`store: ${process.env.REDIS_URL ? `Redis at ${process.env.REDIS_URL}` : 'in memory (set REDIS_URL to share limits between instances)'}`);
+  logger.log(
+    `store: ${process.env.REDIS_URL ? `Redis at ${process.env.REDIS_URL}` : 'in memory (set REDIS_URL to share limits between instances)'}`,
+  );
   logger.log(`the fake provider allows ${rpm} requests and ${tpm} tokens per ${windowSeconds} s, and answers 429 beyond that`);
   logger.log('try:');
   logger.log(`  curl -s -X POST ${url}/chat -H 'content-type: application/json' -d '{"prompt":"Hello","maxTokens":200}'`);
@@ -21,7 +23,9 @@ async function bootstrap(): Promise<void> {
   logger.log(`  curl -s ${url}/health`);
   logger.log(`  curl -s ${url}/chat/stats`);
   logger.log(`  curl -s ${url}/metrics`);
-  logger.log(`  curl -s -X POST ${url}/chat -H 'content-type: application/json' -d '{"prompt":"Hello","maxTokens":999999}'   (413: larger than a window allows)`);
+  logger.log(
+    `  curl -s -X POST ${url}/chat -H 'content-type: application/json' -d '{"prompt":"Hello","maxTokens":999999}'   (413: larger than a window allows)`,
+  );
   logger.log(`  npm run sample:burst -- --url ${url}`);
 }
 

@@ -22,7 +22,10 @@ const started = performance.now();
 await run([join(root, 'scripts', 'generate-lua.mjs')]);
 rmSync(join(root, 'dist'), { recursive: true, force: true });
 await Promise.all([run([tsc, '-p', 'tsconfig.build.json']), run([tsc, '-p', 'tsconfig.cjs.json'])]);
-for (const [dir, type] of [['esm', 'module'], ['commonjs', 'commonjs']]) {
+for (const [dir, type] of [
+  ['esm', 'module'],
+  ['commonjs', 'commonjs'],
+]) {
   mkdirSync(join(root, 'dist', dir), { recursive: true });
   writeFileSync(join(root, 'dist', dir, 'package.json'), `${JSON.stringify({ type }, null, 2)}\n`);
 }

@@ -13,7 +13,9 @@ export const GENERATED = join(root, 'lib', 'redis', 'lua-sources.generated.ts');
 export function generateLuaModule() {
   const files = [];
   for (const dir of ['', 'includes/']) {
-    const names = readdirSync(join(root, 'lua', dir)).filter((f) => f.endsWith('.lua')).sort();
+    const names = readdirSync(join(root, 'lua', dir))
+      .filter((f) => f.endsWith('.lua'))
+      .sort();
     for (const name of names) files.push([`${dir}${name}`, readFileSync(join(root, 'lua', dir, name), 'utf8')]);
   }
   const entries = files.map(([path, source]) => `  ${JSON.stringify(path)}: ${JSON.stringify(source)},`).join('\n');

@@ -85,7 +85,19 @@ export class RedisServerProcess {
     if (this.alive) return;
     const { configFile, tlsOnly, pingArgs = [], detached = false } = this.options;
     const listen = tlsOnly ? ['--port', '0', '--tls-port', String(this.port)] : ['--port', String(this.port)];
-    const args = [...(configFile ? [configFile] : []), ...listen, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.#dir, ...this.extraArgs];
+    const args = [
+      ...(configFile ? [configFile] : []),
+      ...listen,
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      this.#dir,
+      ...this.extraArgs,
+    ];
     const child = spawn('redis-server', args, { stdio: 'ignore', detached });
     if (detached) child.unref();
     this.#child = child;

@@ -76,7 +76,11 @@ function settlementDelta(setup: LimiterSetup, lease: Lease, usage: CallUsage): F
 async function moduleLimiter(setup: LimiterSetup): Promise<ClientLimiter> {
   const lib = (await import(setup.libraryUrl)) as typeof Library;
   const manager = new lib.RedisConnectionManager({ url: setup.redisUrl });
-  const quiet = { log: () => undefined, warn: (m: string) => console.warn(`[module] ${m}`), error: (m: string) => console.error(`[module] ${m}`) };
+  const quiet = {
+    log: () => undefined,
+    warn: (m: string) => console.warn(`[module] ${m}`),
+    error: (m: string) => console.error(`[module] ${m}`),
+  };
   const limiter = new lib.RateLimiter(manager, 'bench-model', setup.variant!.config, { keyPrefix: setup.runId, logger: quiet });
   const kind = setup.scenario.kind;
   let degraded = 0;
@@ -200,13 +204,11 @@ async function bottleneckLimiter(setup: LimiterSetup): Promise<ClientLimiter> {
     return { dimension, limiter };
   });
   await Promise.all(limiters.map(({ limiter }) => limiter.ready()));
-  const limits = limiters.map(
-    ({ dimension, limiter }): PerLimit => ({
-      dimension,
-      take: (weight) => limiter.schedule({ weight }, () => Promise.resolve()),
-      putBack: (amount) => limiter.incrementReservoir(amount),
-    }),
-  );
+  const limits = limiters.map(({ dimension, limiter }): PerLimit => ({
+    dimension,
+    take: (weight) => limiter.schedule({ weight }, () => Promise.resolve()),
+    putBack: (amount) => limiter.incrementReservoir(amount),
+  }));
   return perLimitClient(setup, limits, async () => {
     await Promise.all(limiters.map(({ limiter }) => limiter.stop({ dropWaitingJobs: true }).catch(() => undefined)));
     await connection.disconnect(false);

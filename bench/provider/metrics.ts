@@ -85,7 +85,8 @@ export function measure(input: MeasureInput): RunMetrics {
     if (value !== undefined && value >= binding.value) binding = { dimension, value };
   }
   const share = (source: 'rejected' | 'foreign') => recorder.windowUtilisation(from, to, limits, windowMs, source)[binding.dimension] ?? 0;
-  const measuredWaits = (list: readonly CallRow[]) => list.filter((r) => r[2] === Outcome.Served && r[1] >= from - windowMs && r[1] < to).map((r) => r[1] - r[0]);
+  const measuredWaits = (list: readonly CallRow[]) =>
+    list.filter((r) => r[2] === Outcome.Served && r[1] >= from - windowMs && r[1] < to).map((r) => r[1] - r[0]);
   const waits = measuredWaits(rows);
   const perWorker = input.workers.map((w) => measuredWaits(w.rows));
   const means = perWorker.map((list) => (list.length ? list.reduce((a, b) => a + b, 0) / list.length : NaN));

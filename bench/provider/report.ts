@@ -137,10 +137,16 @@ export function chartSvg(groups: ReadonlyArray<{ scenario: Scenario; runs: reado
   const max429 = Math.max(10, ...groups.flatMap((g) => g.runs.map((r) => r.metrics.refused)));
   const logMax = Math.log10(1 + max429);
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
+  );
   out.push(`<rect width="100%" height="100%" fill="#ffffff"/>`);
-  out.push(`<text x="${left}" y="24" font-size="15" font-weight="bold">Zero 429s at near-full utilisation: this module beside the alternatives</text>`);
-  out.push(`<text x="${left}" y="44" fill="#555">Same emulated provider, same load (4 processes x 32 concurrent calls), one run per bar</text>`);
+  out.push(
+    `<text x="${left}" y="24" font-size="15" font-weight="bold">Zero 429s at near-full utilisation: this module beside the alternatives</text>`,
+  );
+  out.push(
+    `<text x="${left}" y="44" fill="#555">Same emulated provider, same load (4 processes x 32 concurrent calls), one run per bar</text>`,
+  );
 
   const axis = (top: number, title: string, ticks: Array<[number, string]>, y: (v: number) => number) => {
     out.push(`<text x="${left}" y="${top - 10}" font-size="12" font-weight="bold">${escape(title)}</text>`);
@@ -154,7 +160,12 @@ export function chartSvg(groups: ReadonlyArray<{ scenario: Scenario; runs: reado
   };
   const yShare = (v: number) => top1 + panelHeight - (Math.min(v, maxShare) / maxShare) * panelHeight;
   const y429 = (v: number) => top2 + panelHeight - (Math.log10(1 + v) / logMax) * panelHeight;
-  axis(top1, 'Served, % of the binding limit (measured windows)', [0, 0.25, 0.5, 0.75, 1, 1.2].map((v) => [v, `${Math.round(v * 100)}%`]), yShare);
+  axis(
+    top1,
+    'Served, % of the binding limit (measured windows)',
+    [0, 0.25, 0.5, 0.75, 1, 1.2].map((v) => [v, `${Math.round(v * 100)}%`]),
+    yShare,
+  );
   for (const [v, dash] of [
     [1, '6 3'],
     [0.95, '2 3'],
@@ -170,19 +181,31 @@ export function chartSvg(groups: ReadonlyArray<{ scenario: Scenario; runs: reado
   let x = left + groupGap / 2;
   groups.forEach((group, gi) => {
     const gw = groupWidths[gi]!;
-    out.push(`<text x="${x + gw / 2}" y="${top1 + panelHeight + 16}" text-anchor="middle" font-weight="bold">${escape(group.scenario.name)}</text>`);
-    out.push(`<text x="${x + gw / 2}" y="${top2 + panelHeight + 16}" text-anchor="middle" font-weight="bold">${escape(group.scenario.name)}</text>`);
+    out.push(
+      `<text x="${x + gw / 2}" y="${top1 + panelHeight + 16}" text-anchor="middle" font-weight="bold">${escape(group.scenario.name)}</text>`,
+    );
+    out.push(
+      `<text x="${x + gw / 2}" y="${top2 + panelHeight + 16}" text-anchor="middle" font-weight="bold">${escape(group.scenario.name)}</text>`,
+    );
     group.runs.forEach((run, ri) => {
       const bx = x + ri * (barWidth + barGap);
       const color = COLORS[run.limiter];
       const opacity = run.limiter === 'module' && ri > 0 ? 0.55 : 1;
       const share = run.metrics.binding.value;
       const title = `${escape(run.variant ?? LIMITER_LABELS[run.limiter])}: ${(share * 100).toFixed(1)}%, ${run.metrics.refused} x 429`;
-      out.push(`<rect x="${bx}" y="${yShare(share)}" width="${barWidth}" height="${top1 + panelHeight - yShare(share)}" fill="${color}" fill-opacity="${opacity}"><title>${title}</title></rect>`);
-      out.push(`<text x="${bx + barWidth / 2}" y="${yShare(share) - 3}" text-anchor="middle" font-size="9">${Math.round(share * 100)}</text>`);
+      out.push(
+        `<rect x="${bx}" y="${yShare(share)}" width="${barWidth}" height="${top1 + panelHeight - yShare(share)}" fill="${color}" fill-opacity="${opacity}"><title>${title}</title></rect>`,
+      );
+      out.push(
+        `<text x="${bx + barWidth / 2}" y="${yShare(share) - 3}" text-anchor="middle" font-size="9">${Math.round(share * 100)}</text>`,
+      );
       const n = run.metrics.refused;
-      out.push(`<rect x="${bx}" y="${y429(n)}" width="${barWidth}" height="${top2 + panelHeight - y429(n)}" fill="${color}" fill-opacity="${opacity}"><title>${title}</title></rect>`);
-      out.push(`<text x="${bx + barWidth / 2}" y="${y429(n) - 3}" text-anchor="middle" font-size="9"${n === 0 && run.limiter === 'module' ? ' font-weight="bold"' : ''}>${n}</text>`);
+      out.push(
+        `<rect x="${bx}" y="${y429(n)}" width="${barWidth}" height="${top2 + panelHeight - y429(n)}" fill="${color}" fill-opacity="${opacity}"><title>${title}</title></rect>`,
+      );
+      out.push(
+        `<text x="${bx + barWidth / 2}" y="${y429(n) - 3}" text-anchor="middle" font-size="9"${n === 0 && run.limiter === 'module' ? ' font-weight="bold"' : ''}>${n}</text>`,
+      );
     });
     x += gw + groupGap;
   });

@@ -19,7 +19,16 @@ import { ProviderEmulator } from '../../emulator/provider-emulator.js';
 import { RedisServerProcess as OwnRedisServer } from '../../tools/redis-server.mjs';
 import { commandStatsDelta, measure, percentile } from './metrics.js';
 import { chartSvg, type RunRecord, scenarioTable, settingsText, targetTable } from './report.js';
-import { type BenchSettings, DEFAULT_SETTINGS, LIMITER_LABELS, LIMITERS, type LimiterKind, type ModuleVariant, type Scenario, scenarios } from './scenarios.js';
+import {
+  type BenchSettings,
+  DEFAULT_SETTINGS,
+  LIMITER_LABELS,
+  LIMITERS,
+  type LimiterKind,
+  type ModuleVariant,
+  type Scenario,
+  scenarios,
+} from './scenarios.js';
 import type { WorkerInit, WorkerResult } from './worker.js';
 
 function projectRoot(): string {
@@ -65,7 +74,10 @@ function waitForMessages<T>(children: ChildProcess[], type: string, timeoutMs: n
       if (error) reject(error);
       else resolvePromise(got);
     };
-    const timer = setTimeout(() => settle(new Error(`workers sent ${got.length} of ${children.length} '${type}' messages within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => settle(new Error(`workers sent ${got.length} of ${children.length} '${type}' messages within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     for (const child of children) {
       const onMessage = (message: { type: string }) => {
         if (message.type !== type) return;
@@ -108,7 +120,10 @@ async function oneRun(
   children: ChildProcess[],
 ): Promise<RunRecord> {
   const foreignShare = numberFromEnv('BENCH_FOREIGN_SHARE', 0);
-  const emulator = await ProviderEmulator.start({ ...scenario.emulator, ...(foreignShare > 0 ? { foreign: { share: foreignShare } } : {}) });
+  const emulator = await ProviderEmulator.start({
+    ...scenario.emulator,
+    ...(foreignShare > 0 ? { foreign: { share: foreignShare } } : {}),
+  });
   const runId = `bench-${process.pid}-${index}-${scenario.name}-${kind}`;
   try {
     const setup = { kind, scenario, variant, redisUrl, runId, inputMargin: settings.inputMargin, libraryUrl };
@@ -139,10 +154,14 @@ async function oneRun(
     if (process.env.BENCH_DEBUG) {
       const delays = emulator.recorder.calls.filter((c) => c.clientSentAt).map((c) => c.arrivedAt - c.clientSentAt!);
       const q = (p: number) => percentile(delays, p);
-      console.error(`  delivery delay (slot or send -> provider clock): p50 ${q(50)} ms, p90 ${q(90)} ms, p99 ${q(99)} ms, max ${q(100)} ms`);
+      console.error(
+        `  delivery delay (slot or send -> provider clock): p50 ${q(50)} ms, p90 ${q(90)} ms, p99 ${q(99)} ms, max ${q(100)} ms`,
+      );
       for (const call of emulator.recorder.calls) {
         if (call.status !== 429) continue;
-        console.error(`  429 at +${call.arrivedAt - startAt} ms: ${call.dimension} used ${Math.round(call.used ?? 0)} + ${call.requested} > ${call.limit}, retry after ${Math.round(call.retryAfterMs ?? 0)} ms`);
+        console.error(
+          `  429 at +${call.arrivedAt - startAt} ms: ${call.dimension} used ${Math.round(call.used ?? 0)} + ${call.requested} > ${call.limit}, retry after ${Math.round(call.retryAfterMs ?? 0)} ms`,
+        );
       }
     }
     return { scenario, limiter: kind, variant: variant?.label, metrics, runMs };
@@ -172,10 +191,15 @@ async function main(): Promise<void> {
     inputError: numberFromEnv('BENCH_INPUT_ERROR', DEFAULT_SETTINGS.inputError),
     inputMargin: numberFromEnv('BENCH_INPUT_MARGIN', DEFAULT_SETTINGS.inputMargin),
   };
-  if (settings.runWindows < 1.5) throw new Error(`BENCH_RUN_WINDOWS must be at least 1.5: windows ending from ${MEASURED_FROM_WINDOWS} windows on are measured`);
-  if (!existsSync(fileURLToPath(libraryUrl))) throw new Error(`${fileURLToPath(libraryUrl)} is missing: run \`npm run build\` first (npm run bench:provider does)`);
+  if (settings.runWindows < 1.5)
+    throw new Error(`BENCH_RUN_WINDOWS must be at least 1.5: windows ending from ${MEASURED_FROM_WINDOWS} windows on are measured`);
+  if (!existsSync(fileURLToPath(libraryUrl)))
+    throw new Error(`${fileURLToPath(libraryUrl)} is missing: run \`npm run build\` first (npm run bench:provider does)`);
   const all = scenarios(settings);
-  const picked = listFromEnv('BENCH_SCENARIOS', all.map((s) => s.name));
+  const picked = listFromEnv(
+    'BENCH_SCENARIOS',
+    all.map((s) => s.name),
+  );
   const limiters = listFromEnv('BENCH_LIMITERS', LIMITERS);
 
   let server: OwnRedisServer | undefined;

@@ -114,11 +114,17 @@ export function scenarios(settings: BenchSettings): Scenario[] {
       title: 'Strict sliding window, split input/output quotas (Vertex-like)',
       kind: 'sliding-window',
       protocol: 'vertex',
-      emulator: { ...common, policy: { kind: 'sliding-window', windowMs: w, rpm, inputTpm: sliding.inputTokens, outputTpm: sliding.outputTokens } },
+      emulator: {
+        ...common,
+        policy: { kind: 'sliding-window', windowMs: w, rpm, inputTpm: sliding.inputTokens, outputTpm: sliding.outputTokens },
+      },
       limits: sliding,
       moduleVariants: [
         paced('vertex', { rpm, inputTpm: sliding.inputTokens, outputTpm: sliding.outputTokens }),
-        { label: "provider: 'vertex'", config: { provider: 'vertex', rpm, inputTpm: sliding.inputTokens, outputTpm: sliding.outputTokens, windowSeconds } },
+        {
+          label: "provider: 'vertex'",
+          config: { provider: 'vertex', rpm, inputTpm: sliding.inputTokens, outputTpm: sliding.outputTokens, windowSeconds },
+        },
       ],
       alternativesRefill: 'fixed-window',
       settles: true,
@@ -132,9 +138,7 @@ export function scenarios(settings: BenchSettings): Scenario[] {
       protocol: 'openai',
       emulator: { ...common, policy: { kind: 'openai', windowMs: w, rpm, tpm: openai.tokens } },
       limits: openai,
-      moduleVariants: [
-        paced('openai', { rpm, tpm: openai.tokens }),
-      ],
+      moduleVariants: [paced('openai', { rpm, tpm: openai.tokens })],
       alternativesRefill: 'fixed-window',
       settles: false,
       chargesRefused: true,
@@ -147,9 +151,7 @@ export function scenarios(settings: BenchSettings): Scenario[] {
       protocol: 'openai',
       emulator: { ...common, policy: { kind: 'openai', windowMs: w, rpm, tpm: openai.tokens, quantumMs, quantumKind: 'bucket' } },
       limits: openai,
-      moduleVariants: [
-        paced('openai', { rpm, tpm: openai.tokens }),
-      ],
+      moduleVariants: [paced('openai', { rpm, tpm: openai.tokens })],
       alternativesRefill: 'fixed-window',
       settles: false,
       chargesRefused: true,
@@ -160,10 +162,16 @@ export function scenarios(settings: BenchSettings): Scenario[] {
       title: 'Anthropic: token buckets for RPM, ITPM (cache reads free), OTPM (output as produced)',
       kind: 'anthropic',
       protocol: 'anthropic',
-      emulator: { ...common, policy: { kind: 'anthropic', windowMs: w, rpm, inputTpm: anthropic.inputTokens, outputTpm: anthropic.outputTokens } },
+      emulator: {
+        ...common,
+        policy: { kind: 'anthropic', windowMs: w, rpm, inputTpm: anthropic.inputTokens, outputTpm: anthropic.outputTokens },
+      },
       limits: anthropic,
       moduleVariants: [
-        { label: "provider: 'anthropic'", config: { provider: 'anthropic', rpm, inputTpm: anthropic.inputTokens, outputTpm: anthropic.outputTokens, windowSeconds } },
+        {
+          label: "provider: 'anthropic'",
+          config: { provider: 'anthropic', rpm, inputTpm: anthropic.inputTokens, outputTpm: anthropic.outputTokens, windowSeconds },
+        },
       ],
       alternativesRefill: 'increase',
       settles: true,
@@ -177,9 +185,7 @@ export function scenarios(settings: BenchSettings): Scenario[] {
       protocol: 'bedrock-converse',
       emulator: { ...common, policy: { kind: 'bedrock', windowMs: w, rpm, tpm: bedrock.tokens } },
       limits: bedrock,
-      moduleVariants: [
-        paced('bedrock', { rpm, tpm: bedrock.tokens }),
-      ],
+      moduleVariants: [paced('bedrock', { rpm, tpm: bedrock.tokens })],
       alternativesRefill: 'fixed-window',
       settles: true,
       chargesRefused: false,

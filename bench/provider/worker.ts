@@ -68,7 +68,12 @@ async function run(init: WorkerInit, start: WorkerStart, limiter: ClientLimiter)
       maxTokens: call.maxTokens,
       expectCacheRead: call.prefixIndex >= 0 && answered.has(call.prefixIndex),
     };
-    const { path, body } = buildRequest(scenario.protocol, { model: 'bench-model', prefix: call.prefix, text: call.text, maxTokens: call.maxTokens });
+    const { path, body } = buildRequest(scenario.protocol, {
+      model: 'bench-model',
+      prefix: call.prefix,
+      text: call.text,
+      maxTokens: call.maxTokens,
+    });
     const payload = JSON.stringify(body);
     const startedAt = Date.now();
     let refusals = 0;
@@ -155,15 +160,15 @@ process.on('message', (message: WorkerInit | WorkerStart | { type: 'exit' }) => 
         return created;
       })
       .then(
-      (created) => {
-        limiter = created;
-        process.send!({ type: 'ready', index: message.index });
-      },
-      (error) => {
-        console.error(`worker ${message.index}: could not set up ${message.setup.kind}: ${String(error)}`);
-        process.exit(2);
-      },
-    );
+        (created) => {
+          limiter = created;
+          process.send!({ type: 'ready', index: message.index });
+        },
+        (error) => {
+          console.error(`worker ${message.index}: could not set up ${message.setup.kind}: ${String(error)}`);
+          process.exit(2);
+        },
+      );
     return;
   }
   if (message.type === 'start' && init && limiter) {

@@ -48,6 +48,14 @@ export class Workload {
     const id = `s${this.seed}w${this.worker}c${this.n++}`;
     const prefix = prefixIndex >= 0 ? prefixes[prefixIndex]! : '';
     const text = textOfTokens(input, id);
-    return { id, prefixIndex, prefix, text, maxTokens: MAX_TOKENS[m]!, prefixEstimate: estimateTokens(prefix), textEstimate: estimateTokens(text) };
+    return {
+      id,
+      prefixIndex,
+      prefix,
+      text,
+      maxTokens: MAX_TOKENS[m]!,
+      prefixEstimate: estimateTokens(prefix),
+      textEstimate: estimateTokens(text),
+    };
   }
 }

@@ -1,5 +1,16 @@
 import { TokenBucket } from '../ledger.js';
-import { type Admission, type CallFigures, type ChargeSink, checkLimit, checkWindow, type Dimension, type Figures, type LimitState, type Policy, type Ticket } from './policy.js';
+import {
+  type Admission,
+  type CallFigures,
+  type ChargeSink,
+  checkLimit,
+  checkWindow,
+  type Dimension,
+  type Figures,
+  type LimitState,
+  type Policy,
+  type Ticket,
+} from './policy.js';
 
 export interface AnthropicPolicyConfig {
   readonly kind: 'anthropic';
@@ -46,7 +57,8 @@ export class AnthropicPolicy implements Policy {
       outputTokens: checkLimit('outputTpm', config.outputTpm),
     };
     const bucketMs = config.bucketMs ?? this.windowMs;
-    if (!(bucketMs > 0 && bucketMs <= this.windowMs)) throw new Error(`emulator policy: bucketMs must be in (0, windowMs], got ${bucketMs}`);
+    if (!(bucketMs > 0 && bucketMs <= this.windowMs))
+      throw new Error(`emulator policy: bucketMs must be in (0, windowMs], got ${bucketMs}`);
     for (const dimension of ['requests', 'inputTokens', 'outputTokens'] as const) {
       const limit = this.limits[dimension];
       if (limit) this.buckets.set(dimension, new TokenBucket((limit * bucketMs) / this.windowMs, limit / this.windowMs, now));

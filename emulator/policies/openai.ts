@@ -47,11 +47,7 @@ export class OpenAiPolicy implements Policy {
   private readonly chargeRejected: boolean;
   private nextId = 1;
 
-  constructor(
-    config: OpenAiPolicyConfig,
-    sink?: ChargeSink,
-    now = Date.now(),
-  ) {
+  constructor(config: OpenAiPolicyConfig, sink?: ChargeSink, now = Date.now()) {
     this.windowMs = checkWindow(config.windowMs);
     this.limits = { requests: checkLimit('rpm', config.rpm), tokens: checkLimit('tpm', config.tpm) };
     this.window = new WindowedLimits(this.windowMs, this.limits, sink);
@@ -119,7 +115,14 @@ export class OpenAiPolicy implements Policy {
     for (const [dimension, bucket] of this.quantumBuckets) {
       const requested = cost[dimension] ?? 0;
       const wait = bucket.msUntil(now, requested);
-      if (wait > 0) return { dimension, limit: bucket.capacity, used: Math.round(bucket.capacity - bucket.levelAt(now)), requested, retryAfterMs: wait };
+      if (wait > 0)
+        return {
+          dimension,
+          limit: bucket.capacity,
+          used: Math.round(bucket.capacity - bucket.levelAt(now)),
+          requested,
+          retryAfterMs: wait,
+        };
     }
     return undefined;
   }

@@ -1,4 +1,14 @@
-import { type Admission, type CallFigures, type ChargeSink, checkLimit, checkWindow, type Figures, type LimitState, type Policy, type Ticket } from './policy.js';
+import {
+  type Admission,
+  type CallFigures,
+  type ChargeSink,
+  checkLimit,
+  checkWindow,
+  type Figures,
+  type LimitState,
+  type Policy,
+  type Ticket,
+} from './policy.js';
 import { WindowedLimits } from './windowed.js';
 
 export interface SlidingWindowPolicyConfig {

@@ -40,7 +40,12 @@ export interface RequestCost {
 export const NO_CHARGE: Charge = { tokens: 0, inputTokens: 0, outputTokens: 0, requests: 0 };
 
 export function addCharges(a: Charge, b: Charge): Charge {
-  return { tokens: a.tokens + b.tokens, inputTokens: a.inputTokens + b.inputTokens, outputTokens: a.outputTokens + b.outputTokens, requests: a.requests + b.requests };
+  return {
+    tokens: a.tokens + b.tokens,
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    requests: a.requests + b.requests,
+  };
 }
 
 /**
@@ -50,7 +55,6 @@ export function addCharges(a: Charge, b: Charge): Charge {
 export function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= MAX_COUNT;
 }
-
 
 function checkCount(name: string, value: unknown): number {
   if (isCount(value)) return value;
@@ -63,7 +67,9 @@ function checkCharged(model: string, figures: ChargedFigures): ChargedFigures {
   // Three comparisons rather than Object.entries: this runs on every acquire.
   if (figures.tokens > MAX_COUNT || figures.inputTokens > MAX_COUNT || figures.outputTokens > MAX_COUNT) {
     const [name, value] = Object.entries(figures).find(([, v]) => v > MAX_COUNT)!;
-    throw new InvalidTokenCountError(`${model}: the call would be charged ${value} ${name}, more than one request may count (${MAX_COUNT})`);
+    throw new InvalidTokenCountError(
+      `${model}: the call would be charged ${value} ${name}, more than one request may count (${MAX_COUNT})`,
+    );
   }
   return figures;
 }
@@ -85,7 +91,9 @@ export function costOf(config: ResolvedConfig, model: string, request: unknown):
     }
     const count = checkCount('tokens', tokens);
     if (config.split) {
-      throw new InvalidTokenCountError(`${model} has input or output limits (inputTpm/outputTpm): pass inputTokens and outputTokens instead of tokens`);
+      throw new InvalidTokenCountError(
+        `${model} has input or output limits (inputTpm/outputTpm): pass inputTokens and outputTokens instead of tokens`,
+      );
     }
     call = { input: count, output: 0, cacheRead: 0, cacheWrite: 0 };
   } else {

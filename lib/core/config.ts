@@ -155,9 +155,7 @@ export function resolveConfig(config: RateLimitConfig, where = ''): ResolvedConf
   }
   for (const key of Object.keys(config)) {
     if (!KNOWN_FIELDS.has(key)) {
-      throw new RateLimitConfigError(
-        `${where}${key} is not a rate limit setting; known settings: ${[...KNOWN_FIELDS].join(', ')}`,
-      );
+      throw new RateLimitConfigError(`${where}${key} is not a rate limit setting; known settings: ${[...KNOWN_FIELDS].join(', ')}`);
     }
   }
   const limitOf = (field: (typeof LIMIT_FIELDS)[number]): number => {
@@ -194,7 +192,9 @@ export function resolveConfig(config: RateLimitConfig, where = ''): ResolvedConf
   }
   const provider = config.provider ?? 'custom';
   if (!PROVIDERS.includes(provider)) {
-    throw new RateLimitConfigError(`${where}provider must be one of ${PROVIDERS.map((p) => `'${p}'`).join(', ')}, got ${describe(provider)}`);
+    throw new RateLimitConfigError(
+      `${where}provider must be one of ${PROVIDERS.map((p) => `'${p}'`).join(', ')}, got ${describe(provider)}`,
+    );
   }
   const profile = PROFILES[provider];
   const algorithm = config.algorithm ?? profile.defaultAlgorithm;
@@ -206,10 +206,14 @@ export function resolveConfig(config: RateLimitConfig, where = ''): ResolvedConf
     const b = config.bucketSeconds;
     bucketMs = typeof b === 'number' ? Math.round(b * 1000) : NaN;
     if (algorithm !== 'token-bucket') {
-      throw new RateLimitConfigError(`${where}bucketSeconds applies to algorithm 'token-bucket' only; set algorithm: 'token-bucket' or remove it`);
+      throw new RateLimitConfigError(
+        `${where}bucketSeconds applies to algorithm 'token-bucket' only; set algorithm: 'token-bucket' or remove it`,
+      );
     }
     if (typeof b !== 'number' || !Number.isFinite(b) || bucketMs < 1 || bucketMs > windowMs) {
-      throw new RateLimitConfigError(`${where}bucketSeconds must be a number from 0.001 to windowSeconds (${windowMs / 1000}), got ${describe(b)}`);
+      throw new RateLimitConfigError(
+        `${where}bucketSeconds must be a number from 0.001 to windowSeconds (${windowMs / 1000}), got ${describe(b)}`,
+      );
     }
   }
   let quantumMs = 0;
@@ -233,7 +237,12 @@ export function resolveConfig(config: RateLimitConfig, where = ''): ResolvedConf
   if (config.deliveryMarginMs !== undefined) {
     deliveryMarginMs = config.deliveryMarginMs;
     const room = algorithm === 'token-bucket' ? 'bucketSeconds' : quantumMs ? 'quantumSeconds' : 'windowSeconds';
-    if (typeof deliveryMarginMs !== 'number' || !Number.isInteger(deliveryMarginMs) || deliveryMarginMs < 0 || deliveryMarginMs >= marginRoom) {
+    if (
+      typeof deliveryMarginMs !== 'number' ||
+      !Number.isInteger(deliveryMarginMs) ||
+      deliveryMarginMs < 0 ||
+      deliveryMarginMs >= marginRoom
+    ) {
       throw new RateLimitConfigError(
         `${where}deliveryMarginMs must be a whole number of ms from 0 to less than ${room} (${marginRoom} ms), got ${describe(deliveryMarginMs)}; measure how late calls reach the provider and leave that`,
       );
@@ -278,7 +287,9 @@ function resolveLearn(value: RateLimitConfig['learnLimits'], limits: EffectiveLi
   if (value === undefined || value === false) return undefined;
   const learn: LearnLimitsConfig = value === true ? {} : value;
   if (learn === null || typeof learn !== 'object' || Array.isArray(learn)) {
-    throw new RateLimitConfigError(`${where}learnLimits must be true, false or an object such as { ceiling: { rpm: 1000 } }, got ${describe(value)}`);
+    throw new RateLimitConfigError(
+      `${where}learnLimits must be true, false or an object such as { ceiling: { rpm: 1000 } }, got ${describe(value)}`,
+    );
   }
   for (const key of Object.keys(learn)) {
     if (key !== 'ceiling' && key !== 'increasePerWindow') {
@@ -295,16 +306,22 @@ function resolveLearn(value: RateLimitConfig['learnLimits'], limits: EffectiveLi
   let maxFactor = MAX_LIMIT / Math.max(...Object.values(limits));
   const ceiling = learn.ceiling ?? {};
   if (ceiling === null || typeof ceiling !== 'object' || Array.isArray(ceiling)) {
-    throw new RateLimitConfigError(`${where}learnLimits.ceiling must be an object such as { rpm: 1000, tpm: 2000000 }, got ${describe(ceiling)}`);
+    throw new RateLimitConfigError(
+      `${where}learnLimits.ceiling must be an object such as { rpm: 1000, tpm: 2000000 }, got ${describe(ceiling)}`,
+    );
   }
   for (const [key, top] of Object.entries(ceiling)) {
     const field = FIELD_OF[key as keyof typeof FIELD_OF];
     if (!field) {
-      throw new RateLimitConfigError(`${where}learnLimits.ceiling.${key} is not a limit; ceilings are set by limit name: ${LIMIT_FIELDS.join(', ')}`);
+      throw new RateLimitConfigError(
+        `${where}learnLimits.ceiling.${key} is not a limit; ceilings are set by limit name: ${LIMIT_FIELDS.join(', ')}`,
+      );
     }
     const start = limits[field];
     if (start === 0) {
-      throw new RateLimitConfigError(`${where}learnLimits.ceiling.${key} is set but ${key} is off: set a starting ${key} or remove its ceiling`);
+      throw new RateLimitConfigError(
+        `${where}learnLimits.ceiling.${key} is set but ${key} is off: set a starting ${key} or remove its ceiling`,
+      );
     }
     if (typeof top !== 'number' || !Number.isInteger(top) || top < start || top > MAX_LIMIT) {
       throw new RateLimitConfigError(

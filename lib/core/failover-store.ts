@@ -86,9 +86,12 @@ export class FailoverStore implements ModelStore {
   /** The error a 'closed' limiter throws while the shared store is known to be down. */
   unavailable(): RedisUnavailableError {
     const since = new Date(this.outageSince ?? Date.now()).toISOString();
-    return new RedisUnavailableError(`${this.options.model}: Redis has been unavailable since ${since}; ${this.outageCause?.message ?? ''}`, {
-      cause: this.outageCause,
-    });
+    return new RedisUnavailableError(
+      `${this.options.model}: Redis has been unavailable since ${since}; ${this.outageCause?.message ?? ''}`,
+      {
+        cause: this.outageCause,
+      },
+    );
   }
 
   async acquire(command: AcquireCommand): Promise<AcquireReply> {
@@ -113,7 +116,17 @@ export class FailoverStore implements ModelStore {
     const now = Date.now();
     if (this.options.failureMode === 'closed') throw this.unavailable();
     if (this.options.failureMode === 'open') {
-      return { state: 'admitted', slotMs: now, position: 0, estimateMs: 0, nowMs: now, admitted: [], nextCheckMs: 0, headOwner: '', degraded: 'open' };
+      return {
+        state: 'admitted',
+        slotMs: now,
+        position: 0,
+        estimateMs: 0,
+        nowMs: now,
+        admitted: [],
+        nextCheckMs: 0,
+        headOwner: '',
+        degraded: 'open',
+      };
     }
     const fallback = this.fallback();
     const reply = await fallback.store.acquire({ ...command, settings: fallback.settings });
@@ -191,7 +204,16 @@ export class FailoverStore implements ModelStore {
     // later); an adjust cannot be: the charge it held stays and leaves with its window.
     if (command.mode === 'release') this.cancelLater(command.opId);
     if (this.options.failureMode === 'closed') throw this.unavailable();
-    return { status: 'ok', applied: NO_CHARGE, charged: NO_CHARGE, nowMs: Date.now(), admitted: [], nextCheckMs: 0, headOwner: '', degraded: this.options.failureMode };
+    return {
+      status: 'ok',
+      applied: NO_CHARGE,
+      charged: NO_CHARGE,
+      nowMs: Date.now(),
+      admitted: [],
+      nextCheckMs: 0,
+      headOwner: '',
+      degraded: this.options.failureMode,
+    };
   }
 
   /** Usage as the shared store counts it; rejects while it is down (no fallback answers for it). */
@@ -265,14 +287,21 @@ export class FailoverStore implements ModelStore {
     this.handback = undefined;
     const l = command.settings.limits;
     const clip = (figure: number, limit: number) => (limit > 0 ? Math.min(figure, limit) : figure);
-    const cost = { tokens: clip(charge.tokens, l.tokens), inputTokens: clip(charge.inputTokens, l.inputTokens), outputTokens: clip(charge.outputTokens, l.outputTokens), requests: clip(charge.requests, l.requests) };
+    const cost = {
+      tokens: clip(charge.tokens, l.tokens),
+      inputTokens: clip(charge.inputTokens, l.inputTokens),
+      outputTokens: clip(charge.outputTokens, l.outputTokens),
+      requests: clip(charge.requests, l.requests),
+    };
     const opId = newOpId();
     try {
       const reply = await this.options.inner.acquire({ ...command, opId, cost, maxWaitMs: 0 });
       if (reply.state === 'admitted') {
         await this.options.inner.settle({ opId, settings: command.settings, mode: 'keep', refunds: false });
       } else {
-        this.options.logger.warn(`${this.options.model}: the window is full; what this process admitted during the outage is not charged again`);
+        this.options.logger.warn(
+          `${this.options.model}: the window is full; what this process admitted during the outage is not charged again`,
+        );
       }
     } catch (error) {
       this.handback ??= charge;
@@ -327,9 +356,10 @@ export class FailoverStore implements ModelStore {
     const then = {
       open: 'letting calls through unlimited',
       closed: 'rejecting calls',
-      local: this.local.instances === undefined
-        ? 'admitting nothing (how many instances share the limits is unknown: set expectedInstances)'
-        : `limiting in this process to 1/${this.local.instances} of each limit`,
+      local:
+        this.local.instances === undefined
+          ? 'admitting nothing (how many instances share the limits is unknown: set expectedInstances)'
+          : `limiting in this process to 1/${this.local.instances} of each limit`,
     }[failureMode];
     this.options.logger.warn(`${model}: Redis is unavailable (${cause.message}); ${then} until it answers again`);
     this.options.emit({ type: 'degraded', model, operation, failureMode, cause });

@@ -12,7 +12,14 @@ export function storeSettingsOf(config: ResolvedConfig): ModelSettings {
   const { windowMs, algorithm, bucketMs, quantumMs, deliveryMarginMs: margin, limits, learn } = config;
   const learned = learn && { learn };
   if (algorithm === 'token-bucket') return { windowMs, algorithm, bucketMs: bucketMs - margin, paceMs: 0, limits, ...learned };
-  return { windowMs: windowMs + margin, algorithm, bucketMs: windowMs + margin, paceMs: quantumMs ? quantumMs - margin : 0, limits, ...learned };
+  return {
+    windowMs: windowMs + margin,
+    algorithm,
+    bucketMs: windowMs + margin,
+    paceMs: quantumMs ? quantumMs - margin : 0,
+    limits,
+    ...learned,
+  };
 }
 
 /**

@@ -60,7 +60,12 @@ export class LocalFallback {
     if (!this.local || this.local.instances !== instances) {
       const share = (limit: number) => (limit > 0 ? Math.max(1, Math.floor(limit / instances)) : 0);
       const l = this.options.settings.limits;
-      const limits = { tokens: share(l.tokens), inputTokens: share(l.inputTokens), outputTokens: share(l.outputTokens), requests: share(l.requests) };
+      const limits = {
+        tokens: share(l.tokens),
+        inputTokens: share(l.inputTokens),
+        outputTokens: share(l.outputTokens),
+        requests: share(l.requests),
+      };
       // Learned limits are not learned further in the fallback: no 429 reaches it.
       const { windowMs, algorithm, bucketMs, paceMs } = this.options.settings;
       const settings: ModelSettings = { windowMs, algorithm, bucketMs, paceMs, limits };

@@ -52,7 +52,11 @@ export interface RateLimiterOptions {
 export type RateLimiterBackend = LimiterStore | { readonly limiterStore: LimiterStore } | object;
 
 /** The limiter options, checked, with their defaults. */
-export function checkLimiterOptions(options: RateLimiterOptions): { failureMode: FailureMode; expectedInstances?: number; keyPrefix: string } {
+export function checkLimiterOptions(options: RateLimiterOptions): {
+  failureMode: FailureMode;
+  expectedInstances?: number;
+  keyPrefix: string;
+} {
   const failureMode = options.failureMode ?? 'open';
   if (failureMode !== 'open' && failureMode !== 'closed' && failureMode !== 'local') {
     throw new RateLimitConfigError(`failureMode must be 'open', 'closed' or 'local', got ${describe(failureMode)}`);

@@ -6,7 +6,15 @@ import { reconcileCommandOf, storeSettingsOf } from './feedback.js';
 import { RateLimitConfigError, RedisUnavailableError } from './errors.js';
 import type { LimiterLogger, RateLimiterEvent } from './events.js';
 import { FailoverStore } from './failover-store.js';
-import { type AcquireOptions, checkAcquireOptions, checkLimiterOptions, MAX_MODEL_LENGTH, type RateLimiterBackend, type RateLimiterOptions, type ReleaseOptions } from './options.js';
+import {
+  type AcquireOptions,
+  checkAcquireOptions,
+  checkLimiterOptions,
+  MAX_MODEL_LENGTH,
+  type RateLimiterBackend,
+  type RateLimiterOptions,
+  type ReleaseOptions,
+} from './options.js';
 import { formatDegradedRecordId, formatRecordId, newOpId, parseRecordId } from './record-id.js';
 import { MemoryStore } from '../memory/memory-store.js';
 import { type HeaderSource, readProviderHeaders } from './provider-headers.js';
@@ -121,7 +129,14 @@ export class RateLimiter {
       recordIdOf: (opId, degraded) =>
         degraded === 'open'
           ? formatDegradedRecordId(opId)
-          : formatRecordId({ opId, local: degraded === 'local', input: call.input, output: call.output, cacheRead: call.cacheRead, cacheWrite: call.cacheWrite }),
+          : formatRecordId({
+              opId,
+              local: degraded === 'local',
+              input: call.input,
+              output: call.output,
+              cacheRead: call.cacheRead,
+              cacheWrite: call.cacheWrite,
+            }),
     });
     const { recordId, waitedMs, position } = admission;
     const degraded = admission.degraded !== undefined;
@@ -183,7 +198,12 @@ export class RateLimiter {
         if (keep) return { status: 'kept', ...NOTHING_FREED };
         this.emit({ type: 'released', model: this.model, recordId, reason: 'released' });
         const { applied } = reply;
-        return { status: 'released', tokensFreed: -applied.tokens, inputTokensFreed: -applied.inputTokens, outputTokensFreed: -applied.outputTokens };
+        return {
+          status: 'released',
+          tokensFreed: -applied.tokens,
+          inputTokensFreed: -applied.inputTokens,
+          outputTokensFreed: -applied.outputTokens,
+        };
       }
       case 'settled':
         return { status: 'settled', ...NOTHING_FREED };
@@ -240,7 +260,12 @@ export class RateLimiter {
       throw new RateLimitConfigError(`retryAfterMs must be a non-negative number of ms, got ${describe(retryAfterMs)}`);
     }
     const pauseMs = Math.min(Math.ceil(retryAfterMs), Math.max(this.resolved.windowMs, 60_000));
-    const reply = await this.store.backOff(this.settings, { pauseMs, cut: BACKOFF_CUT, floor: BACKOFF_FLOOR, settleMs: Math.max(1000, pauseMs) });
+    const reply = await this.store.backOff(this.settings, {
+      pauseMs,
+      cut: BACKOFF_CUT,
+      floor: BACKOFF_FLOOR,
+      settleMs: Math.max(1000, pauseMs),
+    });
     this.logger.warn(
       `${this.model}: the provider answered 429; admissions paused until ${new Date(reply.pausedUntil).toISOString()}, limits at ${Math.round(reply.limitFactor * 100)}%`,
     );
@@ -267,7 +292,9 @@ export class RateLimiter {
     const none = { tokens: 0, inputTokens: 0, outputTokens: 0, requests: 0 };
     const billing = options.status !== undefined && options.status >= 400 ? billingCodeOf(options.body) : undefined;
     if (billing !== undefined) {
-      this.logger.warn(`${this.model}: the provider refused a call for billing (${billing}); limits unchanged, the error goes to the caller`);
+      this.logger.warn(
+        `${this.model}: the provider refused a call for billing (${billing}); limits unchanged, the error goes to the caller`,
+      );
       this.emit({ type: 'billing', model: this.model, status: options.status!, code: billing });
       return { foreign: none, billing };
     }
@@ -321,7 +348,9 @@ export class RateLimiter {
       if (reply.status === 'ok' && !reply.degraded) this.emit({ type: 'released', model: this.model, recordId, reason });
       return reply;
     } catch (error) {
-      this.logger.warn(`could not release ${recordId} for ${this.model}; the store drops it when it reaches the head of the queue, or its charge leaves with its window: ${String(error)}`);
+      this.logger.warn(
+        `could not release ${recordId} for ${this.model}; the store drops it when it reaches the head of the queue, or its charge leaves with its window: ${String(error)}`,
+      );
       return undefined;
     }
   }

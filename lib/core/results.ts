@@ -75,7 +75,12 @@ export interface RateLimitStatus {
    * The limits admissions are held to now: the configured ones (burst included) times
    * `limitFactor`. With `learnLimits`, the limits learned so far.
    */
-  readonly limitsInForce: { readonly tokens: number; readonly inputTokens: number; readonly outputTokens: number; readonly requests: number };
+  readonly limitsInForce: {
+    readonly tokens: number;
+    readonly inputTokens: number;
+    readonly outputTokens: number;
+    readonly requests: number;
+  };
   /** True when the limits are learned (`learnLimits`): the `...Limit` figures are where learning started. */
   readonly learning: boolean;
 }

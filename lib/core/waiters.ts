@@ -194,7 +194,10 @@ export class Waiters {
       const waiter: Waiter = { opId, request, startedAt, position, resolve, reject, stop: () => undefined };
       const onAbort = () => void this.giveUp(waiter, recordId, 'aborted');
       signal?.addEventListener('abort', onAbort, { once: true });
-      const cancelDeadline = maxWaitMs > 0 ? longTimeout(startedAt + maxWaitMs - Date.now(), () => void this.giveUp(waiter, recordId, 'timeout'), this.timers) : undefined;
+      const cancelDeadline =
+        maxWaitMs > 0
+          ? longTimeout(startedAt + maxWaitMs - Date.now(), () => void this.giveUp(waiter, recordId, 'timeout'), this.timers)
+          : undefined;
       waiter.stop = () => {
         signal?.removeEventListener('abort', onAbort);
         cancelDeadline?.();
@@ -312,10 +315,13 @@ export class Waiters {
     if ((this.timer !== undefined || this.claiming) && due >= this.dueAt) return;
     this.timers.clearTimeout(this.timer);
     this.dueAt = due;
-    this.timer = this.timers.setTimeout(() => {
-      this.timer = undefined;
-      void this.claim();
-    }, Math.max(0, Math.ceil(due - Date.now())));
+    this.timer = this.timers.setTimeout(
+      () => {
+        this.timer = undefined;
+        void this.claim();
+      },
+      Math.max(0, Math.ceil(due - Date.now())),
+    );
   }
 
   private async claim(): Promise<void> {
@@ -383,7 +389,9 @@ export class Waiters {
       case 'lost': {
         // The store took this process for dead (its lease ran out: an event loop stalled longer
         // than OWNER_LEASE_MS): queue again, at the back, under a new op id.
-        this.options.logger.warn(`${this.options.model}: waiting reservation ${opId} was dropped by the store (owner lease ran out); queued again at the back`);
+        this.options.logger.warn(
+          `${this.options.model}: waiting reservation ${opId} was dropped by the store (owner lease ran out); queued again at the back`,
+        );
         const left = request.maxWaitMs < 0 ? -1 : Math.max(0, startedAt + request.maxWaitMs - Date.now());
         this.place(request, startedAt, left, true).then(waiter.resolve, waiter.reject);
         return;
@@ -398,6 +406,8 @@ export class Waiters {
   }
 
   private unexpected(opId: string, state: RecordState): LlmRateLimiterError {
-    return new LlmRateLimiterError(`acquire ${opId} for ${this.options.model}: the store answered '${state}' for a reservation that should be waiting`);
+    return new LlmRateLimiterError(
+      `acquire ${opId} for ${this.options.model}: the store answered '${state}' for a reservation that should be waiting`,
+    );
   }
 }

@@ -26,4 +26,6 @@ export interface InstrumentOptions {
 }
 
 /** Reports the observable gauges' values at a collection. */
-export type BatchCallback = (result: { observe(observable: object, value: number, attributes?: MetricAttributes): void }) => void | Promise<void>;
+export type BatchCallback = (result: {
+  observe(observable: object, value: number, attributes?: MetricAttributes): void;
+}) => void | Promise<void>;

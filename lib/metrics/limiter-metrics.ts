@@ -62,9 +62,15 @@ export class LimiterMetrics {
       unit: 's',
       advice: { explicitBucketBoundaries: WAIT_BUCKETS_SECONDS },
     });
-    this.admissions = meter.createCounter('llm_rate_limiter.admissions', { description: 'Calls admitted (degraded: let through while the store was unavailable)' });
-    this.releases = meter.createCounter('llm_rate_limiter.releases', { description: 'Reservations given back, by reason (released, aborted, timeout, cancelled)' });
-    this.backoffs = meter.createCounter('llm_rate_limiter.backoffs', { description: 'Provider 429s heard through observe() or backOff(), each pausing admissions' });
+    this.admissions = meter.createCounter('llm_rate_limiter.admissions', {
+      description: 'Calls admitted (degraded: let through while the store was unavailable)',
+    });
+    this.releases = meter.createCounter('llm_rate_limiter.releases', {
+      description: 'Reservations given back, by reason (released, aborted, timeout, cancelled)',
+    });
+    this.backoffs = meter.createCounter('llm_rate_limiter.backoffs', {
+      description: 'Provider 429s heard through observe() or backOff(), each pausing admissions',
+    });
     this.outages = meter.createCounter('llm_rate_limiter.outages', { description: "Times this process lost the limiter's store" });
     this.collect = (result) => this.report(result);
     meter.addBatchObservableCallback(this.collect, Object.values(this.gauges));
@@ -116,7 +122,9 @@ export class LimiterMetrics {
         } catch (error) {
           if (!this.failing.has(limiter.model)) {
             this.failing.add(limiter.model);
-            this.logger.warn(`metrics: ${limiter.model}'s usage cannot be read, so its usage gauges are left out until it can: ${String(error)}`);
+            this.logger.warn(
+              `metrics: ${limiter.model}'s usage cannot be read, so its usage gauges are left out until it can: ${String(error)}`,
+            );
           }
           return;
         }

@@ -69,7 +69,10 @@ export class LlmRateLimiterHealthIndicator {
         models[model] = { ...figures, utilization: utilizationOf(status), degraded: limiter.degraded };
       }
     } catch (error) {
-      return check.down({ backend, message: `${backend === 'redis' ? 'Redis cannot be reached' : 'the store failed'}: ${describe(error)}` });
+      return check.down({
+        backend,
+        message: `${backend === 'redis' ? 'Redis cannot be reached' : 'the store failed'}: ${describe(error)}`,
+      });
     }
 
     const passed: string[] = [];
@@ -86,7 +89,8 @@ export class LlmRateLimiterHealthIndicator {
   }
 
   private checkOptions(options: LlmRateLimiterHealthOptions): string | undefined {
-    if (options === null || typeof options !== 'object') return `isHealthy options must be an object such as { maxQueueDepth: 100 }, got ${String(options)}`;
+    if (options === null || typeof options !== 'object')
+      return `isHealthy options must be an object such as { maxQueueDepth: 100 }, got ${String(options)}`;
     const { maxQueueDepth, maxUtilization } = options;
     if (maxQueueDepth !== undefined && (typeof maxQueueDepth !== 'number' || !Number.isInteger(maxQueueDepth) || maxQueueDepth < 0)) {
       return `maxQueueDepth must be a non-negative integer, got ${String(maxQueueDepth)}`;

@@ -135,13 +135,21 @@ const redisConnectionManagerProvider: Provider = {
  */
 @Module({
   imports: [DiscoveryModule],
-  providers: [RateLimiterRegistry, { provide: RATE_LIMITER_REGISTRY, useExisting: RateLimiterRegistry }, redisConnectionManagerProvider, RateLimitLlmExplorer],
+  providers: [
+    RateLimiterRegistry,
+    { provide: RATE_LIMITER_REGISTRY, useExisting: RateLimiterRegistry },
+    redisConnectionManagerProvider,
+    RateLimitLlmExplorer,
+  ],
   exports: [RateLimiterRegistry, RATE_LIMITER_REGISTRY, RedisConnectionManager],
 })
 export class LlmRateLimiterModule extends ConfigurableLlmRateLimiterModule {
   /** Options known up front; every configured model becomes injectable. */
   static override forRoot(options: LlmRateLimiterModuleRootOptions): DynamicModule {
-    const models = options !== null && typeof options === 'object' && options.models && typeof options.models === 'object' ? Object.keys(options.models) : [];
+    const models =
+      options !== null && typeof options === 'object' && options.models && typeof options.models === 'object'
+        ? Object.keys(options.models)
+        : [];
     return withLimiters(super.forRoot(options), models, 'forRoot');
   }
 
@@ -170,7 +178,9 @@ export class LlmRateLimiterModule extends ConfigurableLlmRateLimiterModule {
    */
   static forFeature(models: readonly string[]): DynamicModule {
     if (!Array.isArray(models) || models.some((m) => typeof m !== 'string')) {
-      throw new RateLimitConfigError(`LlmRateLimiterModule.forFeature() takes a list of model names, such as ['gpt-4o'], got ${String(models)}`);
+      throw new RateLimitConfigError(
+        `LlmRateLimiterModule.forFeature() takes a list of model names, such as ['gpt-4o'], got ${String(models)}`,
+      );
     }
     for (const model of models) featureModels().add(model);
     const providers = models.map((model) => limiterProvider(model, true));

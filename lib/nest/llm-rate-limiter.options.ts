@@ -57,7 +57,17 @@ export interface LlmRateLimiterModuleOptions {
   readonly metrics?: { readonly meter: LimiterMeter };
 }
 
-const KNOWN_OPTIONS = ['redis', 'retryConfig', 'failureMode', 'expectedInstances', 'keyPrefix', 'models', 'onEvent', 'verifyOnStartup', 'metrics'];
+const KNOWN_OPTIONS = [
+  'redis',
+  'retryConfig',
+  'failureMode',
+  'expectedInstances',
+  'keyPrefix',
+  'models',
+  'onEvent',
+  'verifyOnStartup',
+  'metrics',
+];
 
 /**
  * Checks module options before anything connects, naming the model and field of a bad value:
@@ -66,7 +76,9 @@ const KNOWN_OPTIONS = ['redis', 'retryConfig', 'failureMode', 'expectedInstances
  */
 export function checkModuleOptions(options: LlmRateLimiterModuleOptions): void {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new RateLimitConfigError(`LlmRateLimiterModule options must be an object such as { models: { 'gpt-4o': { tpm: 30000 } } }, got ${describe(options)}`);
+    throw new RateLimitConfigError(
+      `LlmRateLimiterModule options must be an object such as { models: { 'gpt-4o': { tpm: 30000 } } }, got ${describe(options)}`,
+    );
   }
   for (const key of Object.keys(options)) {
     if (!KNOWN_OPTIONS.includes(key)) {
@@ -82,7 +94,9 @@ export function checkModuleOptions(options: LlmRateLimiterModuleOptions): void {
   for (const [model, config] of Object.entries(models)) {
     const where = `models[${JSON.stringify(model)}]`;
     if (model.length === 0 || model.length > MAX_MODEL_LENGTH || !model.isWellFormed()) {
-      throw new RateLimitConfigError(`${where}: a model name must be a non-empty, well-formed string of at most ${MAX_MODEL_LENGTH} characters`);
+      throw new RateLimitConfigError(
+        `${where}: a model name must be a non-empty, well-formed string of at most ${MAX_MODEL_LENGTH} characters`,
+      );
     }
     if (config === null || typeof config !== 'object' || Array.isArray(config)) {
       throw new RateLimitConfigError(`${where} must be an object of limits such as { tpm: 30000, rpm: 500 }, got ${describe(config)}`);
@@ -97,13 +111,17 @@ export function checkModuleOptions(options: LlmRateLimiterModuleOptions): void {
     throw new RateLimitConfigError(`verifyOnStartup must be true or false, got ${describe(options.verifyOnStartup)}`);
   }
   if (options.redis !== undefined && options.redis !== null && (typeof options.redis !== 'object' || Array.isArray(options.redis))) {
-    throw new RateLimitConfigError(`redis must be connection settings such as { url: 'redis://localhost:6379' } or an ioredis client, got ${describe(options.redis)}`);
+    throw new RateLimitConfigError(
+      `redis must be connection settings such as { url: 'redis://localhost:6379' } or an ioredis client, got ${describe(options.redis)}`,
+    );
   }
   if (options.redis && !isRedisClient(options.redis)) checkRedisSettings(options.redis);
   if (options.metrics !== undefined) {
     const meter: unknown = options.metrics?.meter;
     if (meter === null || typeof meter !== 'object' || typeof (meter as LimiterMeter).createObservableGauge !== 'function') {
-      throw new RateLimitConfigError(`metrics must be { meter } with an OpenTelemetry Meter, such as metrics.getMeter('llm') of @opentelemetry/api, got ${describe(options.metrics)}`);
+      throw new RateLimitConfigError(
+        `metrics must be { meter } with an OpenTelemetry Meter, such as metrics.getMeter('llm') of @opentelemetry/api, got ${describe(options.metrics)}`,
+      );
     }
   }
 }
@@ -116,7 +134,8 @@ export function checkModuleOptions(options: LlmRateLimiterModuleOptions): void {
 function checkRedisSettings(redis: LlmRateLimiterRedisOptions): void {
   const named = (value: unknown) => value !== undefined && value !== null && value !== '';
   if (!named(redis.url) && !named(redis.host) && !named(redis.cluster) && !named(redis.sentinel)) {
-    const empty = 'url' in redis ? `redis.url is ${describe(redis.url)} (an environment variable that is not set?)` : 'redis names no server';
+    const empty =
+      'url' in redis ? `redis.url is ${describe(redis.url)} (an environment variable that is not set?)` : 'redis names no server';
     throw new RateLimitConfigError(
       `${empty}: set url (such as 'redis://redis:6379'), host, cluster or sentinel; for a local server say so with host: 'localhost'. ` +
         'To run without Redis (limits per process), leave redis out.',
@@ -125,7 +144,9 @@ function checkRedisSettings(redis: LlmRateLimiterRedisOptions): void {
   for (const field of ['port', 'db'] as const) {
     const value: unknown = redis[field];
     if (typeof value === 'string') {
-      throw new RateLimitConfigError(`redis.${field} must be a number, got ${JSON.stringify(value)}, a string: wrap a value read from the environment in Number()`);
+      throw new RateLimitConfigError(
+        `redis.${field} must be a number, got ${JSON.stringify(value)}, a string: wrap a value read from the environment in Number()`,
+      );
     }
   }
 }

@@ -17,5 +17,7 @@ export function bindRateLimitedMethod(instance: object, method: RateLimitLlmMeta
 }
 
 export function boundCall(instance: unknown, method: RateLimitLlmMetadata): RateLimitedCall | undefined {
-  return instance !== null && (typeof instance === 'object' || typeof instance === 'function') ? bindings.get(instance)?.get(method) : undefined;
+  return instance !== null && (typeof instance === 'object' || typeof instance === 'function')
+    ? bindings.get(instance)?.get(method)
+    : undefined;
 }

@@ -45,17 +45,22 @@ const KNOWN = new Set<string>(['model', 'maxWaitMs', ...FUNCTIONS]);
 
 function checkOptions(options: RateLimitLlmOptions, label: string): void {
   if (options === null || typeof options !== 'object') {
-    throw new RateLimitConfigError(`@RateLimitLlm() on ${label} takes an options object such as { model: 'gpt-4o' }, got ${String(options)}`);
+    throw new RateLimitConfigError(
+      `@RateLimitLlm() on ${label} takes an options object such as { model: 'gpt-4o' }, got ${String(options)}`,
+    );
   }
   for (const key of Object.keys(options)) {
-    if (!KNOWN.has(key)) throw new RateLimitConfigError(`@RateLimitLlm() on ${label}: ${key} is not an option; known options: ${[...KNOWN].join(', ')}`);
+    if (!KNOWN.has(key))
+      throw new RateLimitConfigError(`@RateLimitLlm() on ${label}: ${key} is not an option; known options: ${[...KNOWN].join(', ')}`);
   }
   if (options.model !== undefined && (typeof options.model !== 'string' || options.model.length === 0)) {
     throw new RateLimitConfigError(`@RateLimitLlm() on ${label}: model must be a configured model's name, got ${String(options.model)}`);
   }
   for (const name of FUNCTIONS) {
     if (options[name] !== undefined && typeof options[name] !== 'function') {
-      throw new RateLimitConfigError(`@RateLimitLlm() on ${label}: ${name} must be a function of the method's ${name === 'usage' ? 'result' : 'arguments'}, got ${typeof options[name]}`);
+      throw new RateLimitConfigError(
+        `@RateLimitLlm() on ${label}: ${name} must be a function of the method's ${name === 'usage' ? 'result' : 'arguments'}, got ${typeof options[name]}`,
+      );
     }
   }
   if (options.tokens && (options.inputTokens || options.outputTokens)) {
@@ -95,7 +100,9 @@ const AsyncGeneratorFunction = Object.getPrototypeOf(async function* () {}).cons
  * @RateLimitLlm({ model: 'gpt-4o' })
  * complete(body: ChatCompletionCreateParams) { return this.openai.chat.completions.create(body); }
  */
-export function RateLimitLlm<Args extends unknown[] = any[], Result = any>(options: RateLimitLlmOptions<Args, Result> = {}): MethodDecorator {
+export function RateLimitLlm<Args extends unknown[] = any[], Result = any>(
+  options: RateLimitLlmOptions<Args, Result> = {},
+): MethodDecorator {
   return (target, key, descriptor) => {
     const owner = typeof target === 'function' ? target.name : target.constructor.name;
     const label = `${owner}.${String(key)}`;

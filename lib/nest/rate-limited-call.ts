@@ -39,7 +39,11 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as PromiseLike<unknown>).then === 'function';
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as PromiseLike<unknown>).then === 'function'
+  );
 }
 
 /**
@@ -107,7 +111,15 @@ export class RateLimitedCall {
       throw error;
     }
     // Each step runs in the call's scope, so the generator's requests find its reservation.
-    yield* this.observe({ [Symbol.asyncIterator]: () => ({ next: () => runInCallScope(call.scope, () => iterator.next()), return: (v?: unknown) => iterator.return?.(v) ?? Promise.resolve({ done: true as const, value: v }) }) }, call);
+    yield* this.observe(
+      {
+        [Symbol.asyncIterator]: () => ({
+          next: () => runInCallScope(call.scope, () => iterator.next()),
+          return: (v?: unknown) => iterator.return?.(v) ?? Promise.resolve({ done: true as const, value: v }),
+        }),
+      },
+      call,
+    );
   }
 
   private async admit(args: unknown[]): Promise<Call> {
@@ -186,7 +198,9 @@ export class RateLimitedCall {
 
   private checked(value: unknown, name: string): number {
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-      throw new InvalidTokenCountError(`@RateLimitLlm() on ${this.label}: ${name}() must return a non-negative integer, got ${String(value)}`);
+      throw new InvalidTokenCountError(
+        `@RateLimitLlm() on ${this.label}: ${name}() must return a non-negative integer, got ${String(value)}`,
+      );
     }
     return value;
   }
@@ -304,7 +318,9 @@ export class RateLimitedCall {
       }
       await this.limiter.release(call.recordId, { reachedProvider: status !== undefined });
     } catch (cause) {
-      this.logger.error(`${this.label}: could not release ${call.recordId} after the call failed; it frees when its window passes: ${String(cause)}`);
+      this.logger.error(
+        `${this.label}: could not release ${call.recordId} after the call failed; it frees when its window passes: ${String(cause)}`,
+      );
     }
   }
 }

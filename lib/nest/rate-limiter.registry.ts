@@ -111,10 +111,14 @@ export class RateLimiterRegistry implements Iterable<RateLimiter>, OnModuleInit,
     if (!manager || this.options.verifyOnStartup === false) return;
     try {
       const report = await manager.verify({ keyPrefix: this.options.keyPrefix, logger: this.logger });
-      this.logger.log(`Redis ${report.serverVersion ?? ''} (${report.topology}) checked: scripts run as ${report.username ?? 'default'}, round trip ${report.roundTripMs.toFixed(1)} ms`);
+      this.logger.log(
+        `Redis ${report.serverVersion ?? ''} (${report.topology}) checked: scripts run as ${report.username ?? 'default'}, round trip ${report.roundTripMs.toFixed(1)} ms`,
+      );
     } catch (error) {
       if (error instanceof RedisUnavailableError && this.options.failureMode !== 'closed') {
-        this.logger.warn(`Redis cannot be reached at startup (${error.message}); starting anyway with failureMode '${this.options.failureMode ?? 'open'}'`);
+        this.logger.warn(
+          `Redis cannot be reached at startup (${error.message}); starting anyway with failureMode '${this.options.failureMode ?? 'open'}'`,
+        );
         return;
       }
       await manager.close();
@@ -131,7 +135,9 @@ export class RateLimiterRegistry implements Iterable<RateLimiter>, OnModuleInit,
     const { redis, retryConfig } = options;
     if (redis === undefined || redis === null) return undefined;
     try {
-      return isRedisClient(redis) ? new RedisConnectionManager({ client: redis, retryConfig }) : new RedisConnectionManager({ ...redis, retryConfig });
+      return isRedisClient(redis)
+        ? new RedisConnectionManager({ client: redis, retryConfig })
+        : new RedisConnectionManager({ ...redis, retryConfig });
     } catch (error) {
       if (error instanceof RateLimitConfigError) throw new RateLimitConfigError(`redis: ${error.message}`, { cause: error });
       throw error;

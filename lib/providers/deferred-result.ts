@@ -11,12 +11,17 @@ export interface DeferredBox {
 
 function member(target: unknown, key: string): (...args: unknown[]) => unknown {
   const value = target === null || target === undefined ? undefined : (target as Record<string, unknown>)[key];
-  if (typeof value !== 'function') throw new TypeError(`${key} is not a function of the call's result (${Object.prototype.toString.call(target)})`);
+  if (typeof value !== 'function')
+    throw new TypeError(`${key} is not a function of the call's result (${Object.prototype.toString.call(target)})`);
   return value as (...args: unknown[]) => unknown;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as PromiseLike<unknown>).then === 'function';
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof (value as PromiseLike<unknown>).then === 'function'
+  );
 }
 
 /**
@@ -31,13 +36,16 @@ export function deferredResult(ready: Promise<DeferredBox>): unknown {
   const awaited = () => ready.then((box) => box.awaited);
   const handler: ProxyHandler<object> = {
     get(_target, key) {
-      if (key === 'then') return (onFulfilled?: (v: unknown) => unknown, onRejected?: (e: unknown) => unknown) => awaited().then(onFulfilled, onRejected);
+      if (key === 'then')
+        return (onFulfilled?: (v: unknown) => unknown, onRejected?: (e: unknown) => unknown) => awaited().then(onFulfilled, onRejected);
       if (key === 'catch') return (onRejected?: (e: unknown) => unknown) => awaited().catch(onRejected);
       if (key === 'finally') return (onFinally?: () => void) => awaited().finally(onFinally);
       if (key === Symbol.asyncIterator) {
         return async function* () {
           const box = await ready;
-          const iterable = (typeof (box.target as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === 'function' ? box.target : box.awaited) as AsyncIterable<unknown>;
+          const iterable = (
+            typeof (box.target as AsyncIterable<unknown>)?.[Symbol.asyncIterator] === 'function' ? box.target : box.awaited
+          ) as AsyncIterable<unknown>;
           yield* iterable;
         };
       }

@@ -12,7 +12,12 @@ export interface HelperStream {
 const RAW_EVENTS = ['chunk', 'streamEvent'];
 
 export function isHelperStream(value: unknown): value is HelperStream {
-  return value !== null && typeof value === 'object' && typeof (value as HelperStream).on === 'function' && typeof (value as HelperStream).done === 'function';
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as HelperStream).on === 'function' &&
+    typeof (value as HelperStream).done === 'function'
+  );
 }
 
 /** Calls `onEvent` with each raw event and `onEnd` once the stream has ended or failed. */

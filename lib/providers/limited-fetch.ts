@@ -33,7 +33,11 @@ export interface LimiterLookup {
 }
 
 function isLookup(value: unknown): value is LimiterLookup {
-  return typeof (value as LimiterLookup).has === 'function' && typeof (value as LimiterLookup).get === 'function' && !('acquire' in (value as object));
+  return (
+    typeof (value as LimiterLookup).has === 'function' &&
+    typeof (value as LimiterLookup).get === 'function' &&
+    !('acquire' in (value as object))
+  );
 }
 
 const GEMINI_MODEL = /\/models\/([^/:]+):/;
@@ -76,7 +80,9 @@ async function bodyOf(input: string | URL | Request, init: RequestInit | undefin
 export function createLimitedFetch(options: LimitedFetchOptions): Fetch {
   const given: unknown = options?.limiter;
   if (given === null || (typeof given !== 'object' && typeof given !== 'function')) {
-    throw new RateLimitConfigError(`createLimitedFetch needs { limiter }: a RateLimiter, the RateLimiterRegistry, or a function of the model name; got ${String(given)}`);
+    throw new RateLimitConfigError(
+      `createLimitedFetch needs { limiter }: a RateLimiter, the RateLimiterRegistry, or a function of the model name; got ${String(given)}`,
+    );
   }
   const send: Fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const logger = options.logger ?? console;
@@ -186,7 +192,9 @@ export function createLimitedFetch(options: LimitedFetchOptions): Fetch {
       response = await send(input, init);
     } catch (error) {
       // No answer: whether it reached the provider is unknown; a retry reserves anew.
-      await attempt.limiter.release(attempt.recordId).catch((cause: unknown) => logger.error(`could not release ${attempt.recordId}: ${String(cause)}`));
+      await attempt.limiter
+        .release(attempt.recordId)
+        .catch((cause: unknown) => logger.error(`could not release ${attempt.recordId}: ${String(cause)}`));
       throw error;
     }
     if (response.status >= 400) {

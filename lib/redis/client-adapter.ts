@@ -19,10 +19,17 @@ export function storeForClient(client: RedisClient): LimiterStore {
     watchErrors(client, (error) => {
       lastError = error;
     });
-    store = new RedisStore(new RedisExecutor(() => client, { retry: DEFAULT_RETRY_CONFIG, commandTimeoutMs: 500 }, () => lastError), {
-      // Closed by the store once nobody waits for a while, so the application's process can exit.
-      subscriber: () => duplicateOf(client),
-    });
+    store = new RedisStore(
+      new RedisExecutor(
+        () => client,
+        { retry: DEFAULT_RETRY_CONFIG, commandTimeoutMs: 500 },
+        () => lastError,
+      ),
+      {
+        // Closed by the store once nobody waits for a while, so the application's process can exit.
+        subscriber: () => duplicateOf(client),
+      },
+    );
     stores.set(client, store);
   }
   return store;

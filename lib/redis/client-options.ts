@@ -79,10 +79,7 @@ function nodeOptions(common: CommonSettings): RedisOptions {
 /** Reconnects soon at first, then at most once a second. */
 const reconnectDelay = (times: number) => Math.min(50 * 2 ** Math.min(times, 5), 1000);
 
-export function standaloneOptions(
-  common: CommonSettings,
-  address: { host: string; port: number; db: number },
-): RedisOptions {
+export function standaloneOptions(common: CommonSettings, address: { host: string; port: number; db: number }): RedisOptions {
   return {
     ...address,
     ...nodeOptions(common),
@@ -124,12 +121,16 @@ export function clusterStartup(nodes: RedisClusterConnection['nodes']): {
   const addresses = nodes.map((node, i) => {
     if (typeof node === 'object' && node !== null) {
       if (typeof node.host !== 'string' || !Number.isInteger(node.port) || node.port < 1 || node.port > 65535) {
-        throw new RateLimitConfigError(`cluster.nodes[${i}] must be { host, port } with a port from 1 to 65535, got ${JSON.stringify(node)}`);
+        throw new RateLimitConfigError(
+          `cluster.nodes[${i}] must be { host, port } with a port from 1 to 65535, got ${JSON.stringify(node)}`,
+        );
       }
       return { host: node.host, port: node.port };
     }
     if (typeof node !== 'string' || node.length === 0) {
-      throw new RateLimitConfigError(`cluster.nodes[${i}] must be a 'host:port' or redis:// URL string or { host, port }, got ${String(node)}`);
+      throw new RateLimitConfigError(
+        `cluster.nodes[${i}] must be a 'host:port' or redis:// URL string or { host, port }, got ${String(node)}`,
+      );
     }
     let url: URL;
     try {

@@ -115,7 +115,8 @@ export class RedisConnectionManager implements AsyncDisposable {
     const commandTimeoutMs = options.commandTimeoutMs ?? 500;
     this.maxConnections = options.maxConnections ?? 10;
     const url = options.url ? new URL(options.url) : undefined;
-    const tls = options.tls === true || url?.protocol === 'rediss:' ? (typeof options.tls === 'object' ? options.tls : {}) : options.tls || undefined;
+    const tls =
+      options.tls === true || url?.protocol === 'rediss:' ? (typeof options.tls === 'object' ? options.tls : {}) : options.tls || undefined;
     const common: CommonSettings = {
       username: options.username,
       password: options.password,
@@ -159,10 +160,19 @@ export class RedisConnectionManager implements AsyncDisposable {
         throw new RateLimitConfigError('sentinel must be { sentinels: [{ host, port }, ...], name } with at least one sentinel');
       }
       if (typeof sentinel.name !== 'string' || sentinel.name.length === 0) {
-        throw new RateLimitConfigError(`sentinel.name must name the master group the sentinels monitor, got ${JSON.stringify(sentinel.name)}`);
+        throw new RateLimitConfigError(
+          `sentinel.name must name the master group the sentinels monitor, got ${JSON.stringify(sentinel.name)}`,
+        );
       }
       sentinel.sentinels.forEach((s, i) => {
-        if (s === null || typeof s !== 'object' || typeof s.host !== 'string' || !Number.isInteger(s.port) || s.port < 1 || s.port > 65535) {
+        if (
+          s === null ||
+          typeof s !== 'object' ||
+          typeof s.host !== 'string' ||
+          !Number.isInteger(s.port) ||
+          s.port < 1 ||
+          s.port > 65535
+        ) {
           throw new RateLimitConfigError(`sentinel.sentinels[${i}] must be { host, port }, got ${JSON.stringify(s)}`);
         }
       });

@@ -1,5 +1,12 @@
 import { backoffDelayMs, type ResolvedRetryConfig } from './retry.js';
-import { classify, CommandDeadlineError, ConnectionDownError, isTransient, ManagerClosedError, ReplyOutOfStepError } from './redis-errors.js';
+import {
+  classify,
+  CommandDeadlineError,
+  ConnectionDownError,
+  isTransient,
+  ManagerClosedError,
+  ReplyOutOfStepError,
+} from './redis-errors.js';
 import type { RedisClient } from './scripts.js';
 
 export interface ExecutorOptions {
@@ -152,7 +159,12 @@ export class RedisExecutor {
         );
       } catch (error) {
         // Open, yet silent for a whole attempt (or garbled): not a connection to wait on again.
-        if (client && client.status === 'ready' && ((sentReady && error instanceof CommandDeadlineError) || error instanceof ReplyOutOfStepError)) this.retire(client);
+        if (
+          client &&
+          client.status === 'ready' &&
+          ((sentReady && error instanceof CommandDeadlineError) || error instanceof ReplyOutOfStepError)
+        )
+          this.retire(client);
         const pause = backoffDelayMs(retry, attempt);
         const lastChance = attempt >= retry.maxRetries || performance.now() + pause >= deadline;
         if (!isTransient(error) || lastChance || error instanceof ManagerClosedError) {

@@ -98,11 +98,24 @@ export function messageOf(error: unknown): string {
 
 /** Whether retrying `error` later may succeed. Everything not known to pass is a configuration error. */
 export function isTransient(error: unknown): boolean {
-  if (error instanceof CommandDeadlineError || error instanceof ConnectionDownError || error instanceof ManagerClosedError || error instanceof ReplyOutOfStepError) return true;
+  if (
+    error instanceof CommandDeadlineError ||
+    error instanceof ConnectionDownError ||
+    error instanceof ManagerClosedError ||
+    error instanceof ReplyOutOfStepError
+  )
+    return true;
   if (error === null || typeof error !== 'object') return false;
   const { code, name } = error as ErrorLike;
   if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return true;
-  if (name === 'MaxRetriesPerRequestError' || name === 'CommandDeadlineError' || name === 'ConnectionDownError' || name === 'ManagerClosedError' || name === 'ReplyOutOfStepError') return true;
+  if (
+    name === 'MaxRetriesPerRequestError' ||
+    name === 'CommandDeadlineError' ||
+    name === 'ConnectionDownError' ||
+    name === 'ManagerClosedError' ||
+    name === 'ReplyOutOfStepError'
+  )
+    return true;
   const raw = messageOf(error);
   const message = raw.startsWith('ERR ') ? raw.slice(4) : raw;
   return TRANSIENT_MESSAGES.some((prefix) => message.startsWith(prefix));
@@ -112,7 +125,8 @@ export function isTransient(error: unknown): boolean {
 export function isTlsError(error: unknown): boolean {
   if (error === null || typeof error !== 'object') return false;
   const { code } = error as ErrorLike;
-  if (typeof code === 'string' && /^(ERR_TLS_|ERR_SSL_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|UNABLE_TO_|HOSTNAME_MISMATCH)/.test(code)) return true;
+  if (typeof code === 'string' && /^(ERR_TLS_|ERR_SSL_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|UNABLE_TO_|HOSTNAME_MISMATCH)/.test(code))
+    return true;
   return /certificate|SSL routines|TLS|Hostname\/IP does not match/i.test(messageOf(error));
 }
 
@@ -121,13 +135,15 @@ export function hintFor(error: unknown): string {
   const message = messageOf(error);
   const reply = message.startsWith('ERR ') ? message.slice(4) : message;
   if (isTlsError(error)) {
-    return 'The TLS handshake failed: give the server\'s CA in tls.ca, check that the host name (or tls.servername) is in the certificate, and use rediss:// only for a TLS port';
+    return "The TLS handshake failed: give the server's CA in tls.ca, check that the host name (or tls.servername) is in the certificate, and use rediss:// only for a TLS port";
   }
   if (/^(WRONGPASS|NOAUTH)/.test(reply) || /invalid (username-)?password|Client sent AUTH/i.test(reply)) {
     return 'Check username and password (or the user:password in the URL); the ACL user must be "on"';
   }
   if (/^NOPERM/.test(reply) || /user executing the script can't run/i.test(reply)) {
-    return `An ACL permission is missing: the limiter's user needs +eval +evalsha +ping, the commands the scripts call (${scriptCommands().map((c) => `+${c.toLowerCase()}`).join(' ')}) and the key pattern ~{<keyPrefix>:*; RedisConnectionManager.verify() names what is missing`;
+    return `An ACL permission is missing: the limiter's user needs +eval +evalsha +ping, the commands the scripts call (${scriptCommands()
+      .map((c) => `+${c.toLowerCase()}`)
+      .join(' ')}) and the key pattern ~{<keyPrefix>:*; RedisConnectionManager.verify() names what is missing`;
   }
   if (/^CROSSSLOT|non local key/i.test(reply)) {
     return 'All keys of one model share a hash tag; a proxy or client that rewrites keys breaks that';

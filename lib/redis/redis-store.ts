@@ -53,7 +53,12 @@ const figures = (r: (string | number)[], at: number): Charge => ({
  * The arguments of lua/queue.lua for one batch of one model's commands. `serverDeadline` turns
  * a caller's deadline into server epoch ms (-1 while the server's clock is not known yet).
  */
-function queueArgs(batch: readonly QueueCommand[], channel: string, clock: number, serverDeadline: (deadline: number) => number): (string | number)[] {
+function queueArgs(
+  batch: readonly QueueCommand[],
+  channel: string,
+  clock: number,
+  serverDeadline: (deadline: number) => number,
+): (string | number)[] {
   const s = batch[0].settings;
   const tokenBucket = s.algorithm === 'token-bucket';
   const learn = s.learn ? [s.learn.maxFactor, s.learn.increasePerWindow] : [0, 0];
@@ -74,7 +79,17 @@ function queueArgs(batch: readonly QueueCommand[], channel: string, clock: numbe
   for (const q of batch) {
     if (q.kind === 'A') {
       const c = q.command;
-      args.push('A', c.opId, c.owner, c.cost.tokens, c.cost.inputTokens, c.cost.outputTokens, c.cost.requests, c.maxWaitMs, c.deadlineMs ?? serverDeadline(q.deadline));
+      args.push(
+        'A',
+        c.opId,
+        c.owner,
+        c.cost.tokens,
+        c.cost.inputTokens,
+        c.cost.outputTokens,
+        c.cost.requests,
+        c.maxWaitMs,
+        c.deadlineMs ?? serverDeadline(q.deadline),
+      );
     } else if (q.kind === 'C') {
       args.push('C', q.command.owner, q.command.opIds.length, ...q.command.opIds);
     } else {
@@ -108,17 +123,35 @@ function readQueueReply(batch: readonly QueueCommand[], r: (string | number)[]):
   const replies = batch.map((q): QueueReply => {
     if (q.kind === 'A') {
       // Literal objects, not spreads of `news`: this runs once per acquire on the hot path.
-      const reply: AcquireReply = { nowMs, admitted, nextCheckMs, headOwner, state: r[at] as RecordState, slotMs: num(r[at + 1]), position: num(r[at + 2]), estimateMs: num(r[at + 3]) };
+      const reply: AcquireReply = {
+        nowMs,
+        admitted,
+        nextCheckMs,
+        headOwner,
+        state: r[at] as RecordState,
+        slotMs: num(r[at + 1]),
+        position: num(r[at + 2]),
+        estimateMs: num(r[at + 3]),
+      };
       at += 4;
       return reply;
     }
     if (q.kind === 'C') {
       const count = num(r[at++]);
       const records = [];
-      for (let k = 0; k < count; k++, at += 3) records.push({ state: r[at] as RecordState, slotMs: num(r[at + 1]), position: num(r[at + 2]) });
+      for (let k = 0; k < count; k++, at += 3)
+        records.push({ state: r[at] as RecordState, slotMs: num(r[at + 1]), position: num(r[at + 2]) });
       return { nowMs, admitted, nextCheckMs, headOwner, records };
     }
-    const reply: SettleReply = { nowMs, admitted, nextCheckMs, headOwner, status: r[at] as SettleReply['status'], applied: figures(r, at + 1), charged: figures(r, at + 5) };
+    const reply: SettleReply = {
+      nowMs,
+      admitted,
+      nextCheckMs,
+      headOwner,
+      status: r[at] as SettleReply['status'],
+      applied: figures(r, at + 1),
+      charged: figures(r, at + 5),
+    };
     at += 9;
     return reply;
   });
@@ -185,13 +218,23 @@ export class RedisStore implements LimiterStore {
       undefined,
       undefined,
       undefined,
-      (q) => classify(`${q.kind === 'A' ? 'acquire' : q.kind === 'C' ? 'claim' : 'settle'} ${model}`, new CommandDeadlineError('the call', this.executor.budgetMs), 1),
+      (q) =>
+        classify(
+          `${q.kind === 'A' ? 'acquire' : q.kind === 'C' ? 'claim' : 'settle'} ${model}`,
+          new CommandDeadlineError('the call', this.executor.budgetMs),
+          1,
+        ),
       // Reached Redis in time, answered too late: its caller has gone on without it, so what it
       // holds is given back (a reply that never comes is covered by the deadline in the script).
       (q, reply) => {
         if (q.kind !== 'A' || ((reply as AcquireReply).state !== 'admitted' && (reply as AcquireReply).state !== 'waiting')) return;
         const c = q.command;
-        submit({ kind: 'S', settings: c.settings, command: { opId: c.opId, settings: c.settings, mode: 'release', refunds: true }, deadline: due() }).catch(() => undefined);
+        submit({
+          kind: 'S',
+          settings: c.settings,
+          command: { opId: c.opId, settings: c.settings, mode: 'release', refunds: true },
+          deadline: due(),
+        }).catch(() => undefined);
       },
     );
     return {
@@ -235,9 +278,22 @@ export class RedisStore implements LimiterStore {
         const rem = c.remaining;
         const t = c.tolerance;
         const r = await run('reconcile', (client) =>
-          client.llmrlReconcile(stateOf(s), s.algorithm, s.windowMs, tokenBucket ? s.bucketMs : BUCKETS,
-            rem.tokens ?? -1, rem.inputTokens ?? -1, rem.outputTokens ?? -1, rem.requests ?? -1,
-            ...limitsOf(s), t.tokens, t.inputTokens, t.outputTokens, t.requests, this.clock()),
+          client.llmrlReconcile(
+            stateOf(s),
+            s.algorithm,
+            s.windowMs,
+            tokenBucket ? s.bucketMs : BUCKETS,
+            rem.tokens ?? -1,
+            rem.inputTokens ?? -1,
+            rem.outputTokens ?? -1,
+            rem.requests ?? -1,
+            ...limitsOf(s),
+            t.tokens,
+            t.inputTokens,
+            t.outputTokens,
+            t.requests,
+            this.clock(),
+          ),
         );
         return { tokens: num(r[0]), inputTokens: num(r[1]), outputTokens: num(r[2]), requests: num(r[3]) };
       },

@@ -10,7 +10,13 @@ export type RedisClient = Redis | Cluster;
  */
 export function isRedisClient(value: unknown): value is RedisClient {
   const v = value as Partial<Redis> | null;
-  return v !== null && typeof v === 'object' && typeof v.evalsha === 'function' && typeof v.defineCommand === 'function' && typeof v.status === 'string';
+  return (
+    v !== null &&
+    typeof v === 'object' &&
+    typeof v.evalsha === 'function' &&
+    typeof v.defineCommand === 'function' &&
+    typeof v.status === 'string'
+  );
 }
 
 /** A new client with the same options (ioredis types the two kinds' `duplicate` apart). */

@@ -123,7 +123,8 @@ async function checkSubscribe(open: () => RedisClient, channel: string, username
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new RedisUnavailableError(`verify: SUBSCRIBE on a connection of its own got no answer within ${SUBSCRIBE_TIMEOUT_MS} ms`)),
+      () =>
+        reject(new RedisUnavailableError(`verify: SUBSCRIBE on a connection of its own got no answer within ${SUBSCRIBE_TIMEOUT_MS} ms`)),
       SUBSCRIBE_TIMEOUT_MS,
     );
     timer.unref();
@@ -272,7 +273,10 @@ export async function runSelfCheck(context: SelfCheckContext, options: RedisSelf
       const attempt = endpoint.tls ? await handshake(host, port, endpoint.tls, 1000) : 'ok';
       // Compared by value, not `instanceof Error`: socket errors may come from another realm.
       if (attempt !== 'ok' && attempt !== 'none' && isTlsError(attempt)) {
-        throw new RedisConfigurationError(`verify: the TLS handshake with ${host}:${port} failed: ${messageOf(attempt)}. ${hintFor(attempt)}`, { cause: attempt });
+        throw new RedisConfigurationError(
+          `verify: the TLS handshake with ${host}:${port} failed: ${messageOf(attempt)}. ${hintFor(attempt)}`,
+          { cause: attempt },
+        );
       }
       if (endpoint.tls && (await speaksPlainRedis(host, port, 1000))) {
         throw new RedisConfigurationError(
@@ -292,7 +296,7 @@ export async function runSelfCheck(context: SelfCheckContext, options: RedisSelf
   const keys = [window, queue, ...Object.values(others), channel];
   let refused: string[];
   try {
-    refused = (await executor.run('verify: probe of the scripts\' commands', (client) =>
+    refused = (await executor.run("verify: probe of the scripts' commands", (client) =>
       client.eval(PROBE, keys.length, ...keys, ...scriptCommands()),
     )) as string[];
   } catch (error) {
@@ -335,7 +339,12 @@ export async function runSelfCheck(context: SelfCheckContext, options: RedisSelf
   // operation per algorithm, through the same code path as any limiter.
   const quiet = { warn: () => undefined, error: () => undefined };
   for (const algorithm of ALGORITHMS) {
-    const limiter = new RateLimiter(context.store, SELF_CHECK_MODEL, { rpm: 1_000_000, windowSeconds: 1, algorithm }, { keyPrefix, failureMode: 'closed', logger: quiet });
+    const limiter = new RateLimiter(
+      context.store,
+      SELF_CHECK_MODEL,
+      { rpm: 1_000_000, windowSeconds: 1, algorithm },
+      { keyPrefix, failureMode: 'closed', logger: quiet },
+    );
     // One reservation adjusted, one released: both settle paths of the queue script run, and
     // nothing stays charged.
     const adjusted = await limiter.acquire({ tokens: 1 });
@@ -360,7 +369,11 @@ export async function runSelfCheck(context: SelfCheckContext, options: RedisSelf
       Promise.all(
         writableNodes(client).map(async (node) => {
           const pairs = configPairs(await node.config('GET', 'maxmemory*'));
-          return { node: nodeName(node), policy: pairs.get('maxmemory-policy') ?? 'unknown', maxmemoryBytes: Number(pairs.get('maxmemory') ?? 0) };
+          return {
+            node: nodeName(node),
+            policy: pairs.get('maxmemory-policy') ?? 'unknown',
+            maxmemoryBytes: Number(pairs.get('maxmemory') ?? 0),
+          };
         }),
       ),
     );

@@ -11,7 +11,7 @@ function otherCopyInstance(name: string, brands: string[]): object {
 }
 
 describe('error classes across copies of the package', () => {
-  it('recognise the other copy\'s instances of the same class and of its subclasses', () => {
+  it("recognise the other copy's instances of the same class and of its subclasses", () => {
     const timeout = otherCopyInstance('AcquireTimeoutError', ['AcquireTimeoutError', 'LlmRateLimiterError']);
     expect(timeout instanceof AcquireTimeoutError).toBe(true);
     expect(timeout instanceof LlmRateLimiterError).toBe(true);
@@ -19,7 +19,7 @@ describe('error classes across copies of the package', () => {
     expect(otherCopyInstance('UnknownModelError', ['UnknownModelError', 'LlmRateLimiterError']) instanceof UnknownModelError).toBe(true);
   });
 
-  it('keep plain instanceof for errors of this copy, for foreign errors and for an application\'s subclasses', () => {
+  it("keep plain instanceof for errors of this copy, for foreign errors and for an application's subclasses", () => {
     class AppConfigError extends RateLimitConfigError {}
     expect(new RequestTooLargeError('x', 'tpm', 2, 1) instanceof LlmRateLimiterError).toBe(true);
     expect(new RequestTooLargeError('x', 'tpm', 2, 1) instanceof AcquireTimeoutError).toBe(false);
@@ -27,7 +27,9 @@ describe('error classes across copies of the package', () => {
     expect(new AppConfigError('x') instanceof RateLimitConfigError).toBe(true);
     // A library error carries no brand of the application's class.
     expect(new RateLimitConfigError('x') instanceof AppConfigError).toBe(false);
-    expect(otherCopyInstance('RateLimitConfigError', ['RateLimitConfigError', 'LlmRateLimiterError']) instanceof AppConfigError).toBe(false);
+    expect(otherCopyInstance('RateLimitConfigError', ['RateLimitConfigError', 'LlmRateLimiterError']) instanceof AppConfigError).toBe(
+      false,
+    );
     expect((null as unknown as object) instanceof LlmRateLimiterError).toBe(false);
   });
 });

@@ -105,12 +105,16 @@ describe('record ids', () => {
     }
   });
 
-  it.each(['AAAAAAAAAAAA.1z141z4.0.0.0', 'AAAAAAAAAAAA.10000000.0.0.0', 'AAAAAAAAAAAA.0.0.0', 'AAAAAAAAAAAAAAA.0.0.0.0', 'AAAAAAAAAAAA.A.0.0.0', 'l.x.AAAAAAAAAAAAAAAA'])(
-    'rejects %s',
-    (id) => {
-      expect(() => parseRecordId(id)).toThrow(InvalidRecordIdError);
-    },
-  );
+  it.each([
+    'AAAAAAAAAAAA.1z141z4.0.0.0',
+    'AAAAAAAAAAAA.10000000.0.0.0',
+    'AAAAAAAAAAAA.0.0.0',
+    'AAAAAAAAAAAAAAA.0.0.0.0',
+    'AAAAAAAAAAAA.A.0.0.0',
+    'l.x.AAAAAAAAAAAAAAAA',
+  ])('rejects %s', (id) => {
+    expect(() => parseRecordId(id)).toThrow(InvalidRecordIdError);
+  });
 });
 
 describe('Waiters', () => {
@@ -129,7 +133,12 @@ describe('Waiters', () => {
       release: (opId) => store.settle({ opId, settings, mode: 'release', refunds: true }),
     });
     const cost = (tokens: number) => ({ tokens, inputTokens: tokens, outputTokens: 0, requests: 1 });
-    const request = (tokens: number, signal?: AbortSignal) => ({ cost: cost(tokens), maxWaitMs: -1, signal, recordIdOf: (opId: string) => opId });
+    const request = (tokens: number, signal?: AbortSignal) => ({
+      cost: cost(tokens),
+      maxWaitMs: -1,
+      signal,
+      recordIdOf: (opId: string) => opId,
+    });
     await expect(waiters.admit(request(1000))).resolves.toMatchObject({ waitedMs: 0 });
     // the bucket is empty: 100 tokens refill in 100 ms
     const controller = new AbortController();

@@ -29,7 +29,13 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<{ value: T } 
   let timer: NodeJS.Timeout | undefined;
   const pending = new Promise<'pending'>((resolve) => (timer = setTimeout(() => resolve('pending'), ms)));
   try {
-    return await Promise.race([promise.then((value) => ({ value }), (error: unknown) => ({ error })), pending]);
+    return await Promise.race([
+      promise.then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      ),
+      pending,
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -186,7 +192,9 @@ describe.each(BACKENDS)('the live queue on the %s store', (_name, make) => {
       const depth = await depthReached(limiter, 1000, 1000);
       waiters.abortAll();
       expect(tally(await Promise.all(waiters.settled))).toEqual({ AcquireAbortedError: 1000 });
-      await waitFor(async () => (await limiter.getStatus()).queueDepth === 0, 5000, 'the aborted waiters to leave the queue').catch(() => undefined);
+      await waitFor(async () => (await limiter.getStatus()).queueDepth === 0, 5000, 'the aborted waiters to leave the queue').catch(
+        () => undefined,
+      );
 
       const next = await limiter.acquire({ tokens: 0 }, { maxWaitMs: 3 * WINDOW_MS }).catch((e: unknown) => e);
       expect(next).toMatchObject({ queuePosition: 0, degraded: false });
@@ -312,7 +320,9 @@ describe.each(BACKENDS)('the live queue on the %s store', (_name, make) => {
       const queued = abortableAcquires(limiter, 100);
       const inForce = (await limiter.getStatus()).limitsInForce.requests;
       expect(inForce).toBe(45);
-      await waitFor(async () => (await limiter.getStatus()).requestsUsed >= 40, 10_000, 'admissions after the pause').catch(() => undefined);
+      await waitFor(async () => (await limiter.getStatus()).requestsUsed >= 40, 10_000, 'admissions after the pause').catch(
+        () => undefined,
+      );
       await pass(300);
       queued.abortAll();
       const slots = slotsOf(await Promise.all(queued.settled));
@@ -326,7 +336,8 @@ describe.each(BACKENDS)('the live queue on the %s store', (_name, make) => {
       // them, so the release gives nothing: the old store gave it back on top of the second
       // 1,000's refill, and 2,000 started within a few ms.
       const limiter = backend.limiter('claude', { tpm: 1000, windowSeconds: 1, algorithm: 'token-bucket' });
-      const burst = () => Promise.all(Array.from({ length: 1000 }, () => limiter.acquire({ tokens: 1 }, { maxWaitMs: 0 }).catch((e: Error) => e)));
+      const burst = () =>
+        Promise.all(Array.from({ length: 1000 }, () => limiter.acquire({ tokens: 1 }, { maxWaitMs: 0 }).catch((e: Error) => e)));
       const first = await burst();
       await waitFor(async () => (await limiter.getStatus()).tokensUsed === 0, 5000, 'the bucket to refill');
       const second = await burst();
@@ -342,7 +353,8 @@ describe.each(BACKENDS)('the live queue on the %s store', (_name, make) => {
       // refills in 1 s. 100 reservations empty it and refill; 100 more empty it again; then the
       // first 100 are released (as an abort releases): no more than the bucket may start.
       const limiter = backend.limiter('gpt', { rpm: 6000, windowSeconds: 60, quantumSeconds: 1 });
-      const burst = () => Promise.all(Array.from({ length: 100 }, () => limiter.acquire({ tokens: 0 }, { maxWaitMs: 0 }).catch((e: Error) => e)));
+      const burst = () =>
+        Promise.all(Array.from({ length: 100 }, () => limiter.acquire({ tokens: 0 }, { maxWaitMs: 0 }).catch((e: Error) => e)));
       const first = await burst();
       // the pacing bucket refills in one quantum, which status does not show; time passing is the input here
       await pass(1100);
@@ -372,7 +384,10 @@ describe.each(BACKENDS)('the live queue on the %s store', (_name, make) => {
   it('takes back every record id it hands out, and refuses what it could not', async () => {
     const limiter = backend.limiter('gpt', { rpm: 10 });
     // combined 2^53: past what a record id with a combined figure could carry
-    for (const request of [{ inputTokens: 2 ** 32 - 1, outputTokens: 2 ** 32 - 1 }, { inputTokens: 2 ** 52, outputTokens: 2 ** 52 }]) {
+    for (const request of [
+      { inputTokens: 2 ** 32 - 1, outputTokens: 2 ** 32 - 1 },
+      { inputTokens: 2 ** 52, outputTokens: 2 ** 52 },
+    ]) {
       const acquired = await limiter.acquire(request).catch((e: unknown) => e);
       if (acquired instanceof Error) expect(acquired).toBeInstanceOf(InvalidTokenCountError);
       else await expect(limiter.release((acquired as AcquireResult).recordId)).resolves.not.toThrow();
@@ -487,7 +502,7 @@ describe('learned limits after idle', () => {
 });
 
 describe('a process the store took for dead', () => {
-  it("queues its waiter again at the back once the store dropped it for a lease that ran out, and still admits it", async () => {
+  it('queues its waiter again at the back once the store dropped it for a lease that ran out, and still admits it', async () => {
     // The store's clock is the test's: jumping it past the owner lease stands for an event
     // loop that stalled that long, without stalling this one.
     let now = Date.now();
@@ -504,7 +519,14 @@ describe('a process the store took for dead', () => {
     await expect(other.acquire({ tokens: 0 }, { maxWaitMs: 0 })).rejects.toBeInstanceOf(AcquireTimeoutError);
     expect((await other.getStatus()).queueDepth).toBe(0);
     // The stalled process's next claim hears it was dropped, and queues it again.
-    await waitFor(() => logger.lines.some((l) => l.level === 'warn' && /dropped by the store \(owner lease ran out\); queued again at the back/.test(l.message)), 5000, 'the re-queue');
+    await waitFor(
+      () =>
+        logger.lines.some(
+          (l) => l.level === 'warn' && /dropped by the store \(owner lease ran out\); queued again at the back/.test(l.message),
+        ),
+      5000,
+      'the re-queue',
+    );
     await waitFor(async () => (await stalled.getStatus()).queueDepth === 1, 5000, 'the waiter to queue again');
     now += 61_000;
     await expect(waiting).resolves.toMatchObject({ degraded: false });

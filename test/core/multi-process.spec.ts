@@ -184,7 +184,8 @@ describe('RateLimiter across processes', () => {
       model: MODEL,
       config,
       seed,
-      role: worker === victim ? { kind: 'victim', waiters: VICTIM_WAITERS, tokens: 600 } : { kind: 'callers', loops: CALLERS, announce: true },
+      role:
+        worker === victim ? { kind: 'victim', waiters: VICTIM_WAITERS, tokens: 600 } : { kind: 'callers', loops: CALLERS, announce: true },
     }));
     let queued = false;
     const admittedAt: number[] = [];
@@ -286,10 +287,9 @@ describe('RateLimiter across processes', () => {
       expect(excess([at(0, 80)])).toBe(0);
       expect(excess([at(0, 80), at(400, 10)])).toBeCloseTo(0, 10);
       expect(excess([at(0, 80), at(399, 10)])).toBeCloseTo(0.1, 10);
-      expect(bucketOverdraft([at(0, 1), at(5, 1)], { windowMs: 1000, bucketMs: 10, limits: { tokens: 0, requests: 100 } }).requests.excess).toBeCloseTo(
-        1 + 1 - 1 - 0.5,
-        10,
-      );
+      expect(
+        bucketOverdraft([at(0, 1), at(5, 1)], { windowMs: 1000, bucketMs: 10, limits: { tokens: 0, requests: 100 } }).requests.excess,
+      ).toBeCloseTo(1 + 1 - 1 - 0.5, 10);
     });
 
     it('replay a token bucket: a refund gives back only the part of its charge not refilled yet', () => {

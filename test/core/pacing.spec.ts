@@ -107,7 +107,9 @@ describe.each(BACKENDS)('quantumSeconds and deliveryMarginMs on the %s store', (
 
   it('rejects a quantum or margin that cannot apply, saying what to set', () => {
     const bad = (config: object) => () => backend.limiter('m', { tpm: 10, ...config });
-    expect(bad({ algorithm: 'token-bucket', quantumSeconds: 1 })).toThrow(/quantumSeconds applies to algorithm 'sliding-window' only.*bucketSeconds/);
+    expect(bad({ algorithm: 'token-bucket', quantumSeconds: 1 })).toThrow(
+      /quantumSeconds applies to algorithm 'sliding-window' only.*bucketSeconds/,
+    );
     expect(bad({ windowSeconds: 10, quantumSeconds: 11 })).toThrow(/quantumSeconds must be .* to windowSeconds \(10\).*got 11/);
     expect(bad({ quantumSeconds: 0.0005 })).toThrow(RateLimitConfigError);
     expect(bad({ deliveryMarginMs: -1 })).toThrow(/deliveryMarginMs must be a whole number of ms/);

@@ -17,10 +17,18 @@ describe.each(BACKENDS)('provider profiles on the %s store', (_name, make) => {
       await expect(limiter.adjust(r.recordId, { actualOutput: 100, actualInput: 900 })).resolves.toMatchObject({ status: 'unchanged' });
       expect(await used(limiter)).toEqual({ tokens: 5096, input: 1000, output: 4096, requests: 1 });
       // settled once: a second adjust changes nothing, whatever it says
-      await expect(limiter.adjust(r.recordId, { actualOutput: 100, actualInput: 1500 })).resolves.toMatchObject({ status: 'settled', tokensDelta: 0, inputTokensDelta: 0 });
+      await expect(limiter.adjust(r.recordId, { actualOutput: 100, actualInput: 1500 })).resolves.toMatchObject({
+        status: 'settled',
+        tokensDelta: 0,
+        inputTokensDelta: 0,
+      });
       expect(await used(limiter)).toEqual({ tokens: 5096, input: 1000, output: 4096, requests: 1 });
       const more = await limiter.acquire({ inputTokens: 1000, outputTokens: 4096 });
-      await expect(limiter.adjust(more.recordId, { actualOutput: 100, actualInput: 1500 })).resolves.toMatchObject({ status: 'applied', tokensDelta: 0, inputTokensDelta: 500 });
+      await expect(limiter.adjust(more.recordId, { actualOutput: 100, actualInput: 1500 })).resolves.toMatchObject({
+        status: 'applied',
+        tokensDelta: 0,
+        inputTokensDelta: 500,
+      });
       expect(await used(limiter)).toEqual({ tokens: 10_192, input: 2500, output: 8192, requests: 2 });
     });
 
@@ -37,7 +45,12 @@ describe.each(BACKENDS)('provider profiles on the %s store', (_name, make) => {
   describe("'anthropic'", () => {
     it('counts cache writes but not cache reads against input, and settles output as produced', async () => {
       // the sliding window shows the accounting without the bucket's refill moving the figures
-      const limiter = backend.limiter('claude', { provider: 'anthropic', algorithm: 'sliding-window', inputTpm: 100_000, outputTpm: 20_000 });
+      const limiter = backend.limiter('claude', {
+        provider: 'anthropic',
+        algorithm: 'sliding-window',
+        inputTpm: 100_000,
+        outputTpm: 20_000,
+      });
       const r = await limiter.acquire({ inputTokens: 500, outputTokens: 1000, cacheReadTokens: 8000, cacheWriteTokens: 300 });
       expect(await used(limiter)).toMatchObject({ input: 800, output: 1000 });
       await limiter.adjust(r.recordId, { actualOutput: 250, actualCacheRead: 9000 });

@@ -100,7 +100,7 @@ describe.each(BACKENDS)('listening to the provider on the %s store', (_name, mak
     expect((await a.getStatus()).tokensUsed).toBe(4900);
   });
 
-  it('keeps quota spent by others counted when it was the model\'s first charge', async () => {
+  it("keeps quota spent by others counted when it was the model's first charge", async () => {
     const [a, b] = pair({ tpm: 10_000, windowSeconds: 1 });
     // Nothing of ours in the window: all of the gap is foreign.
     await expect(a.observe({ 'x-ratelimit-remaining-tokens': '4000' })).resolves.toMatchObject({ foreign: { tokens: 5900 } });

@@ -149,7 +149,12 @@ describe.each(BACKENDS)('RateLimiter on the %s store', (_name, make) => {
       const limiter = backend.limiter('m', { tpm: 10_000 });
       const r = await limiter.acquire({ inputTokens: 100, outputTokens: 50 });
       await expect(limiter.adjust(r.recordId, { actualOutput: 10 })).resolves.toMatchObject({ status: 'applied', tokensDelta: -40 });
-      await expect(limiter.adjust(r.recordId, { actualOutput: 10 })).resolves.toEqual({ status: 'settled', tokensDelta: 0, inputTokensDelta: 0, outputTokensDelta: 0 });
+      await expect(limiter.adjust(r.recordId, { actualOutput: 10 })).resolves.toEqual({
+        status: 'settled',
+        tokensDelta: 0,
+        inputTokensDelta: 0,
+        outputTokensDelta: 0,
+      });
       await expect(limiter.adjust(r.recordId, { actualOutput: 70 })).resolves.toMatchObject({ status: 'settled', tokensDelta: 0 });
       expect(await used(limiter)).toEqual({ tokens: 110, input: 100, output: 10, requests: 1 });
     });
@@ -157,14 +162,22 @@ describe.each(BACKENDS)('RateLimiter on the %s store', (_name, make) => {
     it("says 'unchanged' when the usage matches the reservation", async () => {
       const limiter = backend.limiter('m', { tpm: 10_000 });
       const r = await limiter.acquire({ inputTokens: 100, outputTokens: 50 });
-      await expect(limiter.adjust(r.recordId, { actualOutput: 50 })).resolves.toEqual({ status: 'unchanged', tokensDelta: 0, inputTokensDelta: 0, outputTokensDelta: 0 });
+      await expect(limiter.adjust(r.recordId, { actualOutput: 50 })).resolves.toEqual({
+        status: 'unchanged',
+        tokensDelta: 0,
+        inputTokensDelta: 0,
+        outputTokensDelta: 0,
+      });
       expect(await used(limiter)).toEqual({ tokens: 150, input: 100, output: 50, requests: 1 });
     });
 
     it('applies the burndown rate to the output difference', async () => {
       const limiter = backend.limiter('bedrock', { tpm: 100_000, burndownRate: 5 });
       const r = await limiter.acquire({ inputTokens: 1000, outputTokens: 1000 });
-      await expect(limiter.adjust(r.recordId, { actualOutput: 200 })).resolves.toMatchObject({ tokensDelta: -4000, outputTokensDelta: -800 });
+      await expect(limiter.adjust(r.recordId, { actualOutput: 200 })).resolves.toMatchObject({
+        tokensDelta: -4000,
+        outputTokensDelta: -800,
+      });
       expect(await used(limiter)).toEqual({ tokens: 2000, input: 1000, output: 200, requests: 1 });
     });
 
@@ -197,15 +210,23 @@ describe.each(BACKENDS)('RateLimiter on the %s store', (_name, make) => {
       const limiter = backend.limiter('m', { tpm: 1000 });
       const r = await limiter.acquire({ inputTokens: 10, outputTokens: 10 });
       const before = await used(limiter);
-      for (const id of ['', 'nope', '1.2.3.4.short', 'x.', 'AAAAAAAAAAAA.1z141z4.0.0.0', 42 as unknown as string, undefined as unknown as string]) {
+      for (const id of [
+        '',
+        'nope',
+        '1.2.3.4.short',
+        'x.',
+        'AAAAAAAAAAAA.1z141z4.0.0.0',
+        42 as unknown as string,
+        undefined as unknown as string,
+      ]) {
         await expect(limiter.adjust(id, { actualOutput: 1 })).rejects.toThrow(InvalidRecordIdError);
         await expect(limiter.release(id)).rejects.toThrow(InvalidRecordIdError);
       }
       for (const bad of [-1, 1.5, NaN, Infinity, '3', null, undefined, 10n, 2 ** 32]) {
         await expect(limiter.adjust(r.recordId, { actualOutput: bad as number })).rejects.toThrow(InvalidTokenCountError);
-        await expect(limiter.adjust(r.recordId, { actualOutput: 1, actualInput: bad === undefined ? -2 : (bad as number) })).rejects.toThrow(
-          InvalidTokenCountError,
-        );
+        await expect(
+          limiter.adjust(r.recordId, { actualOutput: 1, actualInput: bad === undefined ? -2 : (bad as number) }),
+        ).rejects.toThrow(InvalidTokenCountError);
       }
       expect(await used(limiter)).toEqual(before);
     });
@@ -216,8 +237,18 @@ describe.each(BACKENDS)('RateLimiter on the %s store', (_name, make) => {
       const limiter = backend.limiter('m', { tpm: 1000, rpm: 5 });
       const keep = await limiter.acquire({ inputTokens: 100, outputTokens: 100 });
       const r = await limiter.acquire({ inputTokens: 300, outputTokens: 200 });
-      await expect(limiter.release(r.recordId)).resolves.toEqual({ status: 'released', tokensFreed: 500, inputTokensFreed: 300, outputTokensFreed: 200 });
-      await expect(limiter.release(r.recordId)).resolves.toEqual({ status: 'released-before', tokensFreed: 0, inputTokensFreed: 0, outputTokensFreed: 0 });
+      await expect(limiter.release(r.recordId)).resolves.toEqual({
+        status: 'released',
+        tokensFreed: 500,
+        inputTokensFreed: 300,
+        outputTokensFreed: 200,
+      });
+      await expect(limiter.release(r.recordId)).resolves.toEqual({
+        status: 'released-before',
+        tokensFreed: 0,
+        inputTokensFreed: 0,
+        outputTokensFreed: 0,
+      });
       expect(await used(limiter)).toEqual({ tokens: 200, input: 100, output: 100, requests: 1 });
       expect(keep.waitTime).toBe(0);
       await expect(limiter.adjust(r.recordId, { actualOutput: 5 })).resolves.toMatchObject({ status: 'released' });
@@ -281,8 +312,26 @@ describe.each(BACKENDS)('RateLimiter on the %s store', (_name, make) => {
         ),
       );
       const results = await Promise.all(calls);
-      const outcome = results.map((r) => (r instanceof AcquireTimeoutError ? 'refused' : (r as { waitTime: number }).waitTime === 0 ? 'now' : 'queued'));
-      expect(outcome).toEqual(['now', 'now', 'now', 'now', 'now', 'now', 'queued', 'queued', 'refused', 'queued', 'queued', 'refused', 'queued', 'queued', 'refused']);
+      const outcome = results.map((r) =>
+        r instanceof AcquireTimeoutError ? 'refused' : (r as { waitTime: number }).waitTime === 0 ? 'now' : 'queued',
+      );
+      expect(outcome).toEqual([
+        'now',
+        'now',
+        'now',
+        'now',
+        'now',
+        'now',
+        'queued',
+        'queued',
+        'refused',
+        'queued',
+        'queued',
+        'refused',
+        'queued',
+        'queued',
+        'refused',
+      ]);
       const queued = results.filter((_, i) => outcome[i] === 'queued') as { slotTime: number; queuePosition: number }[];
       expect(queued.map((r) => r.queuePosition)).toEqual([0, 1, 2, 3, 4, 5]);
       const slots = queued.map((r) => r.slotTime);
@@ -386,7 +435,9 @@ describe.each(BACKENDS)('RateLimiter on the %s store', (_name, make) => {
     it('leaves no waiter behind when many time out through AbortSignal.timeout', async () => {
       const limiter = backend.limiter('m', { tpm: 10, windowSeconds: 60 });
       await limiter.acquire({ tokens: 10 });
-      const waiting = Array.from({ length: 20 }, (_, i) => limiter.acquire({ tokens: 1 }, { signal: AbortSignal.timeout(20 + i * 5) }).catch((e: unknown) => e));
+      const waiting = Array.from({ length: 20 }, (_, i) =>
+        limiter.acquire({ tokens: 1 }, { signal: AbortSignal.timeout(20 + i * 5) }).catch((e: unknown) => e),
+      );
       const outcomes = await Promise.all(waiting);
       expect(outcomes.filter((e) => e instanceof AcquireAbortedError)).toHaveLength(20);
       const status = await limiter.getStatus();

@@ -35,10 +35,46 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 );
 
 const SETTINGS: [string, ModelSettings][] = [
-  ['sliding window', { windowMs: 1000, algorithm: 'sliding-window', bucketMs: 1000, paceMs: 0, limits: { tokens: 100, inputTokens: 0, outputTokens: 0, requests: 5 } }],
-  ['paced sliding window', { windowMs: 1000, algorithm: 'sliding-window', bucketMs: 1000, paceMs: 250, limits: { tokens: 90, inputTokens: 0, outputTokens: 0, requests: 0 } }],
-  ['token bucket', { windowMs: 1000, algorithm: 'token-bucket', bucketMs: 500, paceMs: 0, limits: { tokens: 100, inputTokens: 0, outputTokens: 0, requests: 5 } }],
-  ['token bucket, tokens only', { windowMs: 1000, algorithm: 'token-bucket', bucketMs: 300, paceMs: 0, limits: { tokens: 90, inputTokens: 0, outputTokens: 0, requests: 0 } }],
+  [
+    'sliding window',
+    {
+      windowMs: 1000,
+      algorithm: 'sliding-window',
+      bucketMs: 1000,
+      paceMs: 0,
+      limits: { tokens: 100, inputTokens: 0, outputTokens: 0, requests: 5 },
+    },
+  ],
+  [
+    'paced sliding window',
+    {
+      windowMs: 1000,
+      algorithm: 'sliding-window',
+      bucketMs: 1000,
+      paceMs: 250,
+      limits: { tokens: 90, inputTokens: 0, outputTokens: 0, requests: 0 },
+    },
+  ],
+  [
+    'token bucket',
+    {
+      windowMs: 1000,
+      algorithm: 'token-bucket',
+      bucketMs: 500,
+      paceMs: 0,
+      limits: { tokens: 100, inputTokens: 0, outputTokens: 0, requests: 5 },
+    },
+  ],
+  [
+    'token bucket, tokens only',
+    {
+      windowMs: 1000,
+      algorithm: 'token-bucket',
+      bucketMs: 300,
+      paceMs: 0,
+      limits: { tokens: 90, inputTokens: 0, outputTokens: 0, requests: 0 },
+    },
+  ],
 ];
 
 const OWNER = 'owner-aaaaaaaaaa';
@@ -78,7 +114,10 @@ describe.each(SETTINGS)('the %s, replayed from its admission log', (_name, setti
             now += op.ms;
           } else if (op.kind === 'acquire') {
             const [input, output] = op.cost;
-            const entry: Entry = { opId: `op-${serial}`, cost: { tokens: input + output, inputTokens: input, outputTokens: output, requests: 1 } };
+            const entry: Entry = {
+              opId: `op-${serial}`,
+              cost: { tokens: input + output, inputTokens: input, outputTokens: output, requests: 1 },
+            };
             entries.push(entry);
             byId.set(entry.opId, entry);
             const reply = await store.acquire({ opId: entry.opId, owner: OWNER, settings, cost: entry.cost, maxWaitMs: -1 });
@@ -127,7 +166,12 @@ describe.each(SETTINGS)('the %s, replayed from its admission log', (_name, setti
         } else {
           const fullest = fullestWindows(log, settings.windowMs);
           const within = (used: number, limit: number) => limit === 0 || used <= limit;
-          expect({ tokens: within(fullest.byTokens.tokens, limits.tokens), requests: within(fullest.byRequests.requests, limits.requests), fullest, log }).toEqual({
+          expect({
+            tokens: within(fullest.byTokens.tokens, limits.tokens),
+            requests: within(fullest.byRequests.requests, limits.requests),
+            fullest,
+            log,
+          }).toEqual({
             tokens: true,
             requests: true,
             fullest,

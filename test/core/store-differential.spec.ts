@@ -23,22 +23,82 @@ type Op =
 const OWNERS = ['owner-aaaaaaaaaa', 'owner-bbbbbbbbbb'];
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('acquire' as const), owner: fc.nat(1), cost: fc.tuple(fc.nat(60), fc.nat(40)), maxWaitMs: fc.constantFrom(-1, -1, 0, 300, 2000), deadlineIn: fc.constantFrom(null, null, -1, 0, 5, -1000) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('acquire' as const),
+      owner: fc.nat(1),
+      cost: fc.tuple(fc.nat(60), fc.nat(40)),
+      maxWaitMs: fc.constantFrom(-1, -1, 0, 300, 2000),
+      deadlineIn: fc.constantFrom(null, null, -1, 0, 5, -1000),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('claim' as const), owner: fc.nat(1) }) },
-  { weight: 4, arbitrary: fc.record({ kind: fc.constant('settle' as const), pick: fc.nat(40), mode: fc.constantFrom('adjust' as const, 'release' as const, 'keep' as const), to: fc.tuple(fc.nat(80), fc.nat(50), fc.nat(30)), refunds: fc.boolean() }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('settle' as const),
+      pick: fc.nat(40),
+      mode: fc.constantFrom('adjust' as const, 'release' as const, 'keep' as const),
+      to: fc.tuple(fc.nat(80), fc.nat(50), fc.nat(30)),
+      refunds: fc.boolean(),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('backOff' as const), pauseMs: fc.constantFrom(0, 200, 900) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('reconcile' as const), remaining: fc.nat(100) }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('tick' as const), ms: fc.constantFrom(1, 7, 10, 95, 400, 1100, 6000, 12_000) }) },
 );
 
 const SETTINGS: [string, ModelSettings][] = [
-  ['sliding window', { windowMs: 1000, algorithm: 'sliding-window', bucketMs: 1000, paceMs: 0, limits: { tokens: 120, inputTokens: 0, outputTokens: 60, requests: 6 } }],
-  ['paced sliding window', { windowMs: 1000, algorithm: 'sliding-window', bucketMs: 1000, paceMs: 250, limits: { tokens: 120, inputTokens: 80, outputTokens: 0, requests: 0 } }],
-  ['token bucket', { windowMs: 1000, algorithm: 'token-bucket', bucketMs: 500, paceMs: 0, limits: { tokens: 100, inputTokens: 0, outputTokens: 50, requests: 5 } }],
-  ['learned limits', { windowMs: 1000, algorithm: 'sliding-window', bucketMs: 1000, paceMs: 0, limits: { tokens: 100, inputTokens: 0, outputTokens: 0, requests: 4 }, learn: { maxFactor: 3, increasePerWindow: 0.5 } }],
+  [
+    'sliding window',
+    {
+      windowMs: 1000,
+      algorithm: 'sliding-window',
+      bucketMs: 1000,
+      paceMs: 0,
+      limits: { tokens: 120, inputTokens: 0, outputTokens: 60, requests: 6 },
+    },
+  ],
+  [
+    'paced sliding window',
+    {
+      windowMs: 1000,
+      algorithm: 'sliding-window',
+      bucketMs: 1000,
+      paceMs: 250,
+      limits: { tokens: 120, inputTokens: 80, outputTokens: 0, requests: 0 },
+    },
+  ],
+  [
+    'token bucket',
+    {
+      windowMs: 1000,
+      algorithm: 'token-bucket',
+      bucketMs: 500,
+      paceMs: 0,
+      limits: { tokens: 100, inputTokens: 0, outputTokens: 50, requests: 5 },
+    },
+  ],
+  [
+    'learned limits',
+    {
+      windowMs: 1000,
+      algorithm: 'sliding-window',
+      bucketMs: 1000,
+      paceMs: 0,
+      limits: { tokens: 100, inputTokens: 0, outputTokens: 0, requests: 4 },
+      learn: { maxFactor: 3, increasePerWindow: 0.5 },
+    },
+  ],
 ];
 
-const chargeOf = ([input, output]: [number, number]): Charge => ({ tokens: input + output, inputTokens: input, outputTokens: output, requests: 1 });
+const chargeOf = ([input, output]: [number, number]): Charge => ({
+  tokens: input + output,
+  inputTokens: input,
+  outputTokens: output,
+  requests: 1,
+});
 
 /** Runs one command on one store; returns what it answered, for comparison. */
 async function apply(store: ModelStore, settings: ModelSettings, op: Op, ids: string[], next: () => string, now: number): Promise<unknown> {
@@ -55,7 +115,13 @@ async function apply(store: ModelStore, settings: ModelSettings, op: Op, ids: st
     case 'settle': {
       const opId = ids.length > 0 && op.pick < 36 ? ids[op.pick % ids.length] : 'unknown-aaaaaaaaa';
       const [input, output] = op.to;
-      return store.settle({ opId, settings, mode: op.mode, refunds: op.refunds, to: { tokens: input + output, inputTokens: input, outputTokens: output } });
+      return store.settle({
+        opId,
+        settings,
+        mode: op.mode,
+        refunds: op.refunds,
+        to: { tokens: input + output, inputTokens: input, outputTokens: output },
+      });
     }
     case 'backOff':
       return store.backOff(settings, { pauseMs: op.pauseMs, cut: 0.75, floor: 0.05, settleMs: 1000 });
@@ -82,7 +148,10 @@ describe.each(SETTINGS)('the Redis and memory stores agree (%s)', (_name, settin
         let now = Date.now() + 86_400_000;
         now -= now % 1000;
         const clock = () => now;
-        const redisStore: LimiterStore = new RedisStore(new RedisExecutor(() => client, { retry: DEFAULT_RETRY_CONFIG, commandTimeoutMs: 5000 }), { clock });
+        const redisStore: LimiterStore = new RedisStore(
+          new RedisExecutor(() => client, { retry: DEFAULT_RETRY_CONFIG, commandTimeoutMs: 5000 }),
+          { clock },
+        );
         const memoryStore: LimiterStore = new MemoryStore(clock);
         const prefix = uniquePrefix('diff');
         const stores = [memoryStore.forModel('m', prefix), redisStore.forModel('m', prefix)];

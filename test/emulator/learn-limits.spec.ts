@@ -30,7 +30,9 @@ describe('learnLimits against a provider with an unpublished limit', () => {
     try {
       const keyPrefix = uniquePrefix('learn');
       const config = { provider: 'vertex' as const, rpm: START_RPM, windowSeconds, learnLimits: { increasePerWindow: INCREASE } };
-      const limiters = managers.map((m) => new RateLimiter(m, 'dsq-model', config, { keyPrefix, logger: { log: () => {}, warn: () => {}, error: () => {} } }));
+      const limiters = managers.map(
+        (m) => new RateLimiter(m, 'dsq-model', config, { keyPrefix, logger: { log: () => {}, warn: () => {}, error: () => {} } }),
+      );
       await Promise.all(limiters.map((l) => l.ping()));
       await Promise.all(Array.from({ length: LANES }, () => fetch(`${emulator.url}/warm-up`).then((r) => r.arrayBuffer())));
 
@@ -76,7 +78,10 @@ describe('learnLimits against a provider with an unpublished limit', () => {
         peakAfter,
         end: end.map((s) => s.limitsInForce.requests),
         servedPerWindowLastHalf: servedLastHalf,
-        trace: learned.filter((_, i) => i % 10 === 0).map((s) => `${s.at}:${s.rpm}`).join(' '),
+        trace: learned
+          .filter((_, i) => i % 10 === 0)
+          .map((s) => `${s.at}:${s.rpm}`)
+          .join(' '),
       };
       expect({ errors, report }).toEqual({ errors: [], report });
 

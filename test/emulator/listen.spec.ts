@@ -76,7 +76,10 @@ describe('a foreign consumer spends part of the quota', () => {
     // spent between the grant and the slot can take that call over the limit. That happens where
     // a window turns over and the queue goes out at once: at most once per caller over the run
     // (24), and a fifth of the blind run's 429s. Measured here: 8 to 17, against 208 to 314.
-    expect({ few: listening.refused <= INSTANCES * LANES && listening.refused * 5 <= blind.refused, report }).toEqual({ few: true, report });
+    expect({ few: listening.refused <= INSTANCES * LANES && listening.refused * 5 <= blind.refused, report }).toEqual({
+      few: true,
+      report,
+    });
     // And the quota left is used: at least half the calls the blind run served.
     expect(listening.served).toBeGreaterThan(0.5 * blind.served);
   }, 30_000);

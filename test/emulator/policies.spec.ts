@@ -93,7 +93,11 @@ describe("policy 'openai'", () => {
   });
 
   it("enforces a quantum as a token bucket of one quantum's worth with quantumKind 'bucket'", () => {
-    const policy = createPolicy({ kind: 'openai', windowMs: 6000, tpm: 60_000, quantumMs: 100, quantumKind: 'bucket', chargeRejected: false }, undefined, 0);
+    const policy = createPolicy(
+      { kind: 'openai', windowMs: 6000, tpm: 60_000, quantumMs: 100, quantumKind: 'bucket', chargeRejected: false },
+      undefined,
+      0,
+    );
     // 1,000 per quantum, refilled at 10 per ms: no reset at quantum boundaries, no burst beyond one quantum.
     admitted(policy.admit(0, call({ estimatedInput: 500, maxTokens: 500 })));
     expect(rejected(policy.admit(99, call({ estimatedInput: 500, maxTokens: 500 }))).retryAfterMs).toBeCloseTo(1, 5);
@@ -138,7 +142,9 @@ describe("policy 'anthropic'", () => {
     const policy = make({}, sink);
     const big = admitted(policy.admit(0, call({ input: 10, maxTokens: 100_000 })));
     policy.complete(10, big, 2500);
-    expect(events.filter((e) => e.dimension === 'outputTokens')).toEqual([{ at: 10, dimension: 'outputTokens', amount: 2500, source: 'call' }]);
+    expect(events.filter((e) => e.dimension === 'outputTokens')).toEqual([
+      { at: 10, dimension: 'outputTokens', amount: 2500, source: 'call' },
+    ]);
     // OTPM was full (2000) and is now at -500, refilling 2 per ms: empty until it is back at 1.
     const r = rejected(policy.admit(10, call({ input: 10 })));
     expect(r.dimension).toBe('outputTokens');

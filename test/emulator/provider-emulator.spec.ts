@@ -6,7 +6,11 @@ import { countTokens, estimateTokens } from '../../emulator/tokens.js';
 const words = (tokens: number, seed = 'p') => `${seed} `.padEnd(tokens * 4, 'abcd ').slice(0, tokens * 4);
 
 async function post(emulator: ProviderEmulator, path: string, body: unknown) {
-  const res = await fetch(`${emulator.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${emulator.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: res.status, headers: res.headers, body: (await res.json()) as Record<string, any> };
 }
 
@@ -23,7 +27,11 @@ describe('ProviderEmulator over HTTP', () => {
 
   it('answers OpenAI chat completions with usage and x-ratelimit headers, then 429 with retry-after once TPM is spent', async () => {
     const clock = new ManualClock(1_000_000);
-    const emulator = await start({ policy: { kind: 'openai', windowMs: 6000, tpm: 3000, rpm: 100 }, clock, outputFraction: { min: 0.5, max: 0.5 } });
+    const emulator = await start({
+      policy: { kind: 'openai', windowMs: 6000, tpm: 3000, rpm: 100 },
+      clock,
+      outputFraction: { min: 0.5, max: 0.5 },
+    });
     const request = { model: 'gpt-x', max_tokens: 1000, messages: [{ role: 'user', content: words(1000) }] };
     const ok = await post(emulator, '/v1/chat/completions', request);
     expect(ok.status).toBe(200);
@@ -90,7 +98,11 @@ describe('ProviderEmulator over HTTP', () => {
     // settled at 100 + 500 + 5 x 200 = 1600, so 3400 are left: a 3500 reservation is refused
     const invoke = await fetch(`${emulator.url}/model/anthropic.claude-x/invoke`, {
       method: 'POST',
-      body: JSON.stringify({ anthropic_version: 'bedrock-2023-05-31', max_tokens: 400, messages: [{ role: 'user', content: words(3100) }] }),
+      body: JSON.stringify({
+        anthropic_version: 'bedrock-2023-05-31',
+        max_tokens: 400,
+        messages: [{ role: 'user', content: words(3100) }],
+      }),
     });
     expect(invoke.status).toBe(429);
     expect(invoke.headers.get('x-amzn-errortype')).toBe('ThrottlingException');
@@ -104,7 +116,10 @@ describe('ProviderEmulator over HTTP', () => {
   });
 
   it('answers Vertex generateContent with usageMetadata', async () => {
-    const emulator = await start({ policy: { kind: 'sliding-window', windowMs: 6000, inputTpm: 10_000, outputTpm: 2000 }, outputFraction: { min: 0.5, max: 0.5 } });
+    const emulator = await start({
+      policy: { kind: 'sliding-window', windowMs: 6000, inputTpm: 10_000, outputTpm: 2000 },
+      outputFraction: { min: 0.5, max: 0.5 },
+    });
     const res = await post(emulator, '/v1/projects/p/locations/us-central1/publishers/google/models/gemini-x:generateContent', {
       contents: [{ role: 'user', parts: [{ text: words(300) }] }],
       generationConfig: { maxOutputTokens: 100 },
@@ -123,7 +138,11 @@ describe('ProviderEmulator over HTTP', () => {
     const inputs: number[] = [];
     for (let i = 0; i < 20; i++) {
       const text = words(1000, `q${i}`);
-      const res = await post(emulator, '/v1/chat/completions', { model: 'm', max_tokens: 1000, messages: [{ role: 'user', content: text }] });
+      const res = await post(emulator, '/v1/chat/completions', {
+        model: 'm',
+        max_tokens: 1000,
+        messages: [{ role: 'user', content: text }],
+      });
       outputs.push(res.body.usage.completion_tokens);
       inputs.push(res.body.usage.prompt_tokens);
       expect(res.body.usage.prompt_tokens).toBe(countTokens(text, 0.1));
@@ -138,7 +157,11 @@ describe('ProviderEmulator over HTTP', () => {
   it('fails a share of admitted calls with a 500 after they reached it; OpenAI keeps their charge', async () => {
     const clock = new ManualClock();
     const emulator = await start({ policy: { kind: 'openai', windowMs: 6000, tpm: 100_000 }, clock, errorRate: 1 });
-    const res = await post(emulator, '/v1/chat/completions', { model: 'm', max_tokens: 100, messages: [{ role: 'user', content: words(100) }] });
+    const res = await post(emulator, '/v1/chat/completions', {
+      model: 'm',
+      max_tokens: 100,
+      messages: [{ role: 'user', content: words(100) }],
+    });
     expect(res.status).toBe(500);
     expect(res.body.error.type).toBe('server_error');
     expect(res.headers.get('x-ratelimit-remaining-tokens')).toBe('99800');
@@ -146,7 +169,11 @@ describe('ProviderEmulator over HTTP', () => {
 
   it('lets a foreign consumer spend its share of every limit', async () => {
     const clock = new ManualClock();
-    const emulator = await start({ policy: { kind: 'sliding-window', windowMs: 1000, tpm: 10_000, rpm: 100 }, clock, foreign: { share: 0.3 } });
+    const emulator = await start({
+      policy: { kind: 'sliding-window', windowMs: 1000, tpm: 10_000, rpm: 100 },
+      clock,
+      foreign: { share: 0.3 },
+    });
     for (let i = 0; i < 10; i++) {
       clock.advance(100);
       expect(emulator.spendForeign(100)).toBe(true);
@@ -160,13 +187,19 @@ describe('ProviderEmulator over HTTP', () => {
   it('refuses malformed requests with a 400 and unknown routes with a 404', async () => {
     const emulator = await start({ policy: { kind: 'sliding-window', windowMs: 1000, tpm: 1000 } });
     expect((await post(emulator, '/v1/chat/completions', { model: 'm', messages: [] })).status).toBe(400);
-    expect((await post(emulator, '/v1/messages', { model: 'm', max_tokens: 0, messages: [{ role: 'user', content: 'x' }] })).status).toBe(400);
+    expect((await post(emulator, '/v1/messages', { model: 'm', max_tokens: 0, messages: [{ role: 'user', content: 'x' }] })).status).toBe(
+      400,
+    );
     expect((await post(emulator, '/v2/nothing', {})).status).toBe(404);
     expect(emulator.recorder.calls).toHaveLength(0);
   });
 
   it('holds a response for its latency: fixed plus per output token', async () => {
-    const emulator = await start({ policy: { kind: 'sliding-window', windowMs: 1000, tpm: 100_000 }, latency: { fixedMs: 30, perOutputTokenMs: 0.5 }, outputFraction: { min: 1, max: 1 } });
+    const emulator = await start({
+      policy: { kind: 'sliding-window', windowMs: 1000, tpm: 100_000 },
+      latency: { fixedMs: 30, perOutputTokenMs: 0.5 },
+      outputFraction: { min: 1, max: 1 },
+    });
     const began = performance.now();
     await post(emulator, '/v1/chat/completions', { model: 'm', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] });
     expect(performance.now() - began).toBeGreaterThanOrEqual(79);

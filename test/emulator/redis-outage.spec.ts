@@ -105,9 +105,17 @@ describe("a Redis outage under load with failureMode 'local'", () => {
         expect({ w, before: local.filter((c) => c.slotTime < killAt).length }).toEqual({ w, before: 0 });
         // ...to its share of every limit over any window (tokens as settled: an adjust below the
         // reservation frees room for later calls)...
-        const share = { tokens: fullestWindow(local, windowSeconds * 1000, (c) => c.settledTokens), requests: fullestWindow(local, windowSeconds * 1000, () => 1) };
+        const share = {
+          tokens: fullestWindow(local, windowSeconds * 1000, (c) => c.settledTokens),
+          requests: fullestWindow(local, windowSeconds * 1000, () => 1),
+        };
         const allowed = { tokens: Math.floor(LIMITS.tpm / WORKERS), requests: Math.floor(LIMITS.rpm / WORKERS) };
-        expect({ w, within: share.tokens <= allowed.tokens && share.requests <= allowed.requests, share, allowed }).toEqual({ w, within: true, share, allowed });
+        expect({ w, within: share.tokens <= allowed.tokens && share.requests <= allowed.requests, share, allowed }).toEqual({
+          w,
+          within: true,
+          share,
+          allowed,
+        });
         // ...and back on Redis once it answered: recovered, and no call placed in the fallback
         // after that (its callers kept calling). The first acquire on Redis carries what the
         // fallbacks admitted in the last window, so the first calls may wait about a window.

@@ -49,7 +49,12 @@ interface Case {
 
 const limits = { requests: 1000, tokens: 120_000, inputTokens: 60_000, outputTokens: 30_000 };
 
-const splitUsage = (u: Usage3): ActualUsage => ({ actualInput: u.input, actualOutput: u.output, actualCacheRead: u.cacheRead, actualCacheWrite: u.cacheWrite });
+const splitUsage = (u: Usage3): ActualUsage => ({
+  actualInput: u.input,
+  actualOutput: u.output,
+  actualCacheRead: u.cacheRead,
+  actualCacheWrite: u.cacheWrite,
+});
 const promptUsage = (u: Usage3): ActualUsage => ({ actualInput: u.input + u.cacheRead + u.cacheWrite, actualOutput: u.output });
 const request = (input: number, maxTokens: number): TokenRequest => ({ inputTokens: input, outputTokens: maxTokens });
 
@@ -71,21 +76,51 @@ const cases: Case[] = [
   {
     name: "strict sliding window, split quotas, provider: 'vertex' paced by a quantum",
     protocol: 'vertex',
-    policy: { kind: 'sliding-window', windowMs: WINDOW_MS, rpm: limits.requests, inputTpm: limits.inputTokens, outputTpm: limits.outputTokens },
+    policy: {
+      kind: 'sliding-window',
+      windowMs: WINDOW_MS,
+      rpm: limits.requests,
+      inputTpm: limits.inputTokens,
+      outputTpm: limits.outputTokens,
+    },
     limits: { requests: limits.requests, inputTokens: limits.inputTokens, outputTokens: limits.outputTokens },
-    config: { provider: 'vertex', rpm: limits.requests, inputTpm: limits.inputTokens, outputTpm: limits.outputTokens, windowSeconds, quantumSeconds, deliveryMarginMs },
+    config: {
+      provider: 'vertex',
+      rpm: limits.requests,
+      inputTpm: limits.inputTokens,
+      outputTpm: limits.outputTokens,
+      windowSeconds,
+      quantumSeconds,
+      deliveryMarginMs,
+    },
     request,
     usage: promptUsage,
     maxShare: 1.0001,
   },
   openAiCase("OpenAI, provider: 'openai' paced by a quantum", {}),
-  openAiCase("OpenAI enforcing a quantum as a token bucket, provider: 'openai' with that quantum", { quantumMs: QUANTUM_MS, quantumKind: 'bucket' }),
+  openAiCase("OpenAI enforcing a quantum as a token bucket, provider: 'openai' with that quantum", {
+    quantumMs: QUANTUM_MS,
+    quantumKind: 'bucket',
+  }),
   {
     name: "Anthropic token buckets, provider: 'anthropic'",
     protocol: 'anthropic',
-    policy: { kind: 'anthropic', windowMs: WINDOW_MS, rpm: limits.requests, inputTpm: limits.inputTokens / 2, outputTpm: limits.outputTokens },
+    policy: {
+      kind: 'anthropic',
+      windowMs: WINDOW_MS,
+      rpm: limits.requests,
+      inputTpm: limits.inputTokens / 2,
+      outputTpm: limits.outputTokens,
+    },
     limits: { requests: limits.requests, inputTokens: limits.inputTokens / 2, outputTokens: limits.outputTokens },
-    config: { provider: 'anthropic', rpm: limits.requests, inputTpm: limits.inputTokens / 2, outputTpm: limits.outputTokens, windowSeconds, deliveryMarginMs },
+    config: {
+      provider: 'anthropic',
+      rpm: limits.requests,
+      inputTpm: limits.inputTokens / 2,
+      outputTpm: limits.outputTokens,
+      windowSeconds,
+      deliveryMarginMs,
+    },
     request,
     usage: splitUsage,
     maxShare: 2,
@@ -97,7 +132,12 @@ describe.each(cases)('zero 429s against the emulated provider: $name', (c) => {
   let emulator: ProviderEmulator;
   beforeAll(async () => {
     manager = new RedisConnectionManager({ url: redisUrl() });
-    emulator = await ProviderEmulator.start({ policy: c.policy, latency: { fixedMs: 30, perOutputTokenMs: 0.05 }, outputFraction: { min: 0.1, max: 0.9 }, seed: 3 });
+    emulator = await ProviderEmulator.start({
+      policy: c.policy,
+      latency: { fixedMs: 30, perOutputTokenMs: 0.05 },
+      outputFraction: { min: 0.1, max: 0.9 },
+      seed: 3,
+    });
   });
   afterAll(async () => {
     await emulator.close();
@@ -150,7 +190,9 @@ describe.each(cases)('zero 429s against the emulated provider: $name', (c) => {
     // On failure, say which limit refused what, and when.
     const refusals = emulator.recorder.calls
       .filter((call) => call.status === 429)
-      .map((call) => `+${call.arrivedAt - startAt} ms ${call.dimension}: ${Math.round(call.used ?? 0)} + ${call.requested} > ${call.limit}`);
+      .map(
+        (call) => `+${call.arrivedAt - startAt} ms ${call.dimension}: ${Math.round(call.used ?? 0)} + ${call.requested} > ${call.limit}`,
+      );
     expect({ refused, refusals, servedAtLeast: served > 50 }).toEqual({ refused: 0, refusals: [], servedAtLeast: true });
     expect(binding).toBeGreaterThan(0.75);
     expect(binding).toBeLessThanOrEqual(c.maxShare);

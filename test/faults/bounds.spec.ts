@@ -67,14 +67,22 @@ class Load {
   private fire(): void {
     const call: Call = { opId: newOpId(), startedAt: performance.now() };
     this.calls.push(call);
-    const done = this.store.acquire({ opId: call.opId, owner: 'load-owner', settings: SETTINGS, cost: { tokens: 1, inputTokens: 0, outputTokens: 0, requests: 1 }, maxWaitMs: 0 }).then(
-      (reply) => {
-        call.ok = reply.state === 'admitted';
-      },
-      () => {
-        call.ok = false;
-      },
-    );
+    const done = this.store
+      .acquire({
+        opId: call.opId,
+        owner: 'load-owner',
+        settings: SETTINGS,
+        cost: { tokens: 1, inputTokens: 0, outputTokens: 0, requests: 1 },
+        maxWaitMs: 0,
+      })
+      .then(
+        (reply) => {
+          call.ok = reply.state === 'admitted';
+        },
+        () => {
+          call.ok = false;
+        },
+      );
     const tracked = done.finally(() => {
       call.endedAt = performance.now();
       this.pending.delete(tracked);
@@ -136,43 +144,50 @@ describe('calls against a Redis that stops answering', () => {
     ['CLIENT PAUSE', 10_000, 200],
   ];
 
-  it.each(CASES)('%s for %i ms at %i acquires/s: every call settles within the bound, nothing is reserved for those that gave up', async (fault, pauseMs, perSecond) => {
-    const manager = new RedisConnectionManager({ url: server.url });
-    managers.push(manager);
-    const prefix = uniquePrefix('bounds');
-    const load = new Load(manager.limiterStore.forModel('m', prefix), perSecond).start();
-    await waitFor(() => load.okSince(0) >= perSecond / 2, 10_000, 'calls to flow');
+  it.each(CASES)(
+    '%s for %i ms at %i acquires/s: every call settles within the bound, nothing is reserved for those that gave up',
+    async (fault, pauseMs, perSecond) => {
+      const manager = new RedisConnectionManager({ url: server.url });
+      managers.push(manager);
+      const prefix = uniquePrefix('bounds');
+      const load = new Load(manager.limiterStore.forModel('m', prefix), perSecond).start();
+      await waitFor(() => load.okSince(0) >= perSecond / 2, 10_000, 'calls to flow');
 
-    const frozenAt = await serverMs(admin);
-    if (fault === 'SIGSTOP') {
-      server.freeze();
-      // The fault's own length, not a wait for a condition.
-      await new Promise((resolve) => setTimeout(resolve, pauseMs));
-      server.thaw();
-    } else {
-      await admin.call('CLIENT', 'PAUSE', String(pauseMs), 'ALL');
-      // Answered once the pause is over.
-      await serverMs(admin);
-    }
-    const resumedAt = performance.now();
-    await waitFor(() => load.okSince(resumedAt) >= 20, 10_000, 'calls to succeed again');
-    const calls = await load.stop();
+      const frozenAt = await serverMs(admin);
+      if (fault === 'SIGSTOP') {
+        server.freeze();
+        // The fault's own length, not a wait for a condition.
+        await new Promise((resolve) => setTimeout(resolve, pauseMs));
+        server.thaw();
+      } else {
+        await admin.call('CLIENT', 'PAUSE', String(pauseMs), 'ALL');
+        // Answered once the pause is over.
+        await serverMs(admin);
+      }
+      const resumedAt = performance.now();
+      await waitFor(() => load.okSince(resumedAt) >= 20, 10_000, 'calls to succeed again');
+      const calls = await load.stop();
 
-    const failed = calls.filter((c) => !c.ok);
-    // A reply that came back after its caller left is answered by a release: give those a moment.
-    await waitFor(async () => (await phantoms(admin, prefix, calls)).filter((slot) => slot > frozenAt + 100).length === 0, 3000, 'late admissions to be released').catch(() => undefined);
-    const late = await phantoms(admin, prefix, calls);
-    // A script SIGSTOP caught half-way finishes on SIGCONT with the clock it read before: its
-    // reservations date from before the stop. Anything admitted later ran after its caller left.
-    const afterStop = late.filter((slot) => slot > frozenAt + 100);
-    console.log(
-      `${fault} ${pauseMs} ms at ${perSecond}/s: ${calls.length} calls, ${failed.length} failed, longest ${longest(calls).toFixed(0)} ms (bound ${BUDGET_MS} ms); reservations held for callers that gave up: ${late.length} (admitted after the stop: ${afterStop.length})`,
-    );
-    expect(failed.length).toBeGreaterThan(0);
-    expect(longest(calls)).toBeLessThan(BUDGET_MS + SLACK_MS);
-    expect(afterStop).toEqual([]);
-    if (fault === 'CLIENT PAUSE') expect(late).toEqual([]);
-  });
+      const failed = calls.filter((c) => !c.ok);
+      // A reply that came back after its caller left is answered by a release: give those a moment.
+      await waitFor(
+        async () => (await phantoms(admin, prefix, calls)).filter((slot) => slot > frozenAt + 100).length === 0,
+        3000,
+        'late admissions to be released',
+      ).catch(() => undefined);
+      const late = await phantoms(admin, prefix, calls);
+      // A script SIGSTOP caught half-way finishes on SIGCONT with the clock it read before: its
+      // reservations date from before the stop. Anything admitted later ran after its caller left.
+      const afterStop = late.filter((slot) => slot > frozenAt + 100);
+      console.log(
+        `${fault} ${pauseMs} ms at ${perSecond}/s: ${calls.length} calls, ${failed.length} failed, longest ${longest(calls).toFixed(0)} ms (bound ${BUDGET_MS} ms); reservations held for callers that gave up: ${late.length} (admitted after the stop: ${afterStop.length})`,
+      );
+      expect(failed.length).toBeGreaterThan(0);
+      expect(longest(calls)).toBeLessThan(BUDGET_MS + SLACK_MS);
+      expect(afterStop).toEqual([]);
+      if (fault === 'CLIENT PAUSE') expect(late).toEqual([]);
+    },
+  );
 });
 
 describe('a connection that loses a reply and stays open', () => {
@@ -228,13 +243,23 @@ describe("failureMode 'local' before Redis was ever reached", () => {
   }
 
   it('admits nothing without expectedInstances: how many share the limits is unknown', async () => {
-    const limiter = new RateLimiter(await nowhere(), 'gpt-4o', { tpm: 1e6, rpm: 100 }, { keyPrefix: uniquePrefix(), failureMode: 'local', logger: recordingLogger() });
+    const limiter = new RateLimiter(
+      await nowhere(),
+      'gpt-4o',
+      { tpm: 1e6, rpm: 100 },
+      { keyPrefix: uniquePrefix(), failureMode: 'local', logger: recordingLogger() },
+    );
     await expect(limiter.acquire({ tokens: 1 })).rejects.toThrow(/expectedInstances/);
     await expect(limiter.acquire({ tokens: 1 })).rejects.toBeInstanceOf(RedisUnavailableError);
   });
 
   it('limits to its share of expectedInstances from the first call', async () => {
-    const limiter = new RateLimiter(await nowhere(), 'gpt-4o', { tpm: 1e6, rpm: 100 }, { keyPrefix: uniquePrefix(), failureMode: 'local', expectedInstances: 4, logger: recordingLogger() });
+    const limiter = new RateLimiter(
+      await nowhere(),
+      'gpt-4o',
+      { tpm: 1e6, rpm: 100 },
+      { keyPrefix: uniquePrefix(), failureMode: 'local', expectedInstances: 4, logger: recordingLogger() },
+    );
     const replies = await Promise.allSettled(Array.from({ length: 40 }, () => limiter.acquire({ tokens: 1 }, { maxWaitMs: 0 })));
     const admitted = replies.filter((r) => r.status === 'fulfilled');
     expect(admitted).toHaveLength(25);

@@ -18,7 +18,8 @@ describe('on a TLS-only Redis Cluster', () => {
   beforeAll(async () => {
     certificates = makeCertificates();
     cluster = await OwnRedisCluster.start({ replicasPerMaster: 0, tls: certificates });
-    for (const node of cluster.nodes) cluster.cli(node.port, 'ACL', 'SETUSER', 'limiter', 'reset', 'on', '>limiter-pw', '~{llmrl:*', '-@all', ...CLUSTER_ACL);
+    for (const node of cluster.nodes)
+      cluster.cli(node.port, 'ACL', 'SETUSER', 'limiter', 'reset', 'on', '>limiter-pw', '~{llmrl:*', '-@all', ...CLUSTER_ACL);
   });
 
   afterAll(async () => {
@@ -34,7 +35,10 @@ describe('on a TLS-only Redis Cluster', () => {
   }
 
   it('limits over TLS as an ACL user on every master, from one rediss:// startup node', async () => {
-    const m = manager({ cluster: { nodes: [`rediss://limiter:limiter-pw@127.0.0.1:${cluster.nodes[0].port}`] }, tls: { ca: certificates.ca } });
+    const m = manager({
+      cluster: { nodes: [`rediss://limiter:limiter-pw@127.0.0.1:${cluster.nodes[0].port}`] },
+      tls: { ca: certificates.ca },
+    });
     await expect(m.verify()).resolves.toMatchObject({ topology: 'cluster', username: 'limiter' });
     // models spread over the slots, so every master is reached
     const models = Array.from({ length: 12 }, (_, i) => `model-${i}`);
@@ -46,7 +50,13 @@ describe('on a TLS-only Redis Cluster', () => {
   });
 
   it("reports a node's TLS failure with its cause at verify()", async () => {
-    const m = manager({ cluster: { nodes: cluster.startupNodes.slice(0, 1) }, tls: { ca: certificates.otherCa }, username: 'limiter', password: 'limiter-pw', retryConfig: { maxRetries: 1 } });
+    const m = manager({
+      cluster: { nodes: cluster.startupNodes.slice(0, 1) },
+      tls: { ca: certificates.otherCa },
+      username: 'limiter',
+      password: 'limiter-pw',
+      retryConfig: { maxRetries: 1 },
+    });
     const err = await m.verify().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RedisConfigurationError);
     expect((err as Error).message).toMatch(/self-signed certificate|unable to verify|unable to get.*certificate/i);

@@ -15,7 +15,9 @@ const CLUSTER_ACL = limiterAcl({ cluster: true });
 
 describe('on a Redis Cluster nobody listens on', () => {
   it('fails open within the deadline and verify says unavailable (T1)', async () => {
-    const manager = new RedisConnectionManager({ cluster: { nodes: [`127.0.0.1:${await freePort()}`, { host: '127.0.0.1', port: await freePort() }] } });
+    const manager = new RedisConnectionManager({
+      cluster: { nodes: [`127.0.0.1:${await freePort()}`, { host: '127.0.0.1', port: await freePort() }] },
+    });
     const events: RateLimiterEvent[] = [];
     const limiter = new RateLimiter(manager, 'gpt-4o', { tpm: 1000 }, { logger: recordingLogger(), onEvent: (e) => events.push(e) });
     try {
@@ -38,7 +40,8 @@ describe('on a Redis Cluster', () => {
 
   beforeAll(async () => {
     cluster = await OwnRedisCluster.start({ nodeTimeoutMs: NODE_TIMEOUT_MS });
-    for (const node of cluster.nodes) cli(node.port, 'ACL', 'SETUSER', 'limiter', 'reset', 'on', '>limiter-pw', '~{llmrl:*', '-@all', ...CLUSTER_ACL);
+    for (const node of cluster.nodes)
+      cli(node.port, 'ACL', 'SETUSER', 'limiter', 'reset', 'on', '>limiter-pw', '~{llmrl:*', '-@all', ...CLUSTER_ACL);
     manager = new RedisConnectionManager({
       cluster: { nodes: cluster.startupNodes.slice(0, 2).map(({ port }) => `redis://limiter:limiter-pw@127.0.0.1:${port}`) },
     });
@@ -64,7 +67,9 @@ describe('on a Redis Cluster', () => {
       cli(master.port, 'CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lru');
       const report = await admin.verify();
       expect(report.eviction).toHaveLength(3);
-      expect(report.warnings).toEqual([expect.stringMatching(new RegExp(`maxmemory-policy is allkeys-lru on 127\\.0\\.0\\.1:${master.port}`))]);
+      expect(report.warnings).toEqual([
+        expect.stringMatching(new RegExp(`maxmemory-policy is allkeys-lru on 127\\.0\\.0\\.1:${master.port}`)),
+      ]);
     } finally {
       cli(master.port, 'CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
       cli(master.port, 'CONFIG', 'SET', 'maxmemory', '0');
@@ -104,11 +109,29 @@ describe('on a Redis Cluster', () => {
       await waitFor(() => traffic.since(frozenAt).some((s) => s.degraded), 15_000, 'callers to fail open');
       const thawedAt = Date.now();
       shard.forEach((n) => n.thaw());
-      await waitFor(() => traffic.since(thawedAt).some((s) => !s.degraded && !s.error && s.startedAt > Math.max(...traffic.since(frozenAt).filter((x) => x.degraded).map((x) => x.endedAt))), 15_000, 'limiting to resume');
+      await waitFor(
+        () =>
+          traffic.since(thawedAt).some(
+            (s) =>
+              !s.degraded &&
+              !s.error &&
+              s.startedAt >
+                Math.max(
+                  ...traffic
+                    .since(frozenAt)
+                    .filter((x) => x.degraded)
+                    .map((x) => x.endedAt),
+                ),
+          ),
+        15_000,
+        'limiting to resume',
+      );
       const samples = await traffic.stop();
       const outage = traffic.outageAfter(frozenAt);
       const recovery = Math.max(...samples.filter((s) => s.degraded).map((s) => s.endedAt)) - thawedAt;
-      console.log(`T16 other shard frozen: ${outage.calls} calls failed open from +${outage.fromMs} ms; longest call ${outage.longestCallMs} ms; last degraded call ended ${recovery} ms after the thaw`);
+      console.log(
+        `T16 other shard frozen: ${outage.calls} calls failed open from +${outage.fromMs} ms; longest call ${outage.longestCallMs} ms; last degraded call ended ${recovery} ms after the thaw`,
+      );
       expect(samples.filter((s) => s.error)).toEqual([]);
       // fail-open within the limiter's budget (4 attempts of 500 ms + backoff), never a hang
       expect(outage.longestCallMs).toBeLessThan(4000);

@@ -15,7 +15,10 @@ const BUILD = join(ROOT, 'node_modules', '.cache', 'llmrl-faults');
 const WORKER = join(ROOT, 'test', 'faults', 'workers', 'limiter-child.mjs');
 
 function runChild(args: string[]) {
-  const child = fork(WORKER, args, { env: { ...process.env, LLMRL_DIST: join(BUILD, 'dist') }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(WORKER, args, {
+    env: { ...process.env, LLMRL_DIST: join(BUILD, 'dist') },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const exited = new Promise<number>((resolve) => child.once('exit', () => resolve(Date.now())));
   const message = new Promise<Record<string, string[]>>((resolve, reject) => {
     child.once('message', (m) => resolve(m as Record<string, string[]>));
@@ -28,7 +31,11 @@ describe('separate processes', () => {
   beforeAll(() => {
     rmSync(BUILD, { recursive: true, force: true });
     mkdirSync(BUILD, { recursive: true });
-    execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', join(BUILD, 'dist')], { cwd: ROOT, stdio: 'pipe' });
+    execFileSync(
+      process.execPath,
+      [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', join(BUILD, 'dist')],
+      { cwd: ROOT, stdio: 'pipe' },
+    );
     cpSync(join(ROOT, 'lua'), join(BUILD, 'lua'), { recursive: true });
   }, 120_000);
 

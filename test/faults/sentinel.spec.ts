@@ -11,7 +11,9 @@ import { Traffic } from '../support/traffic.js';
 
 describe('through sentinels nobody runs', () => {
   it('fails open within the deadline and verify says unavailable (T1)', async () => {
-    const manager = new RedisConnectionManager({ sentinel: { sentinels: [{ host: '127.0.0.1', port: await freePort() }], name: 'mymaster' } });
+    const manager = new RedisConnectionManager({
+      sentinel: { sentinels: [{ host: '127.0.0.1', port: await freePort() }], name: 'mymaster' },
+    });
     const limiter = new RateLimiter(manager, 'gpt-4o', { tpm: 1000 }, { logger: recordingLogger() });
     try {
       const started = performance.now();
@@ -48,7 +50,9 @@ describe('through Redis Sentinel', () => {
     const replica = group.data.find((d) => d.port !== group.masterPort())!;
     const direct = new RedisConnectionManager({ url: replica.url, retryConfig: { maxRetries: 1 } });
     try {
-      await expect(direct.verify()).rejects.toThrow(/connected to a read-only replica \(READONLY.*connect to the master, or use the sentinel/);
+      await expect(direct.verify()).rejects.toThrow(
+        /connected to a read-only replica \(READONLY.*connect to the master, or use the sentinel/,
+      );
     } finally {
       await direct.close();
     }
@@ -64,7 +68,11 @@ describe('through Redis Sentinel', () => {
       group.failover();
       await until(() => group.masterPort() !== oldMaster, 15_000, 'the sentinels to promote the replica');
       const switchedAt = Date.now();
-      await waitFor(() => traffic.since(switchedAt + 1000).filter((s) => !s.degraded && !s.error).length > 100, 15_000, 'traffic on the new master');
+      await waitFor(
+        () => traffic.since(switchedAt + 1000).filter((s) => !s.degraded && !s.error).length > 100,
+        15_000,
+        'traffic on the new master',
+      );
       const samples = await traffic.stop();
       const seconds = (samples[samples.length - 1].endedAt - samples[0].startedAt) / 1000;
       const rate = traffic.acknowledged().length / seconds;
@@ -96,7 +104,11 @@ describe('through Redis Sentinel', () => {
       master.freeze();
       await until(() => group.masterPort() !== master.port, 20_000, 'the sentinels to promote the replica');
       const promotedAt = Date.now();
-      await waitFor(() => traffic.since(promotedAt + 500).filter((s) => !s.degraded && !s.error).length > 50, 15_000, 'traffic on the new master');
+      await waitFor(
+        () => traffic.since(promotedAt + 500).filter((s) => !s.degraded && !s.error).length > 50,
+        15_000,
+        'traffic on the new master',
+      );
       const samples = await traffic.stop();
       master.thaw();
       const acked = traffic.acknowledged();
@@ -136,7 +148,11 @@ describe('through Redis Sentinel', () => {
       await master.kill();
       await until(() => group.masterPort() !== master.port, 20_000, 'the sentinels to promote the replica');
       const promotedAt = Date.now();
-      await waitFor(() => traffic.since(promotedAt + 500).filter((s) => !s.degraded && !s.error).length > 50, 15_000, 'traffic on the new master');
+      await waitFor(
+        () => traffic.since(promotedAt + 500).filter((s) => !s.degraded && !s.error).length > 50,
+        15_000,
+        'traffic on the new master',
+      );
       const samples = await traffic.stop();
       const acked = traffic.acknowledged();
       const degraded = samples.filter((s) => s.degraded).length;

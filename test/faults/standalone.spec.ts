@@ -1,6 +1,12 @@
 // One Redis server of the test's own behind a FaultProxy: T2, T4, T6, T7, T9, T10, T11, T12, T42, T43.
 import { Redis } from 'ioredis';
-import { AcquireTimeoutError, RateLimiter, RedisConnectionManager, type RateLimiterEvent, type RedisConnectionOptions } from '../../lib/index.js';
+import {
+  AcquireTimeoutError,
+  RateLimiter,
+  RedisConnectionManager,
+  type RateLimiterEvent,
+  type RedisConnectionOptions,
+} from '../../lib/index.js';
 import { recordingLogger } from '../support/backends.js';
 import { FaultProxy } from '../support/fault-proxy.js';
 import { closeClient, uniquePrefix, waitFor } from '../support/redis.js';
@@ -41,7 +47,11 @@ describe('one Redis behind a fault proxy', () => {
 
   function limiterOn(m: RedisConnectionManager, config = { tpm: 1e9, rpm: 1e9 }) {
     const events: RateLimiterEvent[] = [];
-    const limiter = new RateLimiter(m, 'gpt-4o', config, { keyPrefix: uniquePrefix(), logger: recordingLogger(), onEvent: (e) => events.push(e) });
+    const limiter = new RateLimiter(m, 'gpt-4o', config, {
+      keyPrefix: uniquePrefix(),
+      logger: recordingLogger(),
+      onEvent: (e) => events.push(e),
+    });
     return { limiter, events };
   }
 
@@ -66,7 +76,9 @@ describe('one Redis behind a fault proxy', () => {
       // the limiter's probe notices within its interval; until then calls still fail open
       await waitFor(async () => !(await limiter.acquire({ tokens: 1 })).degraded, 10_000, 'limiting to resume');
       const recoveryMs = performance.now() - backAt;
-      console.log(`T2 restart: 1000 calls failed open in ${outageMs.toFixed(0)} ms; limiting again ${recoveryMs.toFixed(0)} ms after Redis answered`);
+      console.log(
+        `T2 restart: 1000 calls failed open in ${outageMs.toFixed(0)} ms; limiting again ${recoveryMs.toFixed(0)} ms after Redis answered`,
+      );
       expect(recoveryMs).toBeLessThan(3000);
       expect(events.filter((e) => e.type === 'recovered')).toHaveLength(1);
       // the server was restarted empty: it holds only the one call made since, nothing replayed
@@ -76,7 +88,9 @@ describe('one Redis behind a fault proxy', () => {
       const admitted = burst.filter((r) => r.status === 'fulfilled');
       expect(admitted).toHaveLength(49);
       expect(admitted.every((r) => !(r as PromiseFulfilledResult<{ degraded: boolean }>).value.degraded)).toBe(true);
-      expect(burst.filter((r) => r.status === 'rejected').every((r) => (r as PromiseRejectedResult).reason instanceof AcquireTimeoutError)).toBe(true);
+      expect(
+        burst.filter((r) => r.status === 'rejected').every((r) => (r as PromiseRejectedResult).reason instanceof AcquireTimeoutError),
+      ).toBe(true);
       expect(unhandled).toEqual([]);
     } finally {
       process.off('unhandledRejection', onUnhandled);
@@ -122,9 +136,13 @@ describe('one Redis behind a fault proxy', () => {
     proxy.setLatency(100);
     const prefix = uniquePrefix();
     // three managers stand for three processes: each has its own connections
-    const limiters = [0, 1, 2].map(() => new RateLimiter(viaProxy(), 'gpt-4o', { rpm: 10, windowSeconds: 2 }, { keyPrefix: prefix, logger: recordingLogger() }));
+    const limiters = [0, 1, 2].map(
+      () => new RateLimiter(viaProxy(), 'gpt-4o', { rpm: 10, windowSeconds: 2 }, { keyPrefix: prefix, logger: recordingLogger() }),
+    );
     const started = Date.now();
-    const results = await Promise.all(limiters.flatMap((l) => Array.from({ length: 8 }, async () => ({ r: await l.acquire({ tokens: 1 }), at: Date.now() }))));
+    const results = await Promise.all(
+      limiters.flatMap((l) => Array.from({ length: 8 }, async () => ({ r: await l.acquire({ tokens: 1 }), at: Date.now() }))),
+    );
     const elapsedS = (Date.now() - started) / 1000;
     expect(results.every(({ r }) => !r.degraded)).toBe(true);
     // every round trip pays the latency
@@ -223,7 +241,10 @@ describe('a Redis server under its own limits', () => {
       const limiter = new RateLimiter(manager, 'gpt-4o', { tpm: 1000 }, { logger: recordingLogger(), onEvent: (e) => events.push(e) });
       const filler = 'x'.repeat(64 * 1024);
       for (let i = 0; ; i++) {
-        const full = await admin.set(`filler:${i}`, filler).then(() => false, (e: Error) => /^OOM/.test(e.message));
+        const full = await admin.set(`filler:${i}`, filler).then(
+          () => false,
+          (e: Error) => /^OOM/.test(e.message),
+        );
         if (full) break;
         expect(i).toBeLessThan(200);
       }

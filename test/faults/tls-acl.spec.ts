@@ -74,10 +74,17 @@ describe('TLS and ACL', () => {
 
   it.each([
     ['no CA (self-signed chain)', { tls: true }, /self-signed certificate|unable to verify/i],
-    ['a CA that did not sign the server certificate', { tls: { ca: [] as Buffer[] } }, /self-signed certificate|unable to verify|unable to get/i],
+    [
+      'a CA that did not sign the server certificate',
+      { tls: { ca: [] as Buffer[] } },
+      /self-signed certificate|unable to verify|unable to get/i,
+    ],
     ['a host name the certificate does not name', { tls: { servername: 'redis.example.com' } }, /Hostname\/IP does not match|altnames/i],
   ])('reports a TLS failure with its cause: %s (T30)', async (_case, extra, cause) => {
-    const tlsOptions = { ca: _case.startsWith('a CA') ? tls.certificates.otherCa : tls.certificates.ca, ...(typeof extra.tls === 'object' ? extra.tls : {}) };
+    const tlsOptions = {
+      ca: _case.startsWith('a CA') ? tls.certificates.otherCa : tls.certificates.ca,
+      ...(typeof extra.tls === 'object' ? extra.tls : {}),
+    };
     const m = manager({
       host: '127.0.0.1',
       port: tls.port,
@@ -133,7 +140,9 @@ describe('TLS and ACL', () => {
     const m = manager({ url: `rediss://notime:pw@127.0.0.1:${tls.port}`, tls: { ca: tls.certificates.ca } });
     const err = await m.verify().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RedisConfigurationError);
-    expect((err as Error).message).toMatch(/the Redis user "notime" may not run TIME, which the limiter's scripts call.*ACL SETUSER notime \+time/);
+    expect((err as Error).message).toMatch(
+      /the Redis user "notime" may not run TIME, which the limiter's scripts call.*ACL SETUSER notime \+time/,
+    );
     const { error } = await firstAcquire(m);
     expect(error).toBeInstanceOf(RedisConfigurationError);
     expect((error as Error).message).toMatch(/can't run this command.*An ACL permission is missing/);

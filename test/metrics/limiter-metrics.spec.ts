@@ -15,7 +15,12 @@ describe('LimiterMetrics on Redis', () => {
     manager = new RedisConnectionManager({ url: redisUrl() });
     otel = inMemoryMetrics();
     metrics = new LimiterMetrics(otel.meter, recordingLogger());
-    limiter = new RateLimiter(manager, 'gpt-4o', { tpm: 1000, rpm: 10, windowSeconds: 60 }, { keyPrefix: uniquePrefix(), onEvent: metrics.record, logger: recordingLogger() });
+    limiter = new RateLimiter(
+      manager,
+      'gpt-4o',
+      { tpm: 1000, rpm: 10, windowSeconds: 60 },
+      { keyPrefix: uniquePrefix(), onEvent: metrics.record, logger: recordingLogger() },
+    );
     metrics.observe(limiter);
   });
   afterEach(async () => {
@@ -63,7 +68,11 @@ describe('LimiterMetrics on Redis', () => {
     await waitFor(async () => (await otel.collect())('llm_rate_limiter.queue_depth', model) === 1, 10_000, 'the queued acquire to show');
     abort.abort();
     await expect(waiting).rejects.toThrow();
-    await waitFor(async () => (await otel.collect())('llm_rate_limiter.releases', { ...model, reason: 'aborted' }) === 1, 10_000, 'the release to be counted');
+    await waitFor(
+      async () => (await otel.collect())('llm_rate_limiter.releases', { ...model, reason: 'aborted' }) === 1,
+      10_000,
+      'the release to be counted',
+    );
     value = await otel.collect();
     expect(value('llm_rate_limiter.queue_depth', model)).toBe(0);
   });
@@ -76,7 +85,12 @@ describe('LimiterMetrics on Redis', () => {
     const down = new RedisConnectionManager({ host: '127.0.0.1', port, connectTimeoutMs: 200, retryConfig: { maxRetries: 0 } });
     const logger = recordingLogger();
     const degradedMetrics = new LimiterMetrics(otel.meter, logger);
-    const cut = new RateLimiter(down, 'claude', { rpm: 10 }, { keyPrefix: uniquePrefix(), onEvent: degradedMetrics.record, logger: recordingLogger() });
+    const cut = new RateLimiter(
+      down,
+      'claude',
+      { rpm: 10 },
+      { keyPrefix: uniquePrefix(), onEvent: degradedMetrics.record, logger: recordingLogger() },
+    );
     degradedMetrics.observe(cut);
     try {
       const result = await cut.acquire({ tokens: 1 });

@@ -1,5 +1,13 @@
 import { Injectable } from '@nestjs/common';
-import { getRateLimiterToken, InjectRateLimiter, LlmRateLimiterModule, type LlmRateLimiterModuleOptions, RateLimitConfigError, RateLimiter, UnknownModelError } from '../../lib/index.js';
+import {
+  getRateLimiterToken,
+  InjectRateLimiter,
+  LlmRateLimiterModule,
+  type LlmRateLimiterModuleOptions,
+  RateLimitConfigError,
+  RateLimiter,
+  UnknownModelError,
+} from '../../lib/index.js';
 import { initModule } from '../support/nest.js';
 
 const bootstrap = (options: unknown) => initModule({ imports: [LlmRateLimiterModule.forRoot(options as LlmRateLimiterModuleOptions)] });
@@ -8,7 +16,11 @@ const bootstrapAsync = (options: unknown) =>
 
 describe('LlmRateLimiterModule refuses bad options at bootstrap', () => {
   it.each([
-    ['a negative limit', { models: { 'gpt-4o': { tpm: -5 } } }, 'models["gpt-4o"].tpm must be a non-negative integer no larger than 1000000000000 (0 turns it off), got -5'],
+    [
+      'a negative limit',
+      { models: { 'gpt-4o': { tpm: -5 } } },
+      'models["gpt-4o"].tpm must be a non-negative integer no larger than 1000000000000 (0 turns it off), got -5',
+    ],
     ['a fractional limit', { models: { claude: { rpm: 1.5 } } }, 'models["claude"].rpm must be a non-negative integer'],
     ['an unknown limit field', { models: { 'gpt-4o': { tmp: 10 } } }, 'models["gpt-4o"].tmp is not a rate limit setting'],
     ['every limit off', { models: { 'gpt-4o': {} } }, 'models["gpt-4o"].tpm, inputTpm, outputTpm and rpm are all off'],
@@ -18,9 +30,21 @@ describe('LlmRateLimiterModule refuses bad options at bootstrap', () => {
     ['an empty model name', { models: { '': { tpm: 1 } } }, 'models[""]: a model name must be a non-empty'],
     ['an unknown option', { models: { m: { tpm: 1 } }, failuremode: 'open' }, 'failuremode is not an LlmRateLimiterModule option'],
     ['a bad failure mode', { models: { m: { tpm: 1 } }, failureMode: 'sometimes' }, "failureMode must be 'open'"],
-    ['a bad retry setting', { models: { m: { tpm: 1 } }, retryConfig: { maxRetries: -1 } }, 'retryConfig.maxRetries must be an integer from 0 to 100, got -1'],
-    ['a bad Redis port', { models: { m: { tpm: 1 } }, redis: { host: 'localhost', port: 0 } }, 'redis: port must be an integer from 1 to 65535, got 0'],
-    ['a Redis url of another scheme', { models: { m: { tpm: 1 } }, redis: { url: 'http://localhost' } }, 'redis: url must start with redis:// or rediss://'],
+    [
+      'a bad retry setting',
+      { models: { m: { tpm: 1 } }, retryConfig: { maxRetries: -1 } },
+      'retryConfig.maxRetries must be an integer from 0 to 100, got -1',
+    ],
+    [
+      'a bad Redis port',
+      { models: { m: { tpm: 1 } }, redis: { host: 'localhost', port: 0 } },
+      'redis: port must be an integer from 1 to 65535, got 0',
+    ],
+    [
+      'a Redis url of another scheme',
+      { models: { m: { tpm: 1 } }, redis: { url: 'http://localhost' } },
+      'redis: url must start with redis:// or rediss://',
+    ],
     ['redis given as a string', { models: { m: { tpm: 1 } }, redis: 'redis://localhost' }, 'redis must be connection settings such as'],
     ['an onEvent that is no function', { models: { m: { tpm: 1 } }, onEvent: 'log' }, 'onEvent must be a function'],
   ])('with %s, forRoot fails naming the field', async (_, options, message) => {
@@ -30,7 +54,9 @@ describe('LlmRateLimiterModule refuses bad options at bootstrap', () => {
   });
 
   it('fails the same way when the options come from a forRootAsync factory', async () => {
-    await expect(bootstrapAsync({ models: { 'gpt-4o': { tpm: -5 } } })).rejects.toThrow('models["gpt-4o"].tpm must be a non-negative integer');
+    await expect(bootstrapAsync({ models: { 'gpt-4o': { tpm: -5 } } })).rejects.toThrow(
+      'models["gpt-4o"].tpm must be a non-negative integer',
+    );
   });
 
   it('fails on options that are not an object', async () => {
@@ -49,9 +75,21 @@ describe('LlmRateLimiterModule refuses bad options at bootstrap', () => {
   });
 
   it.each([
-    ['a limit', { models: { 'gpt-4o': { tpm: '30000' } } }, 'models["gpt-4o"].tpm must be a non-negative integer no larger than 1000000000000 (0 turns it off), got "30000", a string: wrap'],
-    ['a window', { models: { 'gpt-4o': { tpm: 1, windowSeconds: '60' } } }, 'models["gpt-4o"].windowSeconds must be a number of seconds from 0.1 to 86400 in whole milliseconds, got "60", a string: wrap'],
-    ['a Redis port', { models: { m: { tpm: 1 } }, redis: { host: 'localhost', port: '6379' } }, 'redis.port must be a number, got "6379", a string: wrap'],
+    [
+      'a limit',
+      { models: { 'gpt-4o': { tpm: '30000' } } },
+      'models["gpt-4o"].tpm must be a non-negative integer no larger than 1000000000000 (0 turns it off), got "30000", a string: wrap',
+    ],
+    [
+      'a window',
+      { models: { 'gpt-4o': { tpm: 1, windowSeconds: '60' } } },
+      'models["gpt-4o"].windowSeconds must be a number of seconds from 0.1 to 86400 in whole milliseconds, got "60", a string: wrap',
+    ],
+    [
+      'a Redis port',
+      { models: { m: { tpm: 1 } }, redis: { host: 'localhost', port: '6379' } },
+      'redis.port must be a number, got "6379", a string: wrap',
+    ],
   ])('with %s given as a numeric string, says to wrap it in Number()', async (_, options, message) => {
     const failure = bootstrap(options);
     await expect(failure).rejects.toThrow(message);
@@ -88,12 +126,16 @@ describe('LlmRateLimiterModule names an injected model it does not declare', () 
   it('when no limits are configured for it, listing the configured models', async () => {
     const failure = initModule({ imports: [asyncRoot({ 'gpt-4o': limits })], providers: [SonnetUser] });
     await expect(failure).rejects.toThrow(UnknownModelError);
-    await expect(failure).rejects.toThrow('@InjectRateLimiter("claude-sonnet"): no rate limiter is configured for model "claude-sonnet"; configured models: "gpt-4o"');
+    await expect(failure).rejects.toThrow(
+      '@InjectRateLimiter("claude-sonnet"): no rate limiter is configured for model "claude-sonnet"; configured models: "gpt-4o"',
+    );
   });
 
   it('with forRoot as well', async () => {
     const failure = initModule({ imports: [LlmRateLimiterModule.forRoot({ models: { 'gpt-4o': limits } })], providers: [SonnetUser] });
-    await expect(failure).rejects.toThrow('@InjectRateLimiter("claude-sonnet"): no rate limiter is configured for model "claude-sonnet"; configured models: "gpt-4o"');
+    await expect(failure).rejects.toThrow(
+      '@InjectRateLimiter("claude-sonnet"): no rate limiter is configured for model "claude-sonnet"; configured models: "gpt-4o"',
+    );
   });
 
   it('when the injecting class loads after forRootAsync() ran', async () => {
@@ -102,7 +144,9 @@ describe('LlmRateLimiterModule names an injected model it does not declare', () 
     class LateUser {
       constructor(@InjectRateLimiter('late-model') readonly limiter: RateLimiter) {}
     }
-    await expect(initModule({ imports: [root], providers: [LateUser] })).rejects.toThrow('@InjectRateLimiter("late-model"): no rate limiter is configured');
+    await expect(initModule({ imports: [root], providers: [LateUser] })).rejects.toThrow(
+      '@InjectRateLimiter("late-model"): no rate limiter is configured',
+    );
   });
 
   it('injects a declared model and ignores names only classes outside the application inject', async () => {
@@ -118,7 +162,11 @@ describe('LlmRateLimiterModule names an injected model it does not declare', () 
   it('leaves a model declared by forFeature to the feature module', async () => {
     const moduleRef = await initModule({
       imports: [
-        LlmRateLimiterModule.forRootAsync({ isGlobal: true, models: ['gpt-4o'], useFactory: () => ({ models: { 'gpt-4o': limits, 'claude-sonnet': limits } }) }),
+        LlmRateLimiterModule.forRootAsync({
+          isGlobal: true,
+          models: ['gpt-4o'],
+          useFactory: () => ({ models: { 'gpt-4o': limits, 'claude-sonnet': limits } }),
+        }),
         LlmRateLimiterModule.forFeature(['claude-sonnet']),
       ],
       providers: [SonnetUser],

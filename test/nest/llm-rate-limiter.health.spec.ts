@@ -59,7 +59,14 @@ describe('LlmRateLimiterHealthIndicator', () => {
       const details = body.info['llm-rate-limiter'];
       expect(details).toMatchObject({ status: 'up', backend: 'redis' });
       expect(details.latencyMs).toEqual(expect.any(Number));
-      expect(details.models['gpt-4o']).toMatchObject({ tokensUsed: 600, tokensLimit: 1000, requestsUsed: 1, queueDepth: 0, utilization: 0.6, degraded: false });
+      expect(details.models['gpt-4o']).toMatchObject({
+        tokensUsed: 600,
+        tokensLimit: 1000,
+        requestsUsed: 1,
+        queueDepth: 0,
+        utilization: 0.6,
+        degraded: false,
+      });
       expect(details.models.claude).toMatchObject({ inputTokensLimit: 500, outputTokensLimit: 100, utilization: 0 });
     } finally {
       await app.close();

@@ -46,8 +46,14 @@ describe('LlmRateLimiterModule with metrics: { meter }', () => {
 
   it('never imports an OpenTelemetry package: applications without it load the library unchanged', () => {
     const files = (dir: string): string[] =>
-      readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
-    const importing = files('lib').filter((file) => /^\s*(import|export)\b[^;]*from\s*['"]@opentelemetry\/|import\(\s*['"]@opentelemetry\/|require\(\s*['"]@opentelemetry\//m.test(readFileSync(file, 'utf8')));
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+        e.isDirectory() ? files(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+      );
+    const importing = files('lib').filter((file) =>
+      /^\s*(import|export)\b[^;]*from\s*['"]@opentelemetry\/|import\(\s*['"]@opentelemetry\/|require\(\s*['"]@opentelemetry\//m.test(
+        readFileSync(file, 'utf8'),
+      ),
+    );
     expect(importing).toEqual([]);
   });
 });

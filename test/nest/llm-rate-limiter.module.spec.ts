@@ -38,7 +38,11 @@ class UsesGpt {
 class LimiterOptionsFactory {
   constructor(private readonly config: AppConfig) {}
   createLlmRateLimiterOptions(): LlmRateLimiterModuleOptions {
-    return { redis: { url: this.config.get('REDIS_URL') }, keyPrefix: uniquePrefix(), models: { 'gpt-4o': { tpm: Number(this.config.get('GPT_TPM')) } } };
+    return {
+      redis: { url: this.config.get('REDIS_URL') },
+      keyPrefix: uniquePrefix(),
+      models: { 'gpt-4o': { tpm: Number(this.config.get('GPT_TPM')) } },
+    };
   }
 }
 
@@ -78,7 +82,13 @@ describe('LlmRateLimiterModule', () => {
 
     it('with redis, shares one RedisConnectionManager, injectable by class, and closes it on shutdown', async () => {
       const moduleRef = await initModule({
-        imports: [LlmRateLimiterModule.forRoot({ redis: { url: redisUrl(), maxConnections: 2 }, keyPrefix: uniquePrefix(), models: { 'gpt-4o': { tpm: 1000 } } })],
+        imports: [
+          LlmRateLimiterModule.forRoot({
+            redis: { url: redisUrl(), maxConnections: 2 },
+            keyPrefix: uniquePrefix(),
+            models: { 'gpt-4o': { tpm: 1000 } },
+          }),
+        ],
         providers: [UsesGpt],
       });
       const manager = moduleRef.get(RedisConnectionManager);
@@ -96,7 +106,9 @@ describe('LlmRateLimiterModule', () => {
     it('uses an ioredis client the application passes, and leaves it open on shutdown', async () => {
       const client = new Redis(redisUrl());
       try {
-        const moduleRef = await initModule({ imports: [LlmRateLimiterModule.forRoot({ redis: client, keyPrefix: uniquePrefix(), models: { m: { rpm: 3 } } })] });
+        const moduleRef = await initModule({
+          imports: [LlmRateLimiterModule.forRoot({ redis: client, keyPrefix: uniquePrefix(), models: { m: { rpm: 3 } } })],
+        });
         const registry = moduleRef.get(RateLimiterRegistry);
         expect(registry.backend).toBe('redis');
         await registry.get('m').acquire({ tokens: 1 });
@@ -161,7 +173,9 @@ describe('LlmRateLimiterModule', () => {
     it('fails at bootstrap when a model listed beside the factory is not configured by it', async () => {
       await expect(
         initModule({
-          imports: [LlmRateLimiterModule.forRootAsync({ useFactory: () => ({ models: { 'gpt-4o': { tpm: 1 } } }), models: ['gpt-4o', 'claude'] })],
+          imports: [
+            LlmRateLimiterModule.forRootAsync({ useFactory: () => ({ models: { 'gpt-4o': { tpm: 1 } } }), models: ['gpt-4o', 'claude'] }),
+          ],
         }),
       ).rejects.toThrow(/no rate limiter is configured for model "claude"; configured models: "gpt-4o"/);
     });
@@ -178,7 +192,10 @@ describe('LlmRateLimiterModule', () => {
       class FeatureModule {}
       const moduleRef = await start({
         imports: [
-          LlmRateLimiterModule.forRootAsync({ isGlobal: true, useFactory: async () => ({ models: { 'gpt-4o': { tpm: 1 }, claude: { rpm: 2 } } }) }),
+          LlmRateLimiterModule.forRootAsync({
+            isGlobal: true,
+            useFactory: async () => ({ models: { 'gpt-4o': { tpm: 1 }, claude: { rpm: 2 } } }),
+          }),
           FeatureModule,
         ],
       });

@@ -28,7 +28,14 @@ describe('@RateLimitLlm on a controller route', () => {
     events = [];
     ({ app, url } = await listen(
       {
-        imports: [LlmRateLimiterModule.forRoot({ redis: { url: redisUrl() }, keyPrefix: uniquePrefix(), models: { 'gpt-4o': { tpm: 10_000, rpm: 2, windowSeconds: 1 } }, onEvent: (e) => events.push(e) })],
+        imports: [
+          LlmRateLimiterModule.forRoot({
+            redis: { url: redisUrl() },
+            keyPrefix: uniquePrefix(),
+            models: { 'gpt-4o': { tpm: 10_000, rpm: 2, windowSeconds: 1 } },
+            onEvent: (e) => events.push(e),
+          }),
+        ],
         controllers: [ChatController],
       },
       recordingNestLogger(),

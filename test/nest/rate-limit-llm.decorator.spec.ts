@@ -139,7 +139,10 @@ describe.each(backends)('@RateLimitLlm on a service method (%s)', (_, backendOpt
     const usedAtCall: number[] = [];
     sdk.answer = () => status('paced').then((s) => (usedAtCall.push(s.requestsUsed), openAiCompletion(1, 1)));
     await Promise.all([chat.paced(), chat.paced(), chat.paced(), chat.paced()]);
-    const acquired = events.filter((e) => e.type === 'acquired' && e.model === 'paced') as Extract<RateLimiterEvent, { type: 'acquired' }>[];
+    const acquired = events.filter((e) => e.type === 'acquired' && e.model === 'paced') as Extract<
+      RateLimiterEvent,
+      { type: 'acquired' }
+    >[];
     // rpm 2 per 1 s window: two calls go at once, two wait for the next window...
     expect(acquired.filter((e) => e.waitMs === 0)).toHaveLength(2);
     expect(acquired.filter((e) => e.waitMs > 0)).toHaveLength(2);
@@ -317,7 +320,10 @@ describe('@RateLimitLlm wiring', () => {
         return Promise.resolve(openAiCompletion(prompt.length, 1));
       }
     }
-    const moduleRef = await initModule({ imports: [LlmRateLimiterModule.forRoot({ models: { only: { tpm: 10_000 } } })], providers: [OneModel] }, quiet());
+    const moduleRef = await initModule(
+      { imports: [LlmRateLimiterModule.forRoot({ models: { only: { tpm: 10_000 } } })], providers: [OneModel] },
+      quiet(),
+    );
     await moduleRef.get(OneModel).run('abc');
     expect((await moduleRef.get(RateLimiterRegistry).get('only').getStatus()).tokensUsed).toBe(4);
     await moduleRef.close();
@@ -331,7 +337,10 @@ describe('@RateLimitLlm wiring', () => {
         return Promise.resolve();
       }
     }
-    const bootstrap = initModule({ imports: [LlmRateLimiterModule.forRoot({ models: { 'gpt-4o': { tpm: 1 } } })], providers: [Typo] }, quiet());
+    const bootstrap = initModule(
+      { imports: [LlmRateLimiterModule.forRoot({ models: { 'gpt-4o': { tpm: 1 } } })], providers: [Typo] },
+      quiet(),
+    );
     await expect(bootstrap).rejects.toThrow(UnknownModelError);
     await expect(
       initModule({ imports: [LlmRateLimiterModule.forRoot({ models: { 'gpt-4o': { tpm: 1 } } })], providers: [Typo] }, quiet()),
@@ -348,7 +357,9 @@ describe('@RateLimitLlm wiring', () => {
     }
     await expect(
       initModule({ imports: [LlmRateLimiterModule.forRoot({ models: { a: { tpm: 1 }, b: { tpm: 1 } } })], providers: [Unnamed] }, quiet()),
-    ).rejects.toThrow('@RateLimitLlm() on Unnamed.run needs a model, since several are configured (a, b); for example @RateLimitLlm({ model: "a" })');
+    ).rejects.toThrow(
+      '@RateLimitLlm() on Unnamed.run needs a model, since several are configured (a, b); for example @RateLimitLlm({ model: "a" })',
+    );
   });
 
   it('refuses bad options when the class is defined', () => {
@@ -378,9 +389,15 @@ describe('@RateLimitLlm wiring', () => {
       }
     }
     const logger = quiet();
-    const moduleRef = await initModule({ imports: [LlmRateLimiterModule.forRoot({ models: { m: { rpm: 10 } } })], providers: [PerRequest] }, logger);
+    const moduleRef = await initModule(
+      { imports: [LlmRateLimiterModule.forRoot({ models: { m: { rpm: 10 } } })], providers: [PerRequest] },
+      logger,
+    );
     expect(logger.lines).toContainEqual(
-      expect.objectContaining({ level: 'warn', message: expect.stringMatching(/^PerRequest\.run: PerRequest is request-scoped, so its @RateLimitLlm\(\) methods cannot be bound/) }),
+      expect.objectContaining({
+        level: 'warn',
+        message: expect.stringMatching(/^PerRequest\.run: PerRequest is request-scoped, so its @RateLimitLlm\(\) methods cannot be bound/),
+      }),
     );
     await moduleRef.close();
   });
@@ -399,7 +416,10 @@ describe('@RateLimitLlm wiring', () => {
         return super.ask();
       }
     }
-    const moduleRef = await initModule({ imports: [LlmRateLimiterModule.forRoot({ models: { m: { rpm: 10 } } })], providers: [Derived] }, quiet());
+    const moduleRef = await initModule(
+      { imports: [LlmRateLimiterModule.forRoot({ models: { m: { rpm: 10 } } })], providers: [Derived] },
+      quiet(),
+    );
     await moduleRef.get(Derived).ask();
     expect((await moduleRef.get(RateLimiterRegistry).get('m').getStatus()).requestsUsed).toBe(1);
     await moduleRef.close();

@@ -11,7 +11,11 @@ describe('the sample application over HTTP', () => {
   afterAll(() => app.close());
 
   const chat = (maxTokens: number) =>
-    fetch(`${url}/chat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ prompt: 'Hello', maxTokens }) });
+    fetch(`${url}/chat`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'Hello', maxTokens }),
+    });
 
   it('answers a request larger than a whole window allows with 413, not 500', async () => {
     const response = await chat(999_999);

@@ -48,12 +48,17 @@ describe('LlmRateLimiterModule checks Redis at startup', () => {
   });
 
   it("fails the bootstrap when Redis is unreachable and failureMode is 'closed'", async () => {
-    await expect(boot({ redis: { host: '127.0.0.1', port: await freePort() }, failureMode: 'closed' })).rejects.toThrow(RedisUnavailableError);
+    await expect(boot({ redis: { host: '127.0.0.1', port: await freePort() }, failureMode: 'closed' })).rejects.toThrow(
+      RedisUnavailableError,
+    );
   });
 
   it('skips the check with verifyOnStartup: false, and refuses a non-boolean', async () => {
     const url = new URL(redisUrl());
-    const app = await boot({ redis: { host: url.hostname, port: Number(url.port), username: user, password: 'wrong' }, verifyOnStartup: false });
+    const app = await boot({
+      redis: { host: url.hostname, port: Number(url.port), username: user, password: 'wrong' },
+      verifyOnStartup: false,
+    });
     await app.close();
     await expect(boot({ verifyOnStartup: 'yes' as never })).rejects.toThrow(/verifyOnStartup must be true or false/);
   });

@@ -57,10 +57,14 @@ describe('the npm package', () => {
     // Build and pack a copy, so the working tree's dist/ is left alone.
     const pkg = join(work, 'pkg');
     mkdirSync(pkg);
-    for (const entry of ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'tsconfig.cjs.json', 'README.md', 'lib', 'lua', 'scripts']) cpSync(join(root, entry), join(pkg, entry), { recursive: true });
+    for (const entry of ['package.json', 'tsconfig.json', 'tsconfig.build.json', 'tsconfig.cjs.json', 'README.md', 'lib', 'lua', 'scripts'])
+      cpSync(join(root, entry), join(pkg, entry), { recursive: true });
     symlinkSync(join(root, 'node_modules'), join(pkg, 'node_modules'), 'dir');
     run(process.execPath, [join('scripts', 'build.mjs')], pkg);
-    const packed = JSON.parse(run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], pkg)) as { filename: string; files: { path: string }[] }[];
+    const packed = JSON.parse(run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], pkg)) as {
+      filename: string;
+      files: { path: string }[];
+    }[];
     files = packed[0].files.map((f) => f.path);
 
     consumer = join(work, 'consumer');
@@ -69,7 +73,8 @@ describe('the npm package', () => {
     writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
     run('tar', ['-xzf', join(work, packed[0].filename), '-C', modules], consumer);
     renameSync(join(modules, 'package'), join(modules, 'nestjs-llm-rate-limiter'));
-    for (const peer of ['@nestjs', 'ioredis', 'reflect-metadata', 'rxjs']) symlinkSync(join(root, 'node_modules', peer), join(modules, peer), 'dir');
+    for (const peer of ['@nestjs', 'ioredis', 'reflect-metadata', 'rxjs'])
+      symlinkSync(join(root, 'node_modules', peer), join(modules, peer), 'dir');
   }, 120_000);
 
   afterAll(() => {
@@ -79,7 +84,15 @@ describe('the npm package', () => {
   it('ships both builds with their declarations and the README, and nothing of the sources, tests or sample', () => {
     for (const format of ['esm', 'commonjs']) {
       const entries = ['index', 'health', 'limiter'].flatMap((entry) => [`dist/${format}/${entry}.js`, `dist/${format}/${entry}.d.ts`]);
-      expect(files).toEqual(expect.arrayContaining(['package.json', 'README.md', `dist/${format}/package.json`, `dist/${format}/redis/lua-sources.generated.js`, ...entries]));
+      expect(files).toEqual(
+        expect.arrayContaining([
+          'package.json',
+          'README.md',
+          `dist/${format}/package.json`,
+          `dist/${format}/redis/lua-sources.generated.js`,
+          ...entries,
+        ]),
+      );
     }
     expect(files.filter((f) => /^(test|sample|bench|lib|lua|scripts|consumers)\//.test(f))).toEqual([]);
   });
@@ -88,18 +101,36 @@ describe('the npm package', () => {
     const dist = join(consumer, 'node_modules', 'nestjs-llm-rate-limiter', 'dist');
     const commonjs = files.filter((f) => f.startsWith('dist/commonjs/') && f.endsWith('.js'));
     expect(commonjs.length).toBeGreaterThan(10);
-    for (const file of commonjs) expect([file, readFileSync(join(dist, '..', file), 'utf8').includes('import.meta')]).toEqual([file, false]);
+    for (const file of commonjs)
+      expect([file, readFileSync(join(dist, '..', file), 'utf8').includes('import.meta')]).toEqual([file, false]);
     const queue = readFileSync(join(root, 'lua', 'queue.lua'), 'utf8');
-    for (const format of ['esm', 'commonjs']) expect(readFileSync(join(dist, format, 'redis', 'lua-sources.generated.js'), 'utf8')).toContain(JSON.stringify(queue));
+    for (const format of ['esm', 'commonjs'])
+      expect(readFileSync(join(dist, format, 'redis', 'lua-sources.generated.js'), 'utf8')).toContain(JSON.stringify(queue));
   });
 
   it.each([
-    ['import (ESM)', 'consumer.mjs', 'esm/index.js', `import 'reflect-metadata';\nimport * as lib from 'nestjs-llm-rate-limiter';\nimport * as health from 'nestjs-llm-rate-limiter/health';\nimport * as common from '@nestjs/common';\nimport * as core from '@nestjs/core';\nconst resolved = import.meta.resolve('nestjs-llm-rate-limiter');`],
-    ['require() (CommonJS)', 'consumer.cjs', 'commonjs/index.js', `require('reflect-metadata');\nconst lib = require('nestjs-llm-rate-limiter');\nconst health = require('nestjs-llm-rate-limiter/health');\nconst common = require('@nestjs/common');\nconst core = require('@nestjs/core');\nconst resolved = require.resolve('nestjs-llm-rate-limiter');`],
+    [
+      'import (ESM)',
+      'consumer.mjs',
+      'esm/index.js',
+      `import 'reflect-metadata';\nimport * as lib from 'nestjs-llm-rate-limiter';\nimport * as health from 'nestjs-llm-rate-limiter/health';\nimport * as common from '@nestjs/common';\nimport * as core from '@nestjs/core';\nconst resolved = import.meta.resolve('nestjs-llm-rate-limiter');`,
+    ],
+    [
+      'require() (CommonJS)',
+      'consumer.cjs',
+      'commonjs/index.js',
+      `require('reflect-metadata');\nconst lib = require('nestjs-llm-rate-limiter');\nconst health = require('nestjs-llm-rate-limiter/health');\nconst common = require('@nestjs/common');\nconst core = require('@nestjs/core');\nconst resolved = require.resolve('nestjs-llm-rate-limiter');`,
+    ],
   ])('works when loaded with %s: a limiter on Redis and a decorated Nest provider', (_, file, build, load) => {
     writeFileSync(join(consumer, file), consumerBody(load));
     const output = run(process.execPath, [file], consumer, { REDIS_URL: redisUrl(), PREFIX: uniquePrefix('pack') });
-    expect(JSON.parse(output.trim().split('\n').at(-1)!)).toEqual({ degraded: false, bareUsed: 7, decoratedUsed: 6, health: 'function', build });
+    expect(JSON.parse(output.trim().split('\n').at(-1)!)).toEqual({
+      degraded: false,
+      bareUsed: 7,
+      decoratedUsed: 6,
+      health: 'function',
+      build,
+    });
   });
 
   it('serves an app that loads both builds: injection and instanceof work across the CommonJS and the ESM copy', () => {

@@ -2,7 +2,9 @@ import { billingCodeOf } from '../../lib/providers/billing-errors.js';
 
 describe('billing refusals', () => {
   it("recognises OpenAI's insufficient_quota, as a body, its text, or the SDK's error.error", () => {
-    const body = { error: { message: 'You exceeded your current quota', type: 'insufficient_quota', param: null, code: 'insufficient_quota' } };
+    const body = {
+      error: { message: 'You exceeded your current quota', type: 'insufficient_quota', param: null, code: 'insufficient_quota' },
+    };
     expect(billingCodeOf(body)).toBe('insufficient_quota');
     expect(billingCodeOf(JSON.stringify(body))).toBe('insufficient_quota');
     expect(billingCodeOf(body.error)).toBe('insufficient_quota');

@@ -26,7 +26,11 @@ describe('RedisConnectionManager options per topology', () => {
       maxRetriesPerRequest: 0,
       lazyConnect: true,
     });
-    expect(options.reconnectOnError?.(Object.assign(new Error("READONLY You can't write against a read only replica."), { name: 'ReplyError' }) as never)).toBe(1);
+    expect(
+      options.reconnectOnError?.(
+        Object.assign(new Error("READONLY You can't write against a read only replica."), { name: 'ReplyError' }) as never,
+      ),
+    ).toBe(1);
   });
 
   it('carries rediss:// and user:password of cluster node URLs to every node, and tunes redirections', () => {
@@ -48,7 +52,11 @@ describe('RedisConnectionManager options per topology', () => {
   });
 
   it('lets cluster options override the defaults and merges their redisOptions', () => {
-    const m = make({ username: 'u', password: 'p', cluster: { nodes: ['127.0.0.1:7000'], options: { maxRedirections: 4, redisOptions: { connectionName: 'x' } } } });
+    const m = make({
+      username: 'u',
+      password: 'p',
+      cluster: { nodes: ['127.0.0.1:7000'], options: { maxRedirections: 4, redisOptions: { connectionName: 'x' } } },
+    });
     expect(m.cluster.options).toMatchObject({ maxRedirections: 4, redisOptions: { username: 'u', password: 'p', connectionName: 'x' } });
   });
 
@@ -87,8 +95,8 @@ describe('RedisConnectionManager options per topology', () => {
     expect(() => new RedisConnectionManager({ cluster: { nodes: [{ host: 'x', port: 0 }] } })).toThrow(/cluster.nodes\[0\]/);
     expect(() => new RedisConnectionManager({ sentinel: { sentinels: [], name: 'm' } })).toThrow(/at least one sentinel/);
     expect(() => new RedisConnectionManager({ sentinel: { sentinels: [{ host: 'x', port: 1 }], name: '' } })).toThrow(/sentinel.name/);
-    expect(() => new RedisConnectionManager({ cluster: { nodes: ['x:1'] }, sentinel: { sentinels: [{ host: 'x', port: 1 }], name: 'm' } })).toThrow(
-      RateLimitConfigError,
-    );
+    expect(
+      () => new RedisConnectionManager({ cluster: { nodes: ['x:1'] }, sentinel: { sentinels: [{ host: 'x', port: 1 }], name: 'm' } }),
+    ).toThrow(RateLimitConfigError);
   });
 });

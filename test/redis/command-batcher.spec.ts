@@ -28,7 +28,7 @@ function recorder() {
 }
 
 describe('CommandBatcher', () => {
-const turn = () => new Promise((r) => setImmediate(r));
+  const turn = () => new Promise((r) => setImmediate(r));
 
   it('sends a lone acquire at once, and those that come while it is in flight together on the next turn', async () => {
     const { sent, send } = recorder();

@@ -8,7 +8,12 @@ import { freePort, OwnRedisServer } from '../support/redis-server.js';
 describe("failureMode 'local'", () => {
   it('limits each process to its share of every limit while Redis is unavailable', async () => {
     const manager = new RedisConnectionManager({ host: '127.0.0.1', port: await freePort() });
-    const limiter = new RateLimiter(manager, 'm', { tpm: 1000, rpm: 10 }, { failureMode: 'local', expectedInstances: 2, logger: recordingLogger() });
+    const limiter = new RateLimiter(
+      manager,
+      'm',
+      { tpm: 1000, rpm: 10 },
+      { failureMode: 'local', expectedInstances: 2, logger: recordingLogger() },
+    );
     try {
       const first = await limiter.acquire({ inputTokens: 300, outputTokens: 200 });
       expect(first.degraded).toBe(true);
@@ -35,7 +40,12 @@ describe("failureMode 'local'", () => {
     const events: RateLimiterEvent[] = [];
     const limiters = managers.map(
       (m, i) =>
-        new RateLimiter(m, 'm', { tpm: 900 }, { failureMode: 'local', logger: recordingLogger(), onEvent: i === 0 ? (e) => events.push(e) : undefined }),
+        new RateLimiter(
+          m,
+          'm',
+          { tpm: 900 },
+          { failureMode: 'local', logger: recordingLogger(), onEvent: i === 0 ? (e) => events.push(e) : undefined },
+        ),
     );
     try {
       await Promise.all(limiters.map((l) => l.acquire({ tokens: 1 })));
@@ -50,7 +60,9 @@ describe("failureMode 'local'", () => {
       await own.startAgain();
       await waitFor(() => !mine.degraded, 10_000, 'the probe to see Redis again');
       await expect(mine.acquire({ tokens: 1 })).resolves.toMatchObject({ degraded: false });
-      expect(events.filter((e) => e.type === 'degraded' || e.type === 'recovered').map((e) => [e.type, 'failureMode' in e ? e.failureMode : ''])).toEqual([
+      expect(
+        events.filter((e) => e.type === 'degraded' || e.type === 'recovered').map((e) => [e.type, 'failureMode' in e ? e.failureMode : '']),
+      ).toEqual([
         ['degraded', 'local'],
         ['recovered', ''],
       ]);
@@ -93,7 +105,12 @@ describe('while Redis is known to be down', () => {
 
   it("with failureMode 'local', carries reservations across both handovers and hears the provider in its share", () =>
     withOwnRedis(async (own, manager) => {
-      const limiter = new RateLimiter(manager, 'm', { tpm: 900 }, { failureMode: 'local', expectedInstances: 3, logger: recordingLogger() });
+      const limiter = new RateLimiter(
+        manager,
+        'm',
+        { tpm: 900 },
+        { failureMode: 'local', expectedInstances: 3, logger: recordingLogger() },
+      );
       await expect(limiter.acquire({ tokens: 100 })).resolves.toMatchObject({ degraded: false });
       await own.kill();
       // The share is 300, and this process took 100 of it on Redis within the window.

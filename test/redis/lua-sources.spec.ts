@@ -8,7 +8,10 @@ const root = join(import.meta.dirname, '..', '..');
 
 describe('the generated Lua module', () => {
   it('matches lua/ (after editing a .lua file, run npm run generate:lua)', async () => {
-    const generator = (await import(pathToFileURL(join(root, 'scripts', 'generate-lua.mjs')).href)) as { generateLuaModule(): string; GENERATED: string };
+    const generator = (await import(pathToFileURL(join(root, 'scripts', 'generate-lua.mjs')).href)) as {
+      generateLuaModule(): string;
+      GENERATED: string;
+    };
     expect(readFileSync(generator.GENERATED, 'utf8')).toBe(generator.generateLuaModule());
   });
 });

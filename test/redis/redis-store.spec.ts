@@ -1,8 +1,21 @@
 import { Redis } from 'ioredis';
-import { RateLimiter, RedisConfigurationError, RedisConnectionManager, RedisUnavailableError, type RateLimiterEvent } from '../../lib/index.js';
+import {
+  RateLimiter,
+  RedisConfigurationError,
+  RedisConnectionManager,
+  RedisUnavailableError,
+  type RateLimiterEvent,
+} from '../../lib/index.js';
 import { type EffectiveLimits } from '../../lib/core/config.js';
 import { DEFAULT_RETRY_CONFIG } from '../../lib/redis/retry.js';
-import { BUCKETS, OWNER_LEASE_MS, SETTLED_HORIZON_MS, type AcquireReply, type ModelSettings, type ModelStore } from '../../lib/core/store.js';
+import {
+  BUCKETS,
+  OWNER_LEASE_MS,
+  SETTLED_HORIZON_MS,
+  type AcquireReply,
+  type ModelSettings,
+  type ModelStore,
+} from '../../lib/core/store.js';
 import { newOpId } from '../../lib/core/record-id.js';
 import { RedisExecutor } from '../../lib/redis/executor.js';
 import { modelKeys } from '../../lib/redis/keys.js';
@@ -38,7 +51,8 @@ function driver(store: ModelStore, settings: ModelSettings, owner = 'owner-1') {
   return {
     acquire: (opId: string, tokens: number, maxWaitMs = -1): Promise<AcquireReply> =>
       store.acquire({ opId, owner, settings, cost: { tokens, inputTokens: 0, outputTokens: 0, requests: 1 }, maxWaitMs }),
-    adjust: (opId: string, tokens: number) => store.settle({ opId, settings, mode: 'adjust', refunds: true, to: { tokens, inputTokens: 0, outputTokens: 0 } }),
+    adjust: (opId: string, tokens: number) =>
+      store.settle({ opId, settings, mode: 'adjust', refunds: true, to: { tokens, inputTokens: 0, outputTokens: 0 } }),
     release: (opId: string) => store.settle({ opId, settings, mode: 'release', refunds: true }),
     claim: (opIds: string[]) => store.claim({ owner, settings, opIds }),
     used: async () => (await store.status(settings)).used,
@@ -100,7 +114,9 @@ describe('RedisStore', () => {
     const start = Date.now() + 86_400_000;
     const T = start - (start % 60_000);
     const clock = { now: T, T };
-    const store = new RedisStore(new RedisExecutor(() => storeClient, { retry: DEFAULT_RETRY_CONFIG, commandTimeoutMs: 5000 }), { clock: () => clock.now });
+    const store = new RedisStore(new RedisExecutor(() => storeClient, { retry: DEFAULT_RETRY_CONFIG, commandTimeoutMs: 5000 }), {
+      clock: () => clock.now,
+    });
     return { clock, store };
   }
 
@@ -112,40 +128,43 @@ describe('RedisStore', () => {
     it.each([
       ['sliding window', slidingWindow(60_000, { tokens: 1000 })],
       ['token bucket', tokenBucket(1000, { tokens: 1000 })],
-    ])('keeps every key of a model under one hash tag, each with a TTL, through acquires that queue, claims and settles (%s)', async (_name, settings) => {
-      const prefix = uniquePrefix();
-      const d = driver(manager.limiterStore.forModel('gpt-4o', prefix), settings);
-      const names = queueKeys(prefix, 'gpt-4o');
-      const state = settings.algorithm === 'token-bucket' ? names.bucket : names.window;
-      const tag = `{${prefix}:gpt-4o}`;
-      const W = settings.windowMs;
-      /** Every key there is: of the model's names, under its tag, and none without a TTL. */
-      const checkKeys = async (expected: string[]) => {
-        const keys = await keysOf(prefix);
-        expect(keys).toEqual([...expected].sort());
-        for (const key of keys) {
-          expect(key.startsWith(tag)).toBe(true);
-          const ttl = await redis.pttl(key);
-          // At least a window, the horizon and the lease ahead at the call; pushed a window past that.
-          expect({ key, ttl, atLeast: ttl > W + SETTLED_HORIZON_MS }).toEqual({ key, ttl, atLeast: true });
-          expect(ttl).toBeLessThanOrEqual(2 * W + SETTLED_HORIZON_MS + OWNER_LEASE_MS);
-        }
-      };
+    ])(
+      'keeps every key of a model under one hash tag, each with a TTL, through acquires that queue, claims and settles (%s)',
+      async (_name, settings) => {
+        const prefix = uniquePrefix();
+        const d = driver(manager.limiterStore.forModel('gpt-4o', prefix), settings);
+        const names = queueKeys(prefix, 'gpt-4o');
+        const state = settings.algorithm === 'token-bucket' ? names.bucket : names.window;
+        const tag = `{${prefix}:gpt-4o}`;
+        const W = settings.windowMs;
+        /** Every key there is: of the model's names, under its tag, and none without a TTL. */
+        const checkKeys = async (expected: string[]) => {
+          const keys = await keysOf(prefix);
+          expect(keys).toEqual([...expected].sort());
+          for (const key of keys) {
+            expect(key.startsWith(tag)).toBe(true);
+            const ttl = await redis.pttl(key);
+            // At least a window, the horizon and the lease ahead at the call; pushed a window past that.
+            expect({ key, ttl, atLeast: ttl > W + SETTLED_HORIZON_MS }).toEqual({ key, ttl, atLeast: true });
+            expect(ttl).toBeLessThanOrEqual(2 * W + SETTLED_HORIZON_MS + OWNER_LEASE_MS);
+          }
+        };
 
-      expect((await d.acquire('a', 1000)).state).toBe('admitted');
-      // Admitted at once: no lease needed, so no owners key yet.
-      await checkKeys([state, names.records, names.expiry]);
-      expect((await d.acquire('b', 500)).state).toBe('waiting');
-      await checkKeys([state, names.queue, names.records, names.expiry, names.owners]);
-      expect((await d.claim(['b'])).records[0]?.state).toBe('waiting');
-      await checkKeys([state, names.queue, names.records, names.expiry, names.owners]);
-      const released = await d.release('a');
-      expect(released.admitted.map((a) => a.opId)).toEqual(['b']);
-      // The queue emptied and is gone.
-      await checkKeys([state, names.records, names.expiry, names.owners]);
-      expect((await d.adjust('b', 100)).status).toBe('ok');
-      await checkKeys([state, names.records, names.expiry, names.owners]);
-    });
+        expect((await d.acquire('a', 1000)).state).toBe('admitted');
+        // Admitted at once: no lease needed, so no owners key yet.
+        await checkKeys([state, names.records, names.expiry]);
+        expect((await d.acquire('b', 500)).state).toBe('waiting');
+        await checkKeys([state, names.queue, names.records, names.expiry, names.owners]);
+        expect((await d.claim(['b'])).records[0]?.state).toBe('waiting');
+        await checkKeys([state, names.queue, names.records, names.expiry, names.owners]);
+        const released = await d.release('a');
+        expect(released.admitted.map((a) => a.opId)).toEqual(['b']);
+        // The queue emptied and is gone.
+        await checkKeys([state, names.records, names.expiry, names.owners]);
+        expect((await d.adjust('b', 100)).status).toBe('ok');
+        await checkKeys([state, names.records, names.expiry, names.owners]);
+      },
+    );
 
     it("gives every key the state's TTL in calls that do not move it: after a back-off pushed it, and for a key a claim creates", async () => {
       const { clock, store } = clockedStore();
@@ -396,9 +415,7 @@ describe('RedisStore', () => {
       const empty = await modelBytes(prefix, 'm');
       const WAITERS = 10_000;
       for (let chunk = 0; chunk < WAITERS; chunk += 1000) {
-        const replies = await Promise.all(
-          Array.from({ length: 1000 }, () => d.acquire(newOpId(), 10)),
-        );
+        const replies = await Promise.all(Array.from({ length: 1000 }, () => d.acquire(newOpId(), 10)));
         expect(replies.every((r) => r.state === 'waiting')).toBe(true);
       }
       expect((await store.forModel('m', prefix).status(slidingWindow(60_000, { tokens: 1000 }))).queueDepth).toBe(WAITERS);

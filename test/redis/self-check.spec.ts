@@ -8,7 +8,16 @@ import { freePort, OwnRedisServer } from '../support/redis-server.js';
 async function limiterUser(admin: Redis, prefix: string, ...tweak: string[]): Promise<{ username: string; password: string }> {
   const username = uniquePrefix('user');
   const password = 'pw-' + username;
-  const commands = ['+eval', '+evalsha', '+ping', '+hello', '+info', '+subscribe', '+unsubscribe', ...scriptCommands().map((c) => `+${c.toLowerCase()}`)];
+  const commands = [
+    '+eval',
+    '+evalsha',
+    '+ping',
+    '+hello',
+    '+info',
+    '+subscribe',
+    '+unsubscribe',
+    ...scriptCommands().map((c) => `+${c.toLowerCase()}`),
+  ];
   await admin.call('ACL', 'SETUSER', username, 'reset', 'on', `>${password}`, `~{${prefix}:*`, `&{${prefix}:*`, ...commands, ...tweak);
   return { username, password };
 }
@@ -40,7 +49,12 @@ describe('RedisConnectionManager.verify', () => {
     const warned: string[] = [];
     try {
       const report = await manager.verify({ keyPrefix: uniquePrefix(), logger: { warn: (m) => warned.push(m) } });
-      expect(report).toMatchObject({ topology: 'standalone', username: 'default', algorithms: ['sliding-window', 'token-bucket'], warnings: [] });
+      expect(report).toMatchObject({
+        topology: 'standalone',
+        username: 'default',
+        algorithms: ['sliding-window', 'token-bucket'],
+        warnings: [],
+      });
       expect(report.serverVersion).toMatch(/^\d+\.\d+/);
       expect(report.eviction).toEqual([expect.objectContaining({ policy: 'noeviction' })]);
       expect(warned).toEqual([]);
@@ -57,17 +71,22 @@ describe('RedisConnectionManager.verify', () => {
     expect(report.warnings).toEqual([expect.stringMatching(/could not read maxmemory-policy: CONFIG GET is not allowed/)]);
   });
 
-  it.each(['TIME', 'ZCARD', 'PEXPIREAT', 'HDEL'])('names %s when the ACL lacks it, though no script fails on it every call', async (command) => {
-    const err = await check(uniquePrefix(), `-${command.toLowerCase()}`).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(RedisConfigurationError);
-    expect((err as Error).message).toMatch(new RegExp(`may not run ${command}\\b.*ACL SETUSER user-\\S+ \\+${command.toLowerCase()}`));
-  });
+  it.each(['TIME', 'ZCARD', 'PEXPIREAT', 'HDEL'])(
+    'names %s when the ACL lacks it, though no script fails on it every call',
+    async (command) => {
+      const err = await check(uniquePrefix(), `-${command.toLowerCase()}`).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RedisConfigurationError);
+      expect((err as Error).message).toMatch(new RegExp(`may not run ${command}\\b.*ACL SETUSER user-\\S+ \\+${command.toLowerCase()}`));
+    },
+  );
 
-  it('names the channel permission when the user may not publish to the limiter\'s channels', async () => {
+  it("names the channel permission when the user may not publish to the limiter's channels", async () => {
     const prefix = uniquePrefix();
     const err = await check(prefix, 'resetchannels').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RedisConfigurationError);
-    expect((err as Error).message).toMatch(new RegExp(`may not publish to the limiter's channels.*ACL SETUSER user-\\S+ &\\{${prefix}:\\*`));
+    expect((err as Error).message).toMatch(
+      new RegExp(`may not publish to the limiter's channels.*ACL SETUSER user-\\S+ &\\{${prefix}:\\*`),
+    );
   });
 
   it('names SUBSCRIBE when the ACL lacks it: the scripts publish, the store subscribes', async () => {

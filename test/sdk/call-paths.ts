@@ -32,7 +32,11 @@ export function describeCallPaths(mode: string, clientsOf: ClientsOf): void {
 
     const status = (model: string) => app.registry.get(model).getStatus();
     const settled = (model: string, count = 1) =>
-      waitFor(() => app.events.filter((e) => e.type === 'adjusted' && e.model === model).length >= count, 10_000, `${count} adjust of ${model}`);
+      waitFor(
+        () => app.events.filter((e) => e.type === 'adjusted' && e.model === model).length >= count,
+        10_000,
+        `${count} adjust of ${model}`,
+      );
 
     it('settles chat.completions.create to the reported usage', async () => {
       const completion = await app.service.complete(CHAT);

@@ -91,7 +91,9 @@ export class FakeProvider {
       res.end(JSON.stringify({ object: 'list', data: [{ id: 'gpt-4o', object: 'model', created: 1, owned_by: 'fake' }] }));
       return;
     }
-    const input = Math.ceil(textOf(body.messages ?? body.input ?? body.contents ?? body.requests ?? '').length / 4) + Math.ceil(textOf(body.system ?? '').length / 4);
+    const input =
+      Math.ceil(textOf(body.messages ?? body.input ?? body.contents ?? body.requests ?? '').length / 4) +
+      Math.ceil(textOf(body.system ?? '').length / 4);
     const embedding = /embed/i.test(url.pathname);
     const output = embedding ? 0 : this.outputTokens;
     this.spent += input + output;
@@ -113,24 +115,39 @@ export class FakeProvider {
       };
     }
     if (provider === 'gemini') return {};
-    return { 'x-ratelimit-limit-tokens': String(this.tokenLimit), 'x-ratelimit-remaining-tokens': remaining, 'x-ratelimit-reset-tokens': '6s' };
+    return {
+      'x-ratelimit-limit-tokens': String(this.tokenLimit),
+      'x-ratelimit-remaining-tokens': remaining,
+      'x-ratelimit-reset-tokens': '6s',
+    };
   }
 
   private refuse(res: ServerResponse, provider: string, reply: Reply): void {
     const rate = reply === 'rate-limited';
     const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (rate) Object.assign(headers, { 'retry-after-ms': String(this.retryAfterMs), 'retry-after': String(Math.ceil(this.retryAfterMs / 1000)) });
+    if (rate)
+      Object.assign(headers, { 'retry-after-ms': String(this.retryAfterMs), 'retry-after': String(Math.ceil(this.retryAfterMs / 1000)) });
     let status = 429;
     let body: Json;
     if (provider === 'anthropic') {
       if (!rate) status = 402;
-      body = { type: 'error', error: { type: rate ? 'rate_limit_error' : 'billing_error', message: rate ? 'rate limit exceeded' : 'credit balance too low' } };
+      body = {
+        type: 'error',
+        error: { type: rate ? 'rate_limit_error' : 'billing_error', message: rate ? 'rate limit exceeded' : 'credit balance too low' },
+      };
     } else if (provider === 'gemini') {
       body = { error: { code: 429, message: 'Resource has been exhausted', status: 'RESOURCE_EXHAUSTED' } };
     } else {
       body = rate
         ? { error: { message: 'Rate limit reached for requests', type: 'requests', param: null, code: 'rate_limit_exceeded' } }
-        : { error: { message: 'You exceeded your current quota, please check your plan and billing details.', type: 'insufficient_quota', param: null, code: 'insufficient_quota' } };
+        : {
+            error: {
+              message: 'You exceeded your current quota, please check your plan and billing details.',
+              type: 'insufficient_quota',
+              param: null,
+              code: 'insufficient_quota',
+            },
+          };
     }
     res.writeHead(status, headers);
     res.end(JSON.stringify(body));
@@ -141,8 +158,13 @@ export class FakeProvider {
     const output = this.outputTokens;
     if (provider === 'anthropic') {
       return {
-        id: 'msg_1', type: 'message', role: 'assistant', model: body.model, content: [{ type: 'text', text }],
-        stop_reason: 'end_turn', stop_sequence: null,
+        id: 'msg_1',
+        type: 'message',
+        role: 'assistant',
+        model: body.model,
+        content: [{ type: 'text', text }],
+        stop_reason: 'end_turn',
+        stop_sequence: null,
         usage: { input_tokens: input, output_tokens: output, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 },
       };
     }
@@ -150,13 +172,24 @@ export class FakeProvider {
       if (path.endsWith(':embedContent')) return { embedding: { values: [0.1, 0.2, 0.3] } };
       // The SDK's embedContent sends every text through batchEmbedContents.
       if (path.endsWith(':batchEmbedContents')) return { embeddings: [{ values: [0.1, 0.2, 0.3] }] };
-      return { candidates: [{ content: { role: 'model', parts: [{ text }] }, finishReason: 'STOP', index: 0 }], usageMetadata: { promptTokenCount: input, candidatesTokenCount: output, totalTokenCount: input + output } };
+      return {
+        candidates: [{ content: { role: 'model', parts: [{ text }] }, finishReason: 'STOP', index: 0 }],
+        usageMetadata: { promptTokenCount: input, candidatesTokenCount: output, totalTokenCount: input + output },
+      };
     }
     if (path.endsWith('/embeddings')) {
-      return { object: 'list', model: body.model, data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2, 0.3] }], usage: { prompt_tokens: input, total_tokens: input } };
+      return {
+        object: 'list',
+        model: body.model,
+        data: [{ object: 'embedding', index: 0, embedding: [0.1, 0.2, 0.3] }],
+        usage: { prompt_tokens: input, total_tokens: input },
+      };
     }
     return {
-      id: 'chatcmpl-1', object: 'chat.completion', created: 1, model: body.model,
+      id: 'chatcmpl-1',
+      object: 'chat.completion',
+      created: 1,
+      model: body.model,
       choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, finish_reason: 'stop', logprobs: null }],
       usage: { prompt_tokens: input, completion_tokens: output, total_tokens: input + output },
     };
@@ -167,31 +200,74 @@ export class FakeProvider {
     const words = WORDS.slice(0, this.outputTokens);
     const output = this.outputTokens;
     if (provider === 'anthropic') {
-      const message = { id: 'msg_1', type: 'message', role: 'assistant', model: body.model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: input, output_tokens: 1 } };
+      const message = {
+        id: 'msg_1',
+        type: 'message',
+        role: 'assistant',
+        model: body.model,
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { input_tokens: input, output_tokens: 1 },
+      };
       return [
         { event: 'message_start', data: { type: 'message_start', message } },
         { event: 'content_block_start', data: { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } } },
-        ...words.map((w, i) => ({ event: 'content_block_delta', data: { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: i === 0 ? w : ` ${w}` } } })),
+        ...words.map((w, i) => ({
+          event: 'content_block_delta',
+          data: { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: i === 0 ? w : ` ${w}` } },
+        })),
         { event: 'content_block_stop', data: { type: 'content_block_stop', index: 0 } },
-        { event: 'message_delta', data: { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: output } } },
+        {
+          event: 'message_delta',
+          data: { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: output } },
+        },
         { event: 'message_stop', data: { type: 'message_stop' } },
       ];
     }
     if (provider === 'gemini') {
       return words.map((w, i) => ({
         data: {
-          candidates: [{ content: { role: 'model', parts: [{ text: i === 0 ? w : ` ${w}` }] }, index: 0, ...(i === words.length - 1 ? { finishReason: 'STOP' } : {}) }],
-          usageMetadata: { promptTokenCount: input, ...(i === words.length - 1 ? { candidatesTokenCount: output, totalTokenCount: input + output } : {}) },
+          candidates: [
+            {
+              content: { role: 'model', parts: [{ text: i === 0 ? w : ` ${w}` }] },
+              index: 0,
+              ...(i === words.length - 1 ? { finishReason: 'STOP' } : {}),
+            },
+          ],
+          usageMetadata: {
+            promptTokenCount: input,
+            ...(i === words.length - 1 ? { candidatesTokenCount: output, totalTokenCount: input + output } : {}),
+          },
         },
       }));
     }
     const includeUsage = (body.stream_options as Json | undefined)?.include_usage === true;
-    const chunk = (delta: Json, finish: string | null) => ({ id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }] });
+    const chunk = (delta: Json, finish: string | null) => ({
+      id: 'chatcmpl-1',
+      object: 'chat.completion.chunk',
+      created: 1,
+      model: body.model,
+      choices: [{ index: 0, delta, finish_reason: finish, logprobs: null }],
+    });
     return [
       { data: chunk({ role: 'assistant', content: '' }, null) },
       ...words.map((w, i) => ({ data: chunk({ content: i === 0 ? w : ` ${w}` }, null) })),
       { data: chunk({}, 'stop') },
-      ...(includeUsage ? [{ data: { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: body.model, choices: [], usage: { prompt_tokens: input, completion_tokens: output, total_tokens: input + output } } }] : []),
+      ...(includeUsage
+        ? [
+            {
+              data: {
+                id: 'chatcmpl-1',
+                object: 'chat.completion.chunk',
+                created: 1,
+                model: body.model,
+                choices: [],
+                usage: { prompt_tokens: input, completion_tokens: output, total_tokens: input + output },
+              },
+            },
+          ]
+        : []),
       { data: '[DONE]' },
     ];
   }

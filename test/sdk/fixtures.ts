@@ -11,5 +11,13 @@ export const MODELS = {
   'gemini-embedding': { tpm: 1_000_000, rpm: 1000 },
 } satisfies LlmRateLimiterModuleOptions['models'];
 
-export const CHAT = { model: 'gpt-4o', messages: [{ role: 'user' as const, content: 'say something short about limits' }], max_tokens: 500 };
-export const CLAUDE = { model: 'claude-sonnet-4-5', max_tokens: 500, messages: [{ role: 'user' as const, content: 'say something short about limits' }] };
+export const CHAT = {
+  model: 'gpt-4o',
+  messages: [{ role: 'user' as const, content: 'say something short about limits' }],
+  max_tokens: 500,
+};
+export const CLAUDE = {
+  model: 'claude-sonnet-4-5',
+  max_tokens: 500,
+  messages: [{ role: 'user' as const, content: 'say something short about limits' }],
+};

@@ -126,7 +126,9 @@ describe('HTTP attempts through the limited fetch, with the SDK retrying', () =>
 
   it('releases an attempt that got no answer', async () => {
     const limited = createLimitedFetch({ limiter: app.registry, fetch: () => Promise.reject(new TypeError('fetch failed')) });
-    await expect(limited(`${fake.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ ...CHAT, model: 'gpt-4o-counted' }) })).rejects.toThrow('fetch failed');
+    await expect(
+      limited(`${fake.url}/v1/chat/completions`, { method: 'POST', body: JSON.stringify({ ...CHAT, model: 'gpt-4o-counted' }) }),
+    ).rejects.toThrow('fetch failed');
     expect(count('acquired')).toBe(1);
     expect(count('released')).toBe(1);
     expect((await status()).requestsUsed).toBe(0);

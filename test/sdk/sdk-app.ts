@@ -66,7 +66,11 @@ export class LlmService {
 
   @RateLimitLlm({ model: 'gemini' })
   generateStream(text: string) {
-    return this.clients.gemini.models.generateContentStream({ model: 'gemini-2.5-flash', contents: text, config: { maxOutputTokens: 400 } });
+    return this.clients.gemini.models.generateContentStream({
+      model: 'gemini-2.5-flash',
+      contents: text,
+      config: { maxOutputTokens: 400 },
+    });
   }
 
   @RateLimitLlm({ model: 'gemini-embedding' })
@@ -74,7 +78,6 @@ export class LlmService {
     return this.clients.gemini.models.embedContent({ model: 'gemini-embedding-001', contents: text });
   }
 }
-
 
 export interface SdkApp {
   moduleRef: TestingModule;
@@ -108,9 +111,11 @@ export function sdkClients(url: string, fetch?: typeof globalThis.fetch): Client
     anthropic: new Anthropic({ apiKey: 'test', baseURL: url, ...(fetch && { fetch }) }),
     // Without a fetch of its own, the Google SDK reaches for undici's global dispatcher, which
     // Jest's module sandbox does not expose; a plain pass-through fetch is the SDK's default path.
-    gemini: new GoogleGenAI({ apiKey: 'test', httpOptions: { baseUrl: url, fetch: fetch ?? ((input, init) => globalThis.fetch(input, init)) } }),
+    gemini: new GoogleGenAI({
+      apiKey: 'test',
+      httpOptions: { baseUrl: url, fetch: fetch ?? ((input, init) => globalThis.fetch(input, init)) },
+    }),
   };
 }
-
 
 export { CHAT, CLAUDE, MODELS } from './fixtures.js';

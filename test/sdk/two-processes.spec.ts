@@ -37,7 +37,9 @@ describe('a 429 met by another process through the limited fetch', () => {
     expect(firstAttempts.map((h) => h.reply)).toEqual(['rate-limited', 'ok']);
     // Redis's clock and this one are the same host's; both in whole ms.
     expect(firstAttempts[1].at).toBeGreaterThanOrEqual(pausedUntil - 1);
-    const acquired = app.events.find((e): e is Extract<RateLimiterEvent, { type: 'acquired' }> => e.type === 'acquired' && e.model === 'gpt-4o-counted');
+    const acquired = app.events.find(
+      (e): e is Extract<RateLimiterEvent, { type: 'acquired' }> => e.type === 'acquired' && e.model === 'gpt-4o-counted',
+    );
     expect(acquired?.waitMs).toBeGreaterThan(0);
 
     const done = await workers.finished(0);

@@ -49,7 +49,9 @@ export class ChildWorkers<Setup extends { readonly worker: number }, Done extend
         else this.onMessage(index, message);
       });
       child.once('error', reject);
-      child.once('exit', (code, signal) => reject(new Error(`worker ${setup.worker} exited (code ${code}, signal ${signal}) before sending its log`)));
+      child.once('exit', (code, signal) =>
+        reject(new Error(`worker ${setup.worker} exited (code ${code}, signal ${signal}) before sending its log`)),
+      );
     });
     this.done.push(done);
     // A worker that dies before it is ready fails through `done`.

@@ -27,8 +27,7 @@ export interface EmulatorWorkerSetup {
 }
 
 export type EmulatorWorkerMessage =
-  | { readonly type: 'ready' }
-  | { readonly type: 'done'; readonly calls: LaneCall[]; readonly errors: string[]; readonly events: string[] };
+  { readonly type: 'ready' } | { readonly type: 'done'; readonly calls: LaneCall[]; readonly errors: string[]; readonly events: string[] };
 
 const send = (message: EmulatorWorkerMessage) => tellParent(message);
 
@@ -51,7 +50,13 @@ process.once('message', (start: WorkerStart) => {
   const calls: LaneCall[] = [];
   const errors: string[] = [];
   const { emulatorUrl, protocol, model, observe, input, maxTokens } = setup;
-  const lanes = runLanes([limiter], setup.lanes, setup.seed * 1000, { emulatorUrl, protocol, model, observe, signal: stop, input, maxTokens, calls, errors }, setup.worker);
+  const lanes = runLanes(
+    [limiter],
+    setup.lanes,
+    setup.seed * 1000,
+    { emulatorUrl, protocol, model, observe, signal: stop, input, maxTokens, calls, errors },
+    setup.worker,
+  );
   lanes
     .catch((error: unknown) => {
       errors.push(`worker ${setup.worker}: ${String(error)}`);

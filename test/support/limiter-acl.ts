@@ -7,5 +7,15 @@ import { scriptCommands } from '../../lib/redis/script-commands.js';
  */
 export function limiterAcl(options: { cluster?: boolean } = {}): string[] {
   const cluster = options.cluster ? ['+cluster|slots', '+cluster|info', '+asking'] : [];
-  return ['&{llmrl:*', ...cluster, '+eval', '+evalsha', '+ping', '+info', '+subscribe', '+unsubscribe', ...scriptCommands().map((c) => `+${c.toLowerCase()}`)];
+  return [
+    '&{llmrl:*',
+    ...cluster,
+    '+eval',
+    '+evalsha',
+    '+ping',
+    '+info',
+    '+subscribe',
+    '+unsubscribe',
+    ...scriptCommands().map((c) => `+${c.toLowerCase()}`),
+  ];
 }

@@ -34,16 +34,30 @@ export function geminiResponse(input: number, output: number) {
 
 /** Chunks of a chat completion stream; the last carries usage, as with include_usage. */
 export function openAiStreamChunks(pieces: string[], usage?: { input: number; output: number }) {
-  const chunks: object[] = pieces.map((content) => ({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content } }], usage: null }));
+  const chunks: object[] = pieces.map((content) => ({
+    object: 'chat.completion.chunk',
+    choices: [{ index: 0, delta: { content } }],
+    usage: null,
+  }));
   if (usage) {
-    chunks.push({ object: 'chat.completion.chunk', choices: [], usage: { prompt_tokens: usage.input, completion_tokens: usage.output, total_tokens: usage.input + usage.output } });
+    chunks.push({
+      object: 'chat.completion.chunk',
+      choices: [],
+      usage: { prompt_tokens: usage.input, completion_tokens: usage.output, total_tokens: usage.input + usage.output },
+    });
   }
   return chunks;
 }
 
 export function anthropicStreamEvents(input: number, pieces: string[], output: number) {
   return [
-    { type: 'message_start', message: { type: 'message', usage: { input_tokens: input, output_tokens: 1, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 } } },
+    {
+      type: 'message_start',
+      message: {
+        type: 'message',
+        usage: { input_tokens: input, output_tokens: 1, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 },
+      },
+    },
     { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
     ...pieces.map((text) => ({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } })),
     { type: 'content_block_stop', index: 0 },

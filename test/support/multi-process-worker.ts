@@ -158,23 +158,42 @@ async function runCallers(setup: WorkerSetup, limiter: RateLimiter, clock: Redis
       const base = { recordId: result.recordId, worker, loop, admittedAt: result.slotTime, tokens };
       try {
         if (dice < 0.6) {
-          admitted.push({ ...base, settlement: 'kept', settledTokens: tokens, settledRequests: 1, settledFrom: result.slotTime, settledTo: result.slotTime, status: 'kept' });
+          admitted.push({
+            ...base,
+            settlement: 'kept',
+            settledTokens: tokens,
+            settledRequests: 1,
+            settledFrom: result.slotTime,
+            settledTo: result.slotTime,
+            status: 'kept',
+          });
         } else if (dice < 0.7) {
           const settledFrom = await serverMs(clock);
           const released = await limiter.release(result.recordId);
           const settledTo = await serverMs(clock);
-          if (released.status !== 'released' || released.tokensFreed !== tokens) errors.push(`release ${result.recordId}: ${JSON.stringify(released)}`);
-          admitted.push({ ...base, settlement: 'released', settledTokens: 0, settledRequests: 0, settledFrom, settledTo, status: released.status });
+          if (released.status !== 'released' || released.tokensFreed !== tokens)
+            errors.push(`release ${result.recordId}: ${JSON.stringify(released)}`);
+          admitted.push({
+            ...base,
+            settlement: 'released',
+            settledTokens: 0,
+            settledRequests: 0,
+            settledFrom,
+            settledTo,
+            status: released.status,
+          });
         } else {
           const settlement = dice < 0.9 ? 'adjusted-down' : 'adjusted-up';
-          const actualOutput = settlement === 'adjusted-down' ? between(rand, 0, outputTokens - 1) : between(rand, outputTokens + 1, outputTokens + 100);
+          const actualOutput =
+            settlement === 'adjusted-down' ? between(rand, 0, outputTokens - 1) : between(rand, outputTokens + 1, outputTokens + 100);
           const settledFrom = await serverMs(clock);
           const adjusted = await limiter.adjust(result.recordId, { actualOutput });
           const settledTo = await serverMs(clock);
           // 'expired': the caller came back after its charge left the window (a stalled event
           // loop); nothing moved, and no window the audit checks still holds the request.
           const asked = adjusted.status === 'applied' && adjusted.tokensDelta === actualOutput - outputTokens;
-          if (!asked && adjusted.status !== 'expired') errors.push(`adjust ${result.recordId} to output ${actualOutput}: ${JSON.stringify(adjusted)}`);
+          if (!asked && adjusted.status !== 'expired')
+            errors.push(`adjust ${result.recordId} to output ${actualOutput}: ${JSON.stringify(adjusted)}`);
           const settledTokens = inputTokens + actualOutput;
           admitted.push({ ...base, settlement, settledTokens, settledRequests: 1, settledFrom, settledTo, status: adjusted.status });
         }

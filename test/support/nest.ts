@@ -4,10 +4,12 @@ import { Test, type TestingModule } from '@nestjs/testing';
 /** A Nest logger that remembers its lines, with their context. */
 export function recordingNestLogger() {
   const lines: { level: string; message: string; context?: string }[] = [];
-  const record = (level: string) => (message: unknown, ...rest: unknown[]) => {
-    const context = rest.length > 0 && typeof rest[rest.length - 1] === 'string' ? (rest[rest.length - 1] as string) : undefined;
-    lines.push({ level, message: String(message), context });
-  };
+  const record =
+    (level: string) =>
+    (message: unknown, ...rest: unknown[]) => {
+      const context = rest.length > 0 && typeof rest[rest.length - 1] === 'string' ? (rest[rest.length - 1] as string) : undefined;
+      lines.push({ level, message: String(message), context });
+    };
   const logger: LoggerService & { lines: typeof lines } = {
     lines,
     log: record('log'),

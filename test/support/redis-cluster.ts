@@ -97,24 +97,46 @@ export class OwnRedisCluster {
     const tls = options.tls;
     const connection = tls ? ['--tls', '--cacert', tls.caFile] : [];
     const tlsArgs = tls
-      ? ['--tls-cluster', 'yes', '--tls-replication', 'yes', '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-ca-cert-file', tls.caFile, '--tls-auth-clients', 'no']
+      ? [
+          '--tls-cluster',
+          'yes',
+          '--tls-replication',
+          'yes',
+          '--tls-cert-file',
+          tls.certFile,
+          '--tls-key-file',
+          tls.keyFile,
+          '--tls-ca-cert-file',
+          tls.caFile,
+          '--tls-auth-clients',
+          'no',
+        ]
       : [];
     const cluster = new OwnRedisCluster(nodes, connection);
     try {
       for (let i = 0; i < masters * (1 + replicas); i++) {
         nodes.push(
-          await OwnRedisServer.start([
-            '--cluster-enabled', 'yes',
-            '--cluster-config-file', 'nodes.conf',
-            '--cluster-node-timeout', String(options.nodeTimeoutMs ?? 1000),
-            // The bus port defaults to port + 10000, which may be taken or beyond 65535.
-            '--cluster-port', String(await freePort()),
-            // Replicas sync at once, and may always take over: tests kill masters on purpose.
-            '--repl-diskless-sync-delay', '0',
-            '--cluster-replica-validity-factor', '0',
-            ...tlsArgs,
-            ...(options.extraArgs ?? []),
-          ], tls ? { tlsOnly: true, pingArgs: connection } : {}),
+          await OwnRedisServer.start(
+            [
+              '--cluster-enabled',
+              'yes',
+              '--cluster-config-file',
+              'nodes.conf',
+              '--cluster-node-timeout',
+              String(options.nodeTimeoutMs ?? 1000),
+              // The bus port defaults to port + 10000, which may be taken or beyond 65535.
+              '--cluster-port',
+              String(await freePort()),
+              // Replicas sync at once, and may always take over: tests kill masters on purpose.
+              '--repl-diskless-sync-delay',
+              '0',
+              '--cluster-replica-validity-factor',
+              '0',
+              ...tlsArgs,
+              ...(options.extraArgs ?? []),
+            ],
+            tls ? { tlsOnly: true, pingArgs: connection } : {},
+          ),
         );
       }
       const addresses = nodes.map((n) => `127.0.0.1:${n.port}`);
@@ -155,7 +177,9 @@ export class OwnRedisCluster {
 
   /** The node serving `slot` as master now. */
   masterOfSlot(slot: number): OwnRedisServer {
-    const line = this.view().find((n) => n.flags.includes('master') && !n.flags.includes('fail') && n.slots.some(([a, b]) => slot >= a && slot <= b));
+    const line = this.view().find(
+      (n) => n.flags.includes('master') && !n.flags.includes('fail') && n.slots.some(([a, b]) => slot >= a && slot <= b),
+    );
     const node = line && this.nodes.find((n) => n.port === line.port);
     if (!node) throw new Error(`no master serves slot ${slot}`);
     return node;
@@ -186,7 +210,8 @@ export class OwnRedisCluster {
         }
         for (const node of live) {
           const info = this.cli(node.port, 'info', 'replication');
-          if (info.includes('role:slave') && (!info.includes('master_link_status:up') || info.includes('master_sync_in_progress:1'))) return false;
+          if (info.includes('role:slave') && (!info.includes('master_link_status:up') || info.includes('master_sync_in_progress:1')))
+            return false;
         }
         return true;
       },

@@ -94,7 +94,12 @@ export class OwnSentinelGroup {
         for (const d of this.data) {
           if (d.port === port) continue;
           const info = cli(d.port, 'info', 'replication');
-          if (!info.includes(`master_port:${port}`) || !info.includes('master_link_status:up') || info.includes('master_sync_in_progress:1')) return false;
+          if (
+            !info.includes(`master_port:${port}`) ||
+            !info.includes('master_link_status:up') ||
+            info.includes('master_sync_in_progress:1')
+          )
+            return false;
         }
         return this.node(port).alive;
       },

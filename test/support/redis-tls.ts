@@ -21,8 +21,25 @@ function openssl(dir: string, ...args: string[]): void {
 }
 
 function makeCa(dir: string, name: string): void {
-  openssl(dir, 'req', '-x509', '-new', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-    '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '2', '-subj', `/CN=${name}`);
+  openssl(
+    dir,
+    'req',
+    '-x509',
+    '-new',
+    '-nodes',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.crt`,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+  );
 }
 
 /**
@@ -33,11 +50,41 @@ export function makeCertificates(): TestCertificates {
   const dir = mkdtempSync(join(tmpdir(), 'llmrl-tls-'));
   makeCa(dir, 'llmrl-test-ca');
   makeCa(dir, 'llmrl-other-ca');
-  openssl(dir, 'req', '-new', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1',
-    '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=localhost');
+  openssl(
+    dir,
+    'req',
+    '-new',
+    '-nodes',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-keyout',
+    'server.key',
+    '-out',
+    'server.csr',
+    '-subj',
+    '/CN=localhost',
+  );
   writeFileSync(join(dir, 'san.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  openssl(dir, 'x509', '-req', '-in', 'server.csr', '-CA', 'llmrl-test-ca.crt', '-CAkey', 'llmrl-test-ca.key',
-    '-CAcreateserial', '-out', 'server.crt', '-days', '2', '-extfile', 'san.cnf');
+  openssl(
+    dir,
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'llmrl-test-ca.crt',
+    '-CAkey',
+    'llmrl-test-ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.crt',
+    '-days',
+    '2',
+    '-extfile',
+    'san.cnf',
+  );
   return {
     dir,
     ca: readFileSync(join(dir, 'llmrl-test-ca.crt')),
@@ -60,10 +107,14 @@ export class OwnTlsRedis {
     try {
       const server = await OwnRedisServer.start(
         [
-          '--tls-cert-file', certificates.certFile,
-          '--tls-key-file', certificates.keyFile,
-          '--tls-ca-cert-file', certificates.caFile,
-          '--tls-auth-clients', 'no',
+          '--tls-cert-file',
+          certificates.certFile,
+          '--tls-key-file',
+          certificates.keyFile,
+          '--tls-ca-cert-file',
+          certificates.caFile,
+          '--tls-auth-clients',
+          'no',
           ...extraArgs,
         ],
         { tlsOnly: true, pingArgs: ['--tls', '--cacert', certificates.caFile] },

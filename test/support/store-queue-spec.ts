@@ -64,7 +64,11 @@ export function storeQueueSpec(name: string, makeStore: (clock: () => number) =>
     const at = (ms: number) => {
       now = T0 + ms;
     };
-    const acquire = (opId: string, tokens: number, options: { owner?: string; maxWaitMs?: number; on?: ModelStore } = {}): Promise<AcquireReply> =>
+    const acquire = (
+      opId: string,
+      tokens: number,
+      options: { owner?: string; maxWaitMs?: number; on?: ModelStore } = {},
+    ): Promise<AcquireReply> =>
       (options.on ?? m).acquire({
         opId,
         owner: options.owner ?? 'o1',

@@ -15,7 +15,7 @@ export class UnknownModelError extends LlmRateLimiterError {
   ) {
     super(
       `${where}no rate limiter is configured for model ${JSON.stringify(model)}; configured models: ${knownModels.map((m) => JSON.stringify(m)).join(', ')}. ` +
-        'Fix the name, or add the model to LlmRateLimiterModule\'s models.',
+        "Fix the name, or add the model to LlmRateLimiterModule's models.",
     );
   }
 }

@@ -1,4 +1,11 @@
-import { estimateContentTokens, estimateDefinitionTokens, estimateMessagesTokens, MESSAGE_OVERHEAD_TOKENS, outputCapOf, REQUEST_OVERHEAD_TOKENS } from './estimate.js';
+import {
+  estimateContentTokens,
+  estimateDefinitionTokens,
+  estimateMessagesTokens,
+  MESSAGE_OVERHEAD_TOKENS,
+  outputCapOf,
+  REQUEST_OVERHEAD_TOKENS,
+} from './estimate.js';
 import { type CallEstimate, charsOf, countOf, isRecord, type LlmUsage, mergeUsage, type StreamState } from './llm-usage.js';
 
 /**

@@ -11,7 +11,8 @@ import { estimateOpenAiRequest, isOpenAiRequest, openAiUsage, readOpenAiStreamEv
 export function estimateCall(args: readonly unknown[]): CallEstimate {
   for (const arg of args) {
     if (!isRecord(arg)) continue;
-    if (isEmbeddingRequest(arg)) return { inputTokens: REQUEST_OVERHEAD_TOKENS + estimateContentTokens(arg.input ?? arg.contents ?? arg.content), outputTokens: 0 };
+    if (isEmbeddingRequest(arg))
+      return { inputTokens: REQUEST_OVERHEAD_TOKENS + estimateContentTokens(arg.input ?? arg.contents ?? arg.content), outputTokens: 0 };
     if (isGeminiRequest(arg)) return estimateGeminiRequest(arg);
     if (isAnthropicRequest(arg)) return estimateAnthropicRequest(arg);
     if (isOpenAiRequest(arg)) return estimateOpenAiRequest(arg);

@@ -1,4 +1,10 @@
-import { estimateContentTokens, estimateDefinitionTokens, MESSAGE_OVERHEAD_TOKENS, outputCapOf, REQUEST_OVERHEAD_TOKENS } from './estimate.js';
+import {
+  estimateContentTokens,
+  estimateDefinitionTokens,
+  MESSAGE_OVERHEAD_TOKENS,
+  outputCapOf,
+  REQUEST_OVERHEAD_TOKENS,
+} from './estimate.js';
 import { type CallEstimate, charsOf, countOf, isRecord, type LlmUsage, mergeUsage, type StreamState } from './llm-usage.js';
 
 /**
@@ -28,7 +34,8 @@ export function estimateGeminiRequest(request: Record<string, unknown>): CallEst
   }
   const system = config.systemInstruction ?? request.systemInstruction;
   if (system !== undefined) input += MESSAGE_OVERHEAD_TOKENS + estimateContentTokens(system);
-  input += estimateDefinitionTokens(config.tools ?? request.tools) + estimateDefinitionTokens(config.responseSchema ?? config.responseJsonSchema);
+  input +=
+    estimateDefinitionTokens(config.tools ?? request.tools) + estimateDefinitionTokens(config.responseSchema ?? config.responseJsonSchema);
   return { inputTokens: input, outputTokens: outputCapOf(request) };
 }
 
@@ -61,7 +68,8 @@ export function geminiUsage(result: unknown): LlmUsage | undefined {
 export function readGeminiStreamEvent(chunk: Record<string, unknown>, state: StreamState): boolean {
   if (!Array.isArray(chunk.candidates) && !isRecord(chunk.usageMetadata)) return false;
   for (const candidate of Array.isArray(chunk.candidates) ? chunk.candidates : []) {
-    const parts = isRecord(candidate) && isRecord(candidate.content) && Array.isArray(candidate.content.parts) ? candidate.content.parts : [];
+    const parts =
+      isRecord(candidate) && isRecord(candidate.content) && Array.isArray(candidate.content.parts) ? candidate.content.parts : [];
     for (const part of parts) {
       if (!isRecord(part)) continue;
       state.textChars += charsOf(part.text);

@@ -41,7 +41,8 @@ export function openAiUsage(result: unknown): LlmUsage | undefined {
   if (!isRecord(usage)) return undefined;
   const chat = { input: countOf(usage.prompt_tokens), output: countOf(usage.completion_tokens) };
   // Embeddings report prompt_tokens and total_tokens alone: they generate nothing.
-  if (chat.output === undefined && chat.input !== undefined && countOf(usage.total_tokens) === chat.input) return { input: chat.input, output: 0 };
+  if (chat.output === undefined && chat.input !== undefined && countOf(usage.total_tokens) === chat.input)
+    return { input: chat.input, output: 0 };
   if (chat.input !== undefined || chat.output !== undefined) return chat;
   const responses = { input: countOf(usage.input_tokens), output: countOf(usage.output_tokens) };
   if (responses.input !== undefined || responses.output !== undefined) return responses;
@@ -50,7 +51,10 @@ export function openAiUsage(result: unknown): LlmUsage | undefined {
 
 /** Reads one streamed chunk or event; false when it is not of OpenAI's shapes. */
 export function readOpenAiStreamEvent(chunk: Record<string, unknown>, state: StreamState): boolean {
-  if (chunk.object === 'chat.completion.chunk' || (Array.isArray(chunk.choices) && chunk.choices.some((c) => isRecord(c) && isRecord(c.delta)))) {
+  if (
+    chunk.object === 'chat.completion.chunk' ||
+    (Array.isArray(chunk.choices) && chunk.choices.some((c) => isRecord(c) && isRecord(c.delta)))
+  ) {
     for (const choice of Array.isArray(chunk.choices) ? chunk.choices : []) {
       const delta = isRecord(choice) && isRecord(choice.delta) ? choice.delta : {};
       state.textChars += charsOf(delta.content) + charsOf(delta.refusal) + charsOf(delta.reasoning_content);

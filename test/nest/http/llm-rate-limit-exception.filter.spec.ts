@@ -54,7 +54,10 @@ describe('LlmRateLimitExceptionFilter over HTTP', () => {
     app = undefined;
   });
 
-  async function start(options: Partial<LlmRateLimiterModuleOptions>, filter: 'provider' | 'global' | 'fastify' = 'provider'): Promise<string> {
+  async function start(
+    options: Partial<LlmRateLimiterModuleOptions>,
+    filter: 'provider' | 'global' | 'fastify' = 'provider',
+  ): Promise<string> {
     const root = LlmRateLimiterModule.forRoot({
       redis: { url: redisUrl() },
       keyPrefix: uniquePrefix(),
@@ -68,7 +71,11 @@ describe('LlmRateLimitExceptionFilter over HTTP', () => {
       return started.url;
     }
     if (filter === 'fastify') {
-      const moduleRef = await Test.createTestingModule({ imports: [root], controllers: [ChatController], providers: [{ provide: APP_FILTER, useClass: LlmRateLimitExceptionFilter }] }).compile();
+      const moduleRef = await Test.createTestingModule({
+        imports: [root],
+        controllers: [ChatController],
+        providers: [{ provide: APP_FILTER, useClass: LlmRateLimitExceptionFilter }],
+      }).compile();
       app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false });
       await app.listen(0, '127.0.0.1');
       return app.getUrl();
@@ -110,7 +117,12 @@ describe('LlmRateLimitExceptionFilter over HTTP', () => {
 
   it('answers with 503 when Redis is unavailable and failureMode is closed, without the Redis address', async () => {
     const port = await closedPort();
-    const url = await start({ redis: { host: '127.0.0.1', port, connectTimeoutMs: 200 }, failureMode: 'closed', verifyOnStartup: false, retryConfig: { maxRetries: 0 } });
+    const url = await start({
+      redis: { host: '127.0.0.1', port, connectTimeoutMs: 200 },
+      failureMode: 'closed',
+      verifyOnStartup: false,
+      retryConfig: { maxRetries: 0 },
+    });
     const response = await post(url, 'chat', { tokens: 10 });
     expect(response.status).toBe(503);
     const body = (await response.json()) as { statusCode: number; message: string };

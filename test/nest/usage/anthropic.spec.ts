@@ -1,4 +1,9 @@
-import { anthropicUsage, estimateAnthropicRequest, isAnthropicRequest, readAnthropicStreamEvent } from '../../../lib/nest/usage/anthropic.js';
+import {
+  anthropicUsage,
+  estimateAnthropicRequest,
+  isAnthropicRequest,
+  readAnthropicStreamEvent,
+} from '../../../lib/nest/usage/anthropic.js';
 import { newStreamState } from '../../../lib/nest/usage/llm-usage.js';
 import { MESSAGE_OVERHEAD_TOKENS, REQUEST_OVERHEAD_TOKENS } from '../../../lib/nest/usage/estimate.js';
 
@@ -16,7 +21,10 @@ describe('Anthropic shapes', () => {
   });
 
   it('estimates input from system and messages, and output from max_tokens', () => {
-    expect(estimateAnthropicRequest(request)).toEqual({ inputTokens: REQUEST_OVERHEAD_TOKENS + 2 * MESSAGE_OVERHEAD_TOKENS + 30, outputTokens: 512 });
+    expect(estimateAnthropicRequest(request)).toEqual({
+      inputTokens: REQUEST_OVERHEAD_TOKENS + 2 * MESSAGE_OVERHEAD_TOKENS + 30,
+      outputTokens: 512,
+    });
   });
 
   it('reads a message usage with cache reads and writes apart from the input', () => {
@@ -37,7 +45,13 @@ describe('Anthropic shapes', () => {
   it('follows a stream from message_start to the last message_delta', () => {
     const state = newStreamState();
     const events = [
-      { type: 'message_start', message: { type: 'message', usage: { input_tokens: 40, output_tokens: 1, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 } } },
+      {
+        type: 'message_start',
+        message: {
+          type: 'message',
+          usage: { input_tokens: 40, output_tokens: 1, cache_read_input_tokens: 0, cache_creation_input_tokens: 0 },
+        },
+      },
       { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
       { type: 'ping' },
       { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hello' } },

@@ -22,7 +22,12 @@ describe('token estimate heuristic', () => {
 
   it('reads text out of strings, part arrays and nested objects, skipping labels and ids', () => {
     expect(estimateContentTokens('x'.repeat(40))).toBe(10);
-    expect(estimateContentTokens([{ type: 'text', text: 'x'.repeat(20) }, { type: 'text', text: 'y'.repeat(20) }])).toBe(10);
+    expect(
+      estimateContentTokens([
+        { type: 'text', text: 'x'.repeat(20) },
+        { type: 'text', text: 'y'.repeat(20) },
+      ]),
+    ).toBe(10);
     expect(estimateContentTokens({ role: 'assistant', id: 'msg_0123456789', content: 'x'.repeat(8) })).toBe(2);
   });
 

@@ -9,7 +9,10 @@ describe('Gemini and Vertex shapes', () => {
       contents: [{ role: 'user', parts: [{ text: 'x'.repeat(40) }] }],
       config: { systemInstruction: 'y'.repeat(40), maxOutputTokens: 200 },
     };
-    expect(estimateGeminiRequest(request)).toEqual({ inputTokens: REQUEST_OVERHEAD_TOKENS + 2 * MESSAGE_OVERHEAD_TOKENS + 20, outputTokens: 200 });
+    expect(estimateGeminiRequest(request)).toEqual({
+      inputTokens: REQUEST_OVERHEAD_TOKENS + 2 * MESSAGE_OVERHEAD_TOKENS + 20,
+      outputTokens: 200,
+    });
   });
 
   it('estimates a Vertex AI SDK request with generationConfig, and a bare string of contents', () => {
@@ -23,7 +26,13 @@ describe('Gemini and Vertex shapes', () => {
   it('reads usageMetadata, counting thinking as output and tool-use prompts as input', () => {
     const response = {
       candidates: [{ content: { role: 'model', parts: [{ text: 'hi' }] } }],
-      usageMetadata: { promptTokenCount: 100, candidatesTokenCount: 20, thoughtsTokenCount: 30, toolUsePromptTokenCount: 5, totalTokenCount: 155 },
+      usageMetadata: {
+        promptTokenCount: 100,
+        candidatesTokenCount: 20,
+        thoughtsTokenCount: 30,
+        toolUsePromptTokenCount: 5,
+        totalTokenCount: 155,
+      },
     };
     expect(geminiUsage(response)).toEqual({ input: 105, output: 50 });
   });

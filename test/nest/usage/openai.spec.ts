@@ -12,12 +12,18 @@ describe('OpenAI shapes', () => {
       ],
       max_completion_tokens: 256,
     };
-    expect(estimateOpenAiRequest(request)).toEqual({ inputTokens: REQUEST_OVERHEAD_TOKENS + 2 * MESSAGE_OVERHEAD_TOKENS + 30, outputTokens: 256 });
+    expect(estimateOpenAiRequest(request)).toEqual({
+      inputTokens: REQUEST_OVERHEAD_TOKENS + 2 * MESSAGE_OVERHEAD_TOKENS + 30,
+      outputTokens: 256,
+    });
   });
 
   it('estimates a Responses API request from instructions and input', () => {
     const request = { model: 'gpt-4.1', instructions: 'x'.repeat(40), input: 'y'.repeat(40), max_output_tokens: 64 };
-    expect(estimateOpenAiRequest(request)).toEqual({ inputTokens: REQUEST_OVERHEAD_TOKENS + 2 * MESSAGE_OVERHEAD_TOKENS + 20, outputTokens: 64 });
+    expect(estimateOpenAiRequest(request)).toEqual({
+      inputTokens: REQUEST_OVERHEAD_TOKENS + 2 * MESSAGE_OVERHEAD_TOKENS + 20,
+      outputTokens: 64,
+    });
   });
 
   it('counts tool definitions as the text of their JSON', () => {
@@ -41,7 +47,13 @@ describe('OpenAI shapes', () => {
       id: 'resp_1',
       object: 'response',
       output: [],
-      usage: { input_tokens: 300, input_tokens_details: { cached_tokens: 200 }, output_tokens: 50, output_tokens_details: { reasoning_tokens: 20 }, total_tokens: 350 },
+      usage: {
+        input_tokens: 300,
+        input_tokens_details: { cached_tokens: 200 },
+        output_tokens: 50,
+        output_tokens_details: { reasoning_tokens: 20 },
+        total_tokens: 350,
+      },
     };
     expect(openAiUsage(response)).toEqual({ input: 300, output: 50 });
   });
