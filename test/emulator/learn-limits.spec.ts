@@ -15,7 +15,10 @@ const windowSeconds = (WINDOW_MS * 1.15) / 1000;
 const REAL_RPM = 100;
 const START_RPM = 50;
 const INCREASE = 0.2; // 10 requests per window of pressing
-const RUN_MS = 6000;
+// The run goes on until AFTER_CUT_MS past the provider's first 429 (so there is an "after the
+// cut" to judge however slowly a busy machine lets the limit grow), within MAX_RUN_MS.
+const AFTER_CUT_MS = 3000;
+const MAX_RUN_MS = 20_000;
 const INSTANCES = 2;
 const LANES = 8;
 
@@ -37,8 +40,14 @@ describe('learnLimits against a provider with an unpublished limit', () => {
       await Promise.all(Array.from({ length: LANES }, () => fetch(`${emulator.url}/warm-up`).then((r) => r.arrayBuffer())));
 
       const startedAt = Date.now();
-      const signal = AbortSignal.timeout(RUN_MS);
+      const stop = new AbortController();
+      const signal = stop.signal;
       setMaxListeners(INSTANCES * LANES + 10, signal);
+      const cap = setTimeout(() => stop.abort(), MAX_RUN_MS);
+      const watcher = setInterval(() => {
+        const first = emulator.recorder.calls.find((c) => c.status === 429);
+        if (first && Date.now() >= first.arrivedAt + AFTER_CUT_MS) stop.abort();
+      }, 50);
       // The learned limit as status reports it, every 50 ms.
       const learned: { at: number; rpm: number }[] = [];
       const sampler = setInterval(() => {
@@ -61,7 +70,10 @@ describe('learnLimits against a provider with an unpublished limit', () => {
         });
       } finally {
         clearInterval(sampler);
+        clearInterval(watcher);
+        clearTimeout(cap);
       }
+      const ranMs = Date.now() - startedAt;
       const refusals = emulator.recorder.calls.filter((c) => c.status === 429).map((c) => c.arrivedAt - startedAt);
       const firstRefusal = refusals[0] ?? Infinity;
       const peakBefore = Math.max(...learned.filter((s) => s.at < firstRefusal).map((s) => s.rpm));
@@ -69,9 +81,10 @@ describe('learnLimits against a provider with an unpublished limit', () => {
       const lowAfter = Math.min(...afterCut.map((s) => s.rpm));
       const peakAfter = Math.max(...afterCut.map((s) => s.rpm));
       const end = await Promise.all(limiters.map((l) => l.getStatus()));
-      const servedLastHalf = emulator.recorder.count(200, startedAt + RUN_MS / 2, startedAt + RUN_MS) / (RUN_MS / 2 / WINDOW_MS);
+      const servedLastHalf = emulator.recorder.count(200, startedAt + ranMs / 2, startedAt + ranMs) / (ranMs / 2 / WINDOW_MS);
       const report = {
         seed,
+        ranMs,
         refusals,
         peakBefore,
         lowAfter,
@@ -107,5 +120,5 @@ describe('learnLimits against a provider with an unpublished limit', () => {
       await emulator.close();
       await Promise.all(managers.map((m) => m.close()));
     }
-  }, 30_000);
+  }, 45_000);
 });
