@@ -8,8 +8,9 @@ export type { LlmRateLimiterModuleOptions, LlmRateLimiterRedisOptions } from './
 export { RATE_LIMITER_REGISTRY, RateLimiterRegistry } from './nest/rate-limiter.registry.js';
 export { getRateLimiterToken, InjectRateLimiter } from './nest/inject-rate-limiter.decorator.js';
 export { RateLimitLlm } from './nest/rate-limit-llm.decorator.js';
-export type { RateLimitLlmOptions, UsageSource } from './nest/rate-limit-llm.decorator.js';
-export type { LlmUsage } from './nest/usage/llm-usage.js';
+export type { RateLimitLlmOptions } from './nest/rate-limit-llm.options.js';
+export type { UsageSource } from './providers/rate-limited-call.options.js';
+export type { LlmUsage } from './providers/llm-usage.js';
 export { UnknownModelError } from './nest/errors/unknown-model.error.js';
 export { RateLimitLlmNotBoundError } from './nest/errors/rate-limit-llm-not-bound.error.js';
 export { LlmRateLimitExceptionFilter, llmRateLimitErrorResponse } from './nest/http/llm-rate-limit-exception.filter.js';

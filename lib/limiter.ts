@@ -13,10 +13,10 @@ export { DEFAULT_RETRY_CONFIG } from './redis/retry.js';
 export type { FailureMode, LearnLimitsConfig, RateLimitConfig } from './core/config.js';
 export type { RetryConfig } from './redis/retry.js';
 export type { AcquireResult, AdjustResult, ObserveResult, RateLimitStatus, ReleaseResult } from './core/results.js';
-export { readProviderHeaders, parseDurationMs } from './core/provider-headers.js';
-export type { HeaderSource, ProviderLimitReport } from './core/provider-headers.js';
+export { readProviderHeaders, parseDurationMs } from './providers/headers.js';
+export type { HeaderSource, ProviderLimitReport } from './providers/headers.js';
 export type { Algorithm } from './core/config.js';
-export type { Provider } from './core/profiles.js';
+export type { Provider } from './providers/profiles.js';
 export type { LimiterLogger, RateLimiterEvent } from './core/events.js';
 export type { LimiterStore } from './core/store.js';
 export {

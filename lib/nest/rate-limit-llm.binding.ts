@@ -1,6 +1,6 @@
 import { sharedAcrossCopies } from '../core/shared.js';
-import type { RateLimitLlmMetadata } from './rate-limit-llm.decorator.js';
-import type { RateLimitedCall } from './rate-limited-call.js';
+import type { RateLimitLlmMetadata } from './rate-limit-llm.options.js';
+import type { RateLimitedCall } from '../providers/rate-limited-call.js';
 
 /**
  * Which limiter each decorated method of each instance runs under, set by the explorer at

@@ -3,8 +3,9 @@ import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { RateLimitConfigError } from '../core/errors.js';
 import { UnknownModelError } from './errors/unknown-model.error.js';
 import { bindRateLimitedMethod } from './rate-limit-llm.binding.js';
-import { RATE_LIMIT_LLM_METADATA, type RateLimitLlmMetadata } from './rate-limit-llm.decorator.js';
-import { RateLimitedCall } from './rate-limited-call.js';
+import { RATE_LIMIT_LLM_METADATA } from './rate-limit-llm.decorator.js';
+import type { RateLimitLlmMetadata } from './rate-limit-llm.options.js';
+import { RateLimitedCall } from '../providers/rate-limited-call.js';
 import { RATE_LIMITER_REGISTRY, RateLimiterRegistry } from './rate-limiter.registry.js';
 
 /**
