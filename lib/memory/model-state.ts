@@ -16,7 +16,7 @@ import type {
   SettleReply,
   StatusReply,
 } from '../core/store.js';
-import type { Capacity, Placement } from './capacity.js';
+import type { Capacity } from './capacity.js';
 import { ExpiryHeap } from './expiry-heap.js';
 import { addTo, chargeOf, figuresOf, zero } from './figures.js';
 import type { Figures } from './figures.js';

@@ -12,7 +12,7 @@ const bindings = sharedAcrossCopies('rateLimitLlmBindings', () => new WeakMap<ob
 
 export function bindRateLimitedMethod(instance: object, method: RateLimitLlmMetadata, call: RateLimitedCall): void {
   let methods = bindings.get(instance);
-  if (!methods) bindings.set(instance, (methods = new Map()));
+  if (!methods) bindings.set(instance, (methods = new Map<RateLimitLlmMetadata, RateLimitedCall>()));
   methods.set(method, call);
 }
 

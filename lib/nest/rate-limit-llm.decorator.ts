@@ -46,7 +46,8 @@ function notBound(label: string, instance: unknown): RateLimitLlmNotBoundError {
   return new RateLimitLlmNotBoundError(`${label} is decorated with @RateLimitLlm() but ${why}; the call was not made.`);
 }
 
-const AsyncGeneratorFunction = Object.getPrototypeOf(async function* () {}).constructor;
+const AsyncGeneratorFunction = (Object.getPrototypeOf(async function* () {}) as { constructor: new (...args: never[]) => unknown })
+  .constructor;
 
 /**
  * Limits every call of a provider method or controller route by the model's limits: reserves
@@ -66,6 +67,7 @@ const AsyncGeneratorFunction = Object.getPrototypeOf(async function* () {}).cons
  * @RateLimitLlm({ model: 'gpt-4o' })
  * complete(body: ChatCompletionCreateParams) { return this.openai.chat.completions.create(body); }
  */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- as in RateLimitLlmOptions: without type arguments, any method's options
 export function RateLimitLlm<Args extends unknown[] = any[], Result = any>(
   options: RateLimitLlmOptions<Args, Result> = {},
 ): MethodDecorator {
@@ -81,7 +83,7 @@ export function RateLimitLlm<Args extends unknown[] = any[], Result = any>(
     // Bindings are keyed by this metadata object, which travels with the wrapper when another
     // decorator wraps it in turn and copies its metadata.
     const metadata: RateLimitLlmMetadata = { options: options as RateLimitLlmOptions, label };
-    const wrapper: Function =
+    const wrapper: (this: unknown, ...args: unknown[]) => unknown =
       original instanceof AsyncGeneratorFunction
         ? async function* (this: unknown, ...args: unknown[]) {
             const call = boundCall(this, metadata);

@@ -4,7 +4,7 @@ import type { RateLimitedCallOptions } from '../providers/rate-limited-call.opti
  * How `@RateLimitLlm()` limits a method: which model's limits apply, and how each call is sized
  * and settled. Every function receives the method's arguments.
  */
-// `any` defaults: `@RateLimitLlm({ ... })` written without type arguments accepts any method.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- defaults for options written without type arguments (RateLimitLlmOptions alone): a method's typed parameters and result must fit, and unknown would refuse them
 export interface RateLimitLlmOptions<Args extends unknown[] = any[], Result = any> extends RateLimitedCallOptions<Args, Result> {
   /** Which configured model's limits apply; default: the only configured model. */
   readonly model?: string;

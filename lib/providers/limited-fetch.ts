@@ -202,5 +202,5 @@ export function createLimitedFetch(options: LimitedFetchOptions): Fetch {
       return response;
     }
     return answered(attempt, response);
-  } as Fetch;
+  };
 }

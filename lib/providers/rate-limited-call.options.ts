@@ -9,7 +9,7 @@ export type UsageSource<Result> = Awaited<Result> extends AsyncIterable<infer Ch
  * Anthropic or Gemini request among the arguments (see `estimate.ts`); without `usage`, the
  * real usage is read from the result, or from a streamed result's chunks.
  */
-// `any` defaults: an options object written without type arguments accepts any method.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- defaults for options written without type arguments: a method's typed parameters and result must fit, and unknown would refuse them
 export interface RateLimitedCallOptions<Args extends unknown[] = any[], Result = any> {
   /** Combined tokens to reserve (combined `tpm` only); excludes `inputTokens`/`outputTokens`. */
   readonly tokens?: (...args: Args) => number;
