@@ -51,7 +51,7 @@ export interface LaneSetup {
 export async function runLane(s: LaneSetup): Promise<void> {
   for (let n = 0; !s.signal.aborted; n++) {
     const input = s.input[0] + Math.floor(s.random() * (s.input[1] - s.input[0] + 1));
-    const maxTokens = s.maxTokens[Math.floor(s.random() * s.maxTokens.length)]!;
+    const maxTokens = s.maxTokens[Math.floor(s.random() * s.maxTokens.length)];
     const text = textOfTokens(input, `w${s.worker} call ${n}`);
     const sentAt = Date.now();
     const inputTokens = estimateTokens(text);

@@ -49,7 +49,7 @@ export class SlidingLedger {
     if (extra > limit) return Infinity;
     let remaining = this.sum;
     for (let i = this.head; i < this.entries.length; i++) {
-      const entry = this.entries[i]!;
+      const entry = this.entries[i];
       remaining -= entry.amount;
       if (remaining + extra <= limit) return entry.at + this.windowMs - now;
     }
@@ -65,8 +65,8 @@ export class SlidingLedger {
 
   private expire(now: number): void {
     const horizon = now - this.windowMs;
-    while (this.head < this.entries.length && this.entries[this.head]!.at <= horizon) {
-      const entry = this.entries[this.head++]!;
+    while (this.head < this.entries.length && this.entries[this.head].at <= horizon) {
+      const entry = this.entries[this.head++];
       entry.expired = true;
       this.sum -= entry.amount;
     }

@@ -62,10 +62,10 @@ export function parseRequest(protocol: Protocol, body: unknown, modelFromPath = 
       const messages = body.messages;
       if (!Array.isArray(messages) || messages.length === 0) throw new BadRequestError('messages must be a non-empty array');
       // Prompt caching works on prefixes: a leading system message is the cacheable part.
-      const first = messages[0];
+      const first: unknown = messages[0];
       const cacheable = isObject(first) && (first.role === 'system' || first.role === 'developer');
       return {
-        model: String(body.model ?? ''),
+        model: typeof body.model === 'string' ? body.model : '',
         prefix: cacheable ? textOf(first.content) : '',
         text: messagesText(cacheable ? messages.slice(1) : messages),
         maxTokens: positiveInteger(body.max_completion_tokens ?? body.max_tokens, 'max_tokens'),
@@ -75,7 +75,7 @@ export function parseRequest(protocol: Protocol, body: unknown, modelFromPath = 
     case 'bedrock-invoke': {
       const { prefix, rest } = anthropicSystem(body.system);
       return {
-        model: String(body.model ?? modelFromPath),
+        model: typeof body.model === 'string' ? body.model : modelFromPath,
         prefix,
         text: rest + messagesText(body.messages),
         maxTokens: positiveInteger(body.max_tokens, 'max_tokens'),

@@ -248,7 +248,7 @@ export class ProviderEmulator {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '').split('?')[0]!;
+    const path = (req.url ?? '').split('?')[0];
     const route = ROUTES.find(([pattern]) => pattern.test(path));
     if (req.method !== 'POST' || !route) {
       this.send(res, 404, { error: { message: `no route for ${req.method} ${path}` } });

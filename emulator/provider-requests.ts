@@ -53,7 +53,28 @@ export function buildRequest(protocol: Protocol, prompt: Prompt): { path: string
   }
 }
 
-type Json = Record<string, any>;
+/** A response body as parsed from JSON. */
+type Json = Record<string, unknown>;
+
+/** The usage object of a response; a response without one is no success response of the protocol. */
+function usageObject(body: Json, key: string): Json {
+  const usage = body[key];
+  if (usage === null || typeof usage !== 'object') throw new Error(`the response has no ${key}: ${JSON.stringify(body)}`);
+  return usage as Json;
+}
+
+/** A figure the protocol always reports. */
+function figure(usage: Json, key: string): number {
+  const value = usage[key];
+  if (typeof value !== 'number') throw new Error(`the response's usage has no ${key}: ${JSON.stringify(usage)}`);
+  return value;
+}
+
+/** A figure the protocol reports only when it is not 0. */
+function optionalFigure(usage: Json, key: string): number {
+  const value = usage[key];
+  return typeof value === 'number' ? value : 0;
+}
 
 /**
  * Usage of a response as a client reads it: `input` is the prompt outside the cache. OpenAI and
@@ -62,33 +83,34 @@ type Json = Record<string, any>;
 export function readUsage(protocol: Protocol, body: Json): Omit<Usage, 'stoppedAtMax'> {
   switch (protocol) {
     case 'openai': {
-      const u = body.usage;
-      const cached = u.prompt_tokens_details?.cached_tokens ?? 0;
-      return { input: u.prompt_tokens - cached, cacheRead: cached, cacheWrite: 0, output: u.completion_tokens };
+      const u = usageObject(body, 'usage');
+      const details = u.prompt_tokens_details;
+      const cached = details !== null && typeof details === 'object' ? optionalFigure(details as Json, 'cached_tokens') : 0;
+      return { input: figure(u, 'prompt_tokens') - cached, cacheRead: cached, cacheWrite: 0, output: figure(u, 'completion_tokens') };
     }
     case 'anthropic':
     case 'bedrock-invoke': {
-      const u = body.usage;
+      const u = usageObject(body, 'usage');
       return {
-        input: u.input_tokens,
-        cacheRead: u.cache_read_input_tokens ?? 0,
-        cacheWrite: u.cache_creation_input_tokens ?? 0,
-        output: u.output_tokens,
+        input: figure(u, 'input_tokens'),
+        cacheRead: optionalFigure(u, 'cache_read_input_tokens'),
+        cacheWrite: optionalFigure(u, 'cache_creation_input_tokens'),
+        output: figure(u, 'output_tokens'),
       };
     }
     case 'bedrock-converse': {
-      const u = body.usage;
+      const u = usageObject(body, 'usage');
       return {
-        input: u.inputTokens,
-        cacheRead: u.cacheReadInputTokens ?? 0,
-        cacheWrite: u.cacheWriteInputTokens ?? 0,
-        output: u.outputTokens,
+        input: figure(u, 'inputTokens'),
+        cacheRead: optionalFigure(u, 'cacheReadInputTokens'),
+        cacheWrite: optionalFigure(u, 'cacheWriteInputTokens'),
+        output: figure(u, 'outputTokens'),
       };
     }
     case 'vertex': {
-      const u = body.usageMetadata;
-      const cached = u.cachedContentTokenCount ?? 0;
-      return { input: u.promptTokenCount - cached, cacheRead: cached, cacheWrite: 0, output: u.candidatesTokenCount };
+      const u = usageObject(body, 'usageMetadata');
+      const cached = optionalFigure(u, 'cachedContentTokenCount');
+      return { input: figure(u, 'promptTokenCount') - cached, cacheRead: cached, cacheWrite: 0, output: figure(u, 'candidatesTokenCount') };
     }
   }
 }

@@ -46,14 +46,14 @@ function startApp(): Promise<{ url: string; child: ChildProcess; output: string[
     const timer = setTimeout(() => reject(new Error(`the app did not start within 20 s:\n${output.join('')}`)), 20_000);
     const onData = (data: Buffer) => {
       output.push(data.toString());
-      const match = /listening on (http:\/\/[\w.:\[\]-]+)/.exec(output.join(''));
+      const match = /listening on (http:\/\/[\w.:[\]-]+)/.exec(output.join(''));
       if (match) {
         clearTimeout(timer);
         resolve({ url: match[1], child, output });
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     child.once('exit', (code) => {
       clearTimeout(timer);
       reject(new Error(`the app exited with code ${code}:\n${output.join('')}`));

@@ -46,21 +46,18 @@ function limitedDimensions(scenario: Scenario): Dimension[] {
   return ORDER.filter((d) => (scenario.limits[d] ?? 0) > 0);
 }
 
+/** Why a signal was aborted, as an Error (the default reason, a DOMException, is one). */
+function abortReason(signal: AbortSignal): Error {
+  const reason: unknown = signal.reason;
+  return reason instanceof Error ? reason : new Error(`aborted: ${String(reason)}`);
+}
+
 function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+  if (signal.aborted) return Promise.reject(abortReason(signal));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
+    const onAbort = () => reject(abortReason(signal));
     signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
+    promise.finally(() => signal.removeEventListener('abort', onAbort)).then(resolve, reject);
   });
 }
 
@@ -107,9 +104,9 @@ async function moduleLimiter(setup: LimiterSetup): Promise<ClientLimiter> {
 interface PerLimit {
   readonly dimension: Dimension;
   /** Resolves when `amount` has been taken. */
-  take(amount: number): Promise<unknown>;
+  readonly take: (amount: number) => Promise<unknown>;
   /** Puts `amount` back (a negative amount takes it at once). */
-  putBack(amount: number): Promise<unknown>;
+  readonly putBack: (amount: number) => Promise<unknown>;
 }
 
 /**
@@ -199,7 +196,7 @@ async function bottleneckLimiter(setup: LimiterSetup): Promise<ClientLimiter> {
       ...refill,
       heartbeatInterval: INCREASE_MS,
       timeout: 120_000,
-    } as Bottleneck.ConstructorOptions);
+    });
     limiter.on('error', (error) => console.error(`[bottleneck] ${String(error)}`));
     return { dimension, limiter };
   });

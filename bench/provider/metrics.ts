@@ -6,7 +6,7 @@ import { type CallRow, Outcome, type WorkerResult } from './worker.js';
 export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
 /** Calls and total µs per command from `INFO commandstats`. */
@@ -14,7 +14,7 @@ export function parseCommandStats(info: string): Map<string, { calls: number; us
   const stats = new Map<string, { calls: number; usec: number }>();
   for (const line of info.split(/\r?\n/)) {
     const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line);
-    if (m) stats.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
+    if (m) stats.set(m[1], { calls: Number(m[2]), usec: Number(m[3]) });
   }
   return stats;
 }

@@ -180,7 +180,7 @@ export function chartSvg(groups: ReadonlyArray<{ scenario: Scenario; runs: reado
 
   let x = left + groupGap / 2;
   groups.forEach((group, gi) => {
-    const gw = groupWidths[gi]!;
+    const gw = groupWidths[gi];
     out.push(
       `<text x="${x + gw / 2}" y="${top1 + panelHeight + 16}" text-anchor="middle" font-weight="bold">${escape(group.scenario.name)}</text>`,
     );

@@ -35,7 +35,7 @@ function projectRoot(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 8; i++) {
     const file = join(dir, 'package.json');
-    if (existsSync(file) && JSON.parse(readFileSync(file, 'utf8')).name === 'nestjs-llm-rate-limiter') return dir;
+    if (existsSync(file) && (JSON.parse(readFileSync(file, 'utf8')) as { name?: string }).name === 'nestjs-llm-rate-limiter') return dir;
     dir = dirname(dir);
   }
   throw new Error('could not find the project root (package.json of nestjs-llm-rate-limiter) above the benchmark');
@@ -175,7 +175,7 @@ function moduleVariants(scenario: Scenario): readonly ModuleVariant[] {
   const raw = process.env.BENCH_MODULE_CONFIG;
   if (!raw) return scenario.moduleVariants;
   const extra = JSON.parse(raw) as Record<string, unknown>;
-  const base = scenario.moduleVariants[0]!;
+  const base = scenario.moduleVariants[0];
   const shown = Object.entries(extra).map(([k, v]) => `${k}: ${JSON.stringify(v).replace(/"/g, "'")}`);
   return [{ label: [base.label, ...shown].join(', '), config: { ...base.config, ...extra } }];
 }

@@ -43,17 +43,17 @@ export class Workload {
     const input = Math.min(8000, Math.max(50, Math.round(INPUT_MEDIAN * Math.exp(INPUT_SIGMA * normal))));
     let pick = r();
     let m = 0;
-    while (m < MAX_TOKENS.length - 1 && pick >= MAX_TOKENS_WEIGHTS[m]!) pick -= MAX_TOKENS_WEIGHTS[m++]!;
+    while (m < MAX_TOKENS.length - 1 && pick >= MAX_TOKENS_WEIGHTS[m]) pick -= MAX_TOKENS_WEIGHTS[m++];
     const prefixIndex = r() < PREFIX_SHARE ? Math.floor(r() * prefixes.length) : -1;
     const id = `s${this.seed}w${this.worker}c${this.n++}`;
-    const prefix = prefixIndex >= 0 ? prefixes[prefixIndex]! : '';
+    const prefix = prefixIndex >= 0 ? prefixes[prefixIndex] : '';
     const text = textOfTokens(input, id);
     return {
       id,
       prefixIndex,
       prefix,
       text,
-      maxTokens: MAX_TOKENS[m]!,
+      maxTokens: MAX_TOKENS[m],
       prefixEstimate: estimateTokens(prefix),
       textEstimate: estimateTokens(text),
     };

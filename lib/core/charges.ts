@@ -1,7 +1,7 @@
 import type { ResolvedConfig } from './config.js';
 import { describe } from './describe.js';
 import { InvalidTokenCountError, RequestTooLargeError } from './errors.js';
-import { type CallTokens, type ChargedFigures, chargeOf } from './profiles.js';
+import { type CallTokens, type ChargedFigures, chargeOf } from '../providers/profiles.js';
 import type { ParsedRecordId } from './record-id.js';
 import { type Charge, MAX_COUNT } from './store.js';
 

@@ -1,6 +1,6 @@
 import { describe } from './describe.js';
 import { RateLimitConfigError } from './errors.js';
-import { PROFILES, PROVIDERS, type Provider, type ProviderProfile } from './profiles.js';
+import { PROFILES, PROVIDERS, type Provider, type ProviderProfile } from '../providers/profiles.js';
 
 /** How capacity comes back: all of a reservation leaves the window at once, or it refills continuously. */
 export type Algorithm = 'sliding-window' | 'token-bucket';

@@ -1,5 +1,5 @@
 import type { ResolvedConfig } from './config.js';
-import type { ProviderLimitReport } from './provider-headers.js';
+import type { ProviderLimitReport } from '../providers/headers.js';
 import type { Charge, ModelSettings, ReconcileCommand } from './store.js';
 
 /**

@@ -2,6 +2,7 @@ import { describe } from './describe.js';
 import type { FailureMode } from './config.js';
 import { RateLimitConfigError } from './errors.js';
 import type { LimiterLogger, RateLimiterEvent } from './events.js';
+import type { LimiterStoreOwner } from './backend.js';
 import type { LimiterStore } from './store.js';
 
 /** The longest model name a limiter takes (it is part of every Redis key of the model). */
@@ -48,8 +49,21 @@ export interface RateLimiterOptions {
   readonly onEvent?: (event: RateLimiterEvent) => void;
 }
 
-/** Anything `RateLimiter` can keep its state in. */
-export type RateLimiterBackend = LimiterStore | { readonly limiterStore: LimiterStore } | object;
+/**
+ * An ioredis `Redis` or `Cluster` client the application owns, by the members the Redis layer
+ * recognises it by (core names no ioredis type); the application keeps closing it.
+ */
+export interface RedisClientBackend {
+  readonly status: string;
+  evalsha(...args: never[]): unknown;
+  defineCommand(...args: never[]): unknown;
+}
+
+/**
+ * What `RateLimiter` keeps its state in: a `RedisConnectionManager` (an owner of a store), an
+ * ioredis client, or a `MemoryStore`.
+ */
+export type RateLimiterBackend = LimiterStoreOwner | RedisClientBackend | LimiterStore;
 
 /** The limiter options, checked, with their defaults. */
 export function checkLimiterOptions(options: RateLimiterOptions): {

@@ -17,7 +17,7 @@ import {
 } from './options.js';
 import { formatDegradedRecordId, formatRecordId, newOpId, parseRecordId } from './record-id.js';
 import { MemoryStore } from '../memory/memory-store.js';
-import { type HeaderSource, readProviderHeaders } from './provider-headers.js';
+import { type HeaderSource, readProviderHeaders } from '../providers/headers.js';
 import { billingCodeOf } from '../providers/billing-errors.js';
 import type { AcquireResult, AdjustResult, ObserveResult, RateLimitStatus, ReleaseResult } from './results.js';
 import { BACKOFF_CUT, BACKOFF_FLOOR, type Charge, type ModelSettings, scaledLimit, type SettleReply } from './store.js';

@@ -132,7 +132,7 @@ export class LimiterMetrics {
         for (const [figure, used, limit, inForce] of FIGURES) {
           // A figure whose limit is off is not limited: no series for it.
           if (status[limit] === 0) continue;
-          result.observe(gauges.used, status[used] as number, { ...model, figure });
+          result.observe(gauges.used, status[used], { ...model, figure });
           result.observe(gauges.limit, status.limitsInForce[inForce], { ...model, figure });
         }
         result.observe(gauges.limitFactor, status.limitFactor, model);

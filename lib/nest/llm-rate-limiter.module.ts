@@ -124,6 +124,11 @@ const redisConnectionManagerProvider: Provider = {
   inject: [RATE_LIMITER_REGISTRY],
 };
 
+/** A list of model names, checked at run time: JavaScript callers and casts reach forFeature too. */
+function isModelList(value: unknown): value is readonly string[] {
+  return Array.isArray(value) && value.every((m) => typeof m === 'string');
+}
+
 /**
  * Keeps calls to LLM providers within their limits across every process sharing Redis.
  * Provides `RateLimiterRegistry`, `RedisConnectionManager` (null without redis), one
@@ -177,7 +182,7 @@ export class LlmRateLimiterModule extends ConfigurableLlmRateLimiterModule {
    * imports: [LlmRateLimiterModule.forFeature(['gpt-4o'])]
    */
   static forFeature(models: readonly string[]): DynamicModule {
-    if (!Array.isArray(models) || models.some((m) => typeof m !== 'string')) {
+    if (!isModelList(models)) {
       throw new RateLimitConfigError(
         `LlmRateLimiterModule.forFeature() takes a list of model names, such as ['gpt-4o'], got ${String(models)}`,
       );

@@ -1,6 +1,6 @@
 import { sharedAcrossCopies } from '../core/shared.js';
-import type { RateLimitLlmMetadata } from './rate-limit-llm.decorator.js';
-import type { RateLimitedCall } from './rate-limited-call.js';
+import type { RateLimitLlmMetadata } from './rate-limit-llm.options.js';
+import type { RateLimitedCall } from '../providers/rate-limited-call.js';
 
 /**
  * Which limiter each decorated method of each instance runs under, set by the explorer at
@@ -12,7 +12,7 @@ const bindings = sharedAcrossCopies('rateLimitLlmBindings', () => new WeakMap<ob
 
 export function bindRateLimitedMethod(instance: object, method: RateLimitLlmMetadata, call: RateLimitedCall): void {
   let methods = bindings.get(instance);
-  if (!methods) bindings.set(instance, (methods = new Map()));
+  if (!methods) bindings.set(instance, (methods = new Map<RateLimitLlmMetadata, RateLimitedCall>()));
   methods.set(method, call);
 }
 

@@ -1,44 +1,10 @@
 import { RateLimitConfigError } from '../core/errors.js';
 import { RateLimitLlmNotBoundError } from './errors/rate-limit-llm-not-bound.error.js';
 import { boundCall } from './rate-limit-llm.binding.js';
-import type { LlmUsage } from './usage/llm-usage.js';
+import type { RateLimitLlmMetadata, RateLimitLlmOptions } from './rate-limit-llm.options.js';
 
 /** Metadata key of `@RateLimitLlm()`, read by the explorer from the installed wrapper. */
 export const RATE_LIMIT_LLM_METADATA = 'llm-rate-limiter:rate-limit-llm';
-
-/** What `usage` receives: the awaited result, or each chunk of a streamed one. */
-export type UsageSource<Result> = Awaited<Result> extends AsyncIterable<infer Chunk> ? Chunk : Awaited<Result>;
-
-/**
- * How `@RateLimitLlm()` limits a method. Every function receives the method's arguments.
- * Without `tokens`/`inputTokens`/`outputTokens`, the call is estimated from an OpenAI,
- * Anthropic or Gemini request among the arguments (see `estimate.ts`); without `usage`, the
- * real usage is read from the result, or from a streamed result's chunks.
- */
-export interface RateLimitLlmOptions<Args extends unknown[] = any[], Result = any> {
-  /** Which configured model's limits apply; default: the only configured model. */
-  readonly model?: string;
-  /** Combined tokens to reserve (combined `tpm` only); excludes `inputTokens`/`outputTokens`. */
-  readonly tokens?: (...args: Args) => number;
-  /** Input tokens to reserve; default: estimated from the request. */
-  readonly inputTokens?: (...args: Args) => number;
-  /** Output tokens to reserve; default: the request's output cap (`max_tokens` and the like) or 1024. */
-  readonly outputTokens?: (...args: Args) => number;
-  /**
-   * The call's real usage, from its result (for a streamed result: from each chunk, the latest
-   * figures winning); undefined to fall back to the SDK shapes this library knows.
-   */
-  readonly usage?: (result: UsageSource<Result>) => LlmUsage | undefined;
-  /** Reject with `AcquireTimeoutError` instead of waiting longer than this for a slot. */
-  readonly maxWaitMs?: number;
-}
-
-/** What the decorator records on the wrapper it installs. */
-export interface RateLimitLlmMetadata {
-  readonly options: RateLimitLlmOptions;
-  /** `Class.method`, for messages. */
-  readonly label: string;
-}
 
 const FUNCTIONS = ['tokens', 'inputTokens', 'outputTokens', 'usage'] as const;
 const KNOWN = new Set<string>(['model', 'maxWaitMs', ...FUNCTIONS]);
@@ -80,7 +46,8 @@ function notBound(label: string, instance: unknown): RateLimitLlmNotBoundError {
   return new RateLimitLlmNotBoundError(`${label} is decorated with @RateLimitLlm() but ${why}; the call was not made.`);
 }
 
-const AsyncGeneratorFunction = Object.getPrototypeOf(async function* () {}).constructor;
+const AsyncGeneratorFunction = (Object.getPrototypeOf(async function* () {}) as { constructor: new (...args: never[]) => unknown })
+  .constructor;
 
 /**
  * Limits every call of a provider method or controller route by the model's limits: reserves
@@ -100,6 +67,7 @@ const AsyncGeneratorFunction = Object.getPrototypeOf(async function* () {}).cons
  * @RateLimitLlm({ model: 'gpt-4o' })
  * complete(body: ChatCompletionCreateParams) { return this.openai.chat.completions.create(body); }
  */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- as in RateLimitLlmOptions: without type arguments, any method's options
 export function RateLimitLlm<Args extends unknown[] = any[], Result = any>(
   options: RateLimitLlmOptions<Args, Result> = {},
 ): MethodDecorator {
@@ -115,7 +83,7 @@ export function RateLimitLlm<Args extends unknown[] = any[], Result = any>(
     // Bindings are keyed by this metadata object, which travels with the wrapper when another
     // decorator wraps it in turn and copies its metadata.
     const metadata: RateLimitLlmMetadata = { options: options as RateLimitLlmOptions, label };
-    const wrapper: Function =
+    const wrapper: (this: unknown, ...args: unknown[]) => unknown =
       original instanceof AsyncGeneratorFunction
         ? async function* (this: unknown, ...args: unknown[]) {
             const call = boundCall(this, metadata);

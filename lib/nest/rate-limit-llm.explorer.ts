@@ -3,8 +3,9 @@ import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { RateLimitConfigError } from '../core/errors.js';
 import { UnknownModelError } from './errors/unknown-model.error.js';
 import { bindRateLimitedMethod } from './rate-limit-llm.binding.js';
-import { RATE_LIMIT_LLM_METADATA, type RateLimitLlmMetadata } from './rate-limit-llm.decorator.js';
-import { RateLimitedCall } from './rate-limited-call.js';
+import { RATE_LIMIT_LLM_METADATA } from './rate-limit-llm.decorator.js';
+import type { RateLimitLlmMetadata } from './rate-limit-llm.options.js';
+import { RateLimitedCall } from '../providers/rate-limited-call.js';
 import { RATE_LIMITER_REGISTRY, RateLimiterRegistry } from './rate-limiter.registry.js';
 
 /**
@@ -24,9 +25,9 @@ export class RateLimitLlmExplorer implements OnModuleInit {
 
   onModuleInit(): void {
     for (const wrapper of [...this.discovery.getProviders(), ...this.discovery.getControllers()]) {
-      const { instance } = wrapper;
+      const instance: unknown = wrapper.instance;
       if (instance === null || typeof instance !== 'object') continue;
-      const decorated = this.decoratedMethods(Object.getPrototypeOf(instance));
+      const decorated = this.decoratedMethods(Object.getPrototypeOf(instance) as object | null);
       if (decorated.length === 0) continue;
       if (!wrapper.isDependencyTreeStatic()) {
         this.logger.warn(
@@ -50,8 +51,8 @@ export class RateLimitLlmExplorer implements OnModuleInit {
     const found = new Set<RateLimitLlmMetadata>();
     if (!prototype) return [];
     for (const name of this.scanner.getAllMethodNames(prototype)) {
-      for (let p: object | null = prototype; p && p !== Object.prototype; p = Object.getPrototypeOf(p)) {
-        const method = Object.getOwnPropertyDescriptor(p, name)?.value;
+      for (let p: object | null = prototype; p && p !== Object.prototype; p = Object.getPrototypeOf(p) as object | null) {
+        const method: unknown = Object.getOwnPropertyDescriptor(p, name)?.value;
         if (typeof method !== 'function') continue;
         const metadata = this.reflector.get<RateLimitLlmMetadata | undefined>(RATE_LIMIT_LLM_METADATA, method);
         if (metadata) found.add(metadata);

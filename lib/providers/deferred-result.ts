@@ -1,3 +1,5 @@
+import { isThenable } from './sdk-results.js';
+
 /**
  * What a limited call returns before the call itself exists: the SDK's object is made only once
  * the call is admitted, yet the caller wants its surface at once (`await`, `withResponse()`,
@@ -14,14 +16,6 @@ function member(target: unknown, key: string): (...args: unknown[]) => unknown {
   if (typeof value !== 'function')
     throw new TypeError(`${key} is not a function of the call's result (${Object.prototype.toString.call(target)})`);
   return value as (...args: unknown[]) => unknown;
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as PromiseLike<unknown>).then === 'function'
-  );
 }
 
 /**

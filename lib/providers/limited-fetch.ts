@@ -1,8 +1,8 @@
 import { RateLimitConfigError } from '../core/errors.js';
 import type { LimiterLogger } from '../core/events.js';
 import type { RateLimiter, TokenRequest } from '../core/rate-limiter.js';
-import { estimateCall, readStreamEvent, streamedUsage, usageOfResult } from '../nest/usage/call-usage.js';
-import { type CallEstimate, isRecord, newStreamState } from '../nest/usage/llm-usage.js';
+import { estimateCall, readStreamEvent, streamedUsage, usageOfResult } from './call-usage.js';
+import { type CallEstimate, isRecord, newStreamState } from './llm-usage.js';
 import { currentCallScope } from './call-scope.js';
 import { actualUsageOf } from './settle.js';
 import { observeEventStream } from './sse-body.js';
@@ -202,5 +202,5 @@ export function createLimitedFetch(options: LimitedFetchOptions): Fetch {
       return response;
     }
     return answered(attempt, response);
-  } as Fetch;
+  };
 }

@@ -51,7 +51,7 @@ describe('learnLimits against a provider with an unpublished limit', () => {
       // The learned limit as status reports it, every 50 ms.
       const learned: { at: number; rpm: number }[] = [];
       const sampler = setInterval(() => {
-        void limiters[0]!.getStatus().then((s) => learned.push({ at: Date.now() - startedAt, rpm: s.limitsInForce.requests }));
+        void limiters[0].getStatus().then((s) => learned.push({ at: Date.now() - startedAt, rpm: s.limitsInForce.requests }));
       }, 50);
       const calls: LaneCall[] = [];
       const errors: string[] = [];
@@ -108,7 +108,7 @@ describe('learnLimits against a provider with an unpublished limit', () => {
       expect({ afterCut: peakAfter >= 0.85 * REAL_RPM && peakAfter <= highest, report }).toEqual({ afterCut: true, report });
       expect({ cutNotCollapsed: lowAfter >= 0.5 * REAL_RPM, report }).toEqual({ cutNotCollapsed: true, report });
       // Every instance holds the same learned limit: it lives in Redis.
-      expect(end[0]!.limitsInForce).toEqual(end[1]!.limitsInForce);
+      expect(end[0].limitsInForce).toEqual(end[1].limitsInForce);
       expect(end.every((s) => s.learning)).toBe(true);
       // Few 429s: only where the learned limit passes what the provider allows, once per cycle
       // of growth and cut (two or three in a run), each time what one window admitted beyond it

@@ -128,7 +128,7 @@ describe('a 429 with retry-after heard by one process', () => {
       // From the moment the first observe returned, the pause was in force for every process:
       // every acquire placed after it gets a slot at or after its end. (Local and Redis clocks are
       // one clock here; 1 ms covers whole-ms rounding.)
-      const first = pauses[0]!;
+      const first = pauses[0];
       const from = first.observedAt! + 1;
       const until = first.pausedUntil!;
       const inside = calls.filter((c) => c.slotTime >= from && c.slotTime < until);

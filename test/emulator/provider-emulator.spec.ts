@@ -204,7 +204,7 @@ describe('ProviderEmulator over HTTP', () => {
     await post(emulator, '/v1/chat/completions', { model: 'm', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] });
     expect(performance.now() - began).toBeGreaterThanOrEqual(79);
     const [record] = emulator.recorder.calls;
-    expect(record!.completedAt! - record!.arrivedAt).toBeGreaterThanOrEqual(79);
+    expect(record.completedAt! - record.arrivedAt).toBeGreaterThanOrEqual(79);
   });
 });
 

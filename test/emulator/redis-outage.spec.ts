@@ -28,7 +28,7 @@ function fullestWindow(calls: readonly LaneCall[], windowMs: number, pick: (c: L
   let first = 0;
   for (const call of sorted) {
     sum += pick(call);
-    while (sorted[first]!.slotTime <= call.slotTime - windowMs) sum -= pick(sorted[first++]!);
+    while (sorted[first].slotTime <= call.slotTime - windowMs) sum -= pick(sorted[first++]);
     most = Math.max(most, sum);
   }
   return most;
@@ -119,7 +119,7 @@ describe("a Redis outage under load with failureMode 'local'", () => {
         // ...and back on Redis once it answered: recovered, and no call placed in the fallback
         // after that (its callers kept calling). The first acquire on Redis carries what the
         // fallbacks admitted in the last window, so the first calls may wait about a window.
-        const recovered = Math.max(...done[w]!.events.filter((e) => e.endsWith('recovered')).map((e) => Number(e.split(' ')[0])));
+        const recovered = Math.max(...done[w].events.filter((e) => e.endsWith('recovered')).map((e) => Number(e.split(' ')[0])));
         expect({ w, recovered: recovered >= upAt }).toEqual({ w, recovered: true });
         expect({ w, localAfter: local.filter((c) => placedAt(c) > recovered + 1).length }).toEqual({ w, localAfter: 0 });
       }

@@ -161,7 +161,7 @@ describe.each(cases)('zero 429s against the emulated provider: $name', (c) => {
       // Bounded in time by the deadline and in count.
       for (let i = 0; i < 500 && Date.now() < deadline; i++) {
         const input = Math.round(200 + 1800 * random() ** 2);
-        const maxTokens = [128, 256, 512][Math.floor(random() * 3)]!;
+        const maxTokens = [128, 256, 512][Math.floor(random() * 3)];
         const text = textOfTokens(input, `call ${n++}`);
         let recordId: string;
         try {

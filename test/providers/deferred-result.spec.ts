@@ -16,7 +16,7 @@ class Helper extends EventEmitter {
 describe('the stand-in for a result made after admission', () => {
   it('chains on() onto the real object and gives its methods results', async () => {
     const helper = new Helper();
-    const stand = deferredResult(Promise.resolve({ target: helper, awaited: helper })) as unknown as Helper;
+    const stand = deferredResult(Promise.resolve({ target: helper, awaited: helper })) as Helper & PromiseLike<Helper>;
     const seen: string[] = [];
     const chained = stand.on('a', (v: string) => seen.push(`a:${v}`)).on('b', (v: string) => seen.push(`b:${v}`));
     await chained;

@@ -65,6 +65,11 @@ process.once('message', (start: WorkerStart) => {
       await manager.close();
       await send({ type: 'done', calls, errors, events });
       process.disconnect();
+    })
+    .catch((error: unknown) => {
+      // The parent sees the exit without a 'done' and fails the test.
+      console.error(`worker ${setup.worker} could not report: ${String(error)}`);
+      process.exit(1);
     });
 });
 // Connected (and the fetch client loaded) before the start, so every worker's callers begin together.

@@ -249,6 +249,11 @@ process.on('message', (message: WorkerStart | WorkerStop) => {
       await clock.quit();
       await send(message);
       process.disconnect();
+    })
+    .catch((error: unknown) => {
+      // The parent sees the exit without a 'done' and fails the test.
+      console.error(`worker ${setup.worker} could not report: ${String(error)}`);
+      process.exit(1);
     });
 });
 // Connected before the start, so every worker's callers begin together.

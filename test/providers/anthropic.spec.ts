@@ -1,11 +1,6 @@
-import {
-  anthropicUsage,
-  estimateAnthropicRequest,
-  isAnthropicRequest,
-  readAnthropicStreamEvent,
-} from '../../../lib/nest/usage/anthropic.js';
-import { newStreamState } from '../../../lib/nest/usage/llm-usage.js';
-import { MESSAGE_OVERHEAD_TOKENS, REQUEST_OVERHEAD_TOKENS } from '../../../lib/nest/usage/estimate.js';
+import { anthropicUsage, estimateAnthropicRequest, isAnthropicRequest, readAnthropicStreamEvent } from '../../lib/providers/anthropic.js';
+import { newStreamState } from '../../lib/providers/llm-usage.js';
+import { MESSAGE_OVERHEAD_TOKENS, REQUEST_OVERHEAD_TOKENS } from '../../lib/providers/estimate.js';
 
 describe('Anthropic shapes', () => {
   const request = {

@@ -1,65 +1,17 @@
 import { InvalidTokenCountError } from '../core/errors.js';
 import type { LimiterLogger } from '../core/events.js';
-import type { HeaderSource } from '../core/provider-headers.js';
+import type { HeaderSource } from './headers.js';
 import type { RateLimiter, TokenRequest } from '../core/rate-limiter.js';
-import { LlmCallScope, runInCallScope } from '../providers/call-scope.js';
-import { type DeferredBox, deferredResult } from '../providers/deferred-result.js';
-import { isHelperStream, watchHelperStream } from '../providers/helper-streams.js';
-import { actualUsageOf } from '../providers/settle.js';
-import type { RateLimitLlmOptions } from './rate-limit-llm.decorator.js';
-import { estimateCall, readStreamEvent, streamedUsage, usageOfResult } from './usage/call-usage.js';
-import { type CallEstimate, isRecord, type LlmUsage, mergeUsage, newStreamState, type StreamState } from './usage/llm-usage.js';
+import { LlmCallScope, runInCallScope } from './call-scope.js';
+import { type DeferredBox, deferredResult } from './deferred-result.js';
+import { isHelperStream, watchHelperStream } from './helper-streams.js';
+import { awaitWithHeaders, headersOf, isAsyncIterable, isThenable, statusOf } from './sdk-results.js';
+import { actualUsageOf } from './settle.js';
+import type { RateLimitedCallOptions } from './rate-limited-call.options.js';
+import { estimateCall, readStreamEvent, streamedUsage, usageOfResult } from './call-usage.js';
+import { type CallEstimate, isRecord, type LlmUsage, mergeUsage, newStreamState, type StreamState } from './llm-usage.js';
 
 type Method = (...args: unknown[]) => unknown;
-
-/** The HTTP status of a provider SDK's error (OpenAI, Anthropic, Google Gen AI, fetch-style). */
-function statusOf(error: unknown): number | undefined {
-  if (!isRecord(error) && !(error instanceof Error)) return undefined;
-  const e = error as Record<string, unknown>;
-  const response = isRecord(e.response) ? e.response : {};
-  const status = [e.status, e.statusCode, response.status].find((s) => typeof s === 'number' && s >= 100 && s < 600);
-  return status as number | undefined;
-}
-
-function headersOf(error: unknown): HeaderSource {
-  const e = error as Record<string, unknown>;
-  const response = isRecord(e.response) ? e.response : {};
-  const headers = e.headers ?? response.headers;
-  return headers !== null && typeof headers === 'object' ? (headers as HeaderSource) : {};
-}
-
-/** A stream to settle when it ends; a page of a list (OpenAI's and Anthropic's `Page`) iterates its items instead. */
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    typeof (value as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function' &&
-    typeof (value as { hasNextPage?: unknown }).hasNextPage !== 'function'
-  );
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as PromiseLike<unknown>).then === 'function'
-  );
-}
-
-/**
- * The awaited result and the final response's headers, where the SDK keeps them: OpenAI's and
- * Anthropic's `APIPromise.withResponse()`, the Google Gen AI SDK's `sdkHttpResponse`.
- */
-async function awaitWithHeaders(value: PromiseLike<unknown>): Promise<{ data: unknown; headers?: HeaderSource }> {
-  const withResponse = (value as { withResponse?: unknown }).withResponse;
-  if (typeof withResponse === 'function') {
-    const { data, response } = (await withResponse.call(value)) as { data: unknown; response?: { headers?: HeaderSource } };
-    return { data, headers: response?.headers };
-  }
-  const data = await value;
-  const kept = isRecord(data) && isRecord(data.sdkHttpResponse) ? data.sdkHttpResponse.headers : undefined;
-  return { data, headers: isRecord(kept) ? kept : undefined };
-}
 
 type StreamEnd = { how: 'done' } | { how: 'stopped' } | { how: 'failed'; error: unknown };
 
@@ -81,7 +33,7 @@ export class RateLimitedCall {
 
   constructor(
     private readonly limiter: RateLimiter,
-    private readonly options: RateLimitLlmOptions,
+    private readonly options: RateLimitedCallOptions,
     /** `Class.method`, for messages. */
     readonly label: string,
     private readonly logger: LimiterLogger,

@@ -1,6 +1,6 @@
-import { estimateGeminiRequest, geminiUsage, readGeminiStreamEvent } from '../../../lib/nest/usage/gemini.js';
-import { newStreamState } from '../../../lib/nest/usage/llm-usage.js';
-import { DEFAULT_OUTPUT_TOKENS, MESSAGE_OVERHEAD_TOKENS, REQUEST_OVERHEAD_TOKENS } from '../../../lib/nest/usage/estimate.js';
+import { estimateGeminiRequest, geminiUsage, readGeminiStreamEvent } from '../../lib/providers/gemini.js';
+import { newStreamState } from '../../lib/providers/llm-usage.js';
+import { DEFAULT_OUTPUT_TOKENS, MESSAGE_OVERHEAD_TOKENS, REQUEST_OVERHEAD_TOKENS } from '../../lib/providers/estimate.js';
 
 describe('Gemini and Vertex shapes', () => {
   it('estimates a Google Gen AI request from contents, config.systemInstruction and config.maxOutputTokens', () => {

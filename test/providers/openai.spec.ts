@@ -1,6 +1,6 @@
-import { estimateOpenAiRequest, openAiUsage, readOpenAiStreamEvent } from '../../../lib/nest/usage/openai.js';
-import { newStreamState } from '../../../lib/nest/usage/llm-usage.js';
-import { MESSAGE_OVERHEAD_TOKENS, REQUEST_OVERHEAD_TOKENS } from '../../../lib/nest/usage/estimate.js';
+import { estimateOpenAiRequest, openAiUsage, readOpenAiStreamEvent } from '../../lib/providers/openai.js';
+import { newStreamState } from '../../lib/providers/llm-usage.js';
+import { MESSAGE_OVERHEAD_TOKENS, REQUEST_OVERHEAD_TOKENS } from '../../lib/providers/estimate.js';
 
 describe('OpenAI shapes', () => {
   it('estimates a chat completion request from its messages and max_completion_tokens', () => {

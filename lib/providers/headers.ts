@@ -30,7 +30,8 @@ function reader(headers: HeaderSource): (name: string) => string | undefined {
   return (name) => {
     const value = lower.get(name);
     if (Array.isArray(value)) return value.length ? String(value[0]) : undefined;
-    return value === undefined || value === null ? undefined : String(value);
+    // Header values are strings (Node also gives numbers); anything else is no header value.
+    return typeof value === 'string' || typeof value === 'number' ? String(value) : undefined;
   };
 }
 

@@ -9,7 +9,7 @@ import {
   MESSAGE_OVERHEAD_TOKENS,
   outputCapOf,
   REQUEST_OVERHEAD_TOKENS,
-} from '../../../lib/nest/usage/estimate.js';
+} from '../../lib/providers/estimate.js';
 
 describe('token estimate heuristic', () => {
   it('counts one token per four characters, rounded up', () => {

@@ -1,6 +1,6 @@
-import { estimateCall, readStreamEvent, streamedUsage, usageOfResult } from '../../../lib/nest/usage/call-usage.js';
-import { newStreamState } from '../../../lib/nest/usage/llm-usage.js';
-import { DEFAULT_OUTPUT_TOKENS } from '../../../lib/nest/usage/estimate.js';
+import { estimateCall, readStreamEvent, streamedUsage, usageOfResult } from '../../lib/providers/call-usage.js';
+import { newStreamState } from '../../lib/providers/llm-usage.js';
+import { DEFAULT_OUTPUT_TOKENS } from '../../lib/providers/estimate.js';
 
 describe('reading a decorated call', () => {
   it('estimates from the first argument that is a provider request, whichever SDK it is for', () => {

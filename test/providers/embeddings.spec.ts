@@ -1,5 +1,5 @@
-import { estimateCall, isEmbeddingRequest, usageOfResult } from '../../../lib/nest/usage/call-usage.js';
-import { REQUEST_OVERHEAD_TOKENS } from '../../../lib/nest/usage/estimate.js';
+import { estimateCall, isEmbeddingRequest, usageOfResult } from '../../lib/providers/call-usage.js';
+import { REQUEST_OVERHEAD_TOKENS } from '../../lib/providers/estimate.js';
 
 describe('embeddings', () => {
   it('reserves no output for embeddings.create and Gemini embedContent requests', () => {
