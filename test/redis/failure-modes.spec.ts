@@ -52,10 +52,12 @@ describe("failureMode 'local'", () => {
       await waitFor(async () => (await admin.zcard(modelKeys('llmrl', 'm').instances)) === 3, 5000, 'three heartbeats');
       // each instance learns the count at its next beat (every 5 s)
       await waitFor(() => limiters[0].liveInstanceCount === 3, 10_000, 'the first instance to count three');
-      await own.kill();
       const mine = limiters[0];
-      // a third of 900 each, less the token this instance took on Redis within the window
-      await expect(mine.acquire({ tokens: 299 }, { maxWaitMs: 0 })).resolves.toMatchObject({ degraded: true, waitTime: 0 });
+      // The reading the fallback starts from: the window holds 4 tokens.
+      await mine.acquire({ tokens: 1 });
+      await own.kill();
+      // a third of what the window had left: (900 - 4) / 3, rounded down
+      await expect(mine.acquire({ tokens: 298 }, { maxWaitMs: 0 })).resolves.toMatchObject({ degraded: true, waitTime: 0 });
       await expect(mine.acquire({ tokens: 1 }, { maxWaitMs: 0 })).rejects.toThrow(AcquireTimeoutError);
       await own.startAgain();
       await waitFor(() => !mine.degraded, 10_000, 'the probe to see Redis again');
@@ -113,12 +115,12 @@ describe('while Redis is known to be down', () => {
       );
       await expect(limiter.acquire({ tokens: 100 })).resolves.toMatchObject({ degraded: false });
       await own.kill();
-      // The share is 300, and this process took 100 of it on Redis within the window.
+      // The share is a third of what the window had left when last read: (900 - 100) / 3, 266.
       await expect(limiter.acquire({ tokens: 150 })).resolves.toMatchObject({ degraded: true });
-      await expect(limiter.acquire({ tokens: 51 }, { maxWaitMs: 0 })).rejects.toThrow(AcquireTimeoutError);
-      // The provider reports 20 left: 300 - 250 - 20, less 1% of 900, spent elsewhere.
+      await expect(limiter.acquire({ tokens: 117 }, { maxWaitMs: 0 })).rejects.toThrow(AcquireTimeoutError);
+      // The provider reports 20 left: 300 - (34 + 150) - 20, less 1% of 900, spent elsewhere.
       await expect(limiter.observe({ 'x-ratelimit-remaining-tokens': '20' })).resolves.toEqual({
-        foreign: { tokens: 21, inputTokens: 0, outputTokens: 0, requests: 0 },
+        foreign: { tokens: 87, inputTokens: 0, outputTokens: 0, requests: 0 },
       });
       await own.startAgain();
       await waitFor(() => !limiter.degraded, 10_000, 'the probe to see Redis again');
