@@ -18,6 +18,11 @@ export const FRESH_READ_MS = 200;
 
 /** An instance that has not announced itself for this long no longer counts. */
 const HEARTBEAT_TTL_MS = 15_000;
+/**
+ * How often an instance announces itself, and so how old its count of live instances can be when
+ * Redis fails: a process that makes no calls learns of the others only from its own beats.
+ */
+const HEARTBEAT_INTERVAL_MS = 1000;
 
 export interface LocalFallbackOptions {
   /** The settings the limiter sends; the fallback gets this process's share of them. */
@@ -92,7 +97,7 @@ export class LocalFallback {
       );
     };
     once();
-    this.heartbeatTimer = setInterval(once, HEARTBEAT_TTL_MS / 3);
+    this.heartbeatTimer = setInterval(once, HEARTBEAT_INTERVAL_MS);
     this.heartbeatTimer.unref();
   }
 

@@ -50,7 +50,7 @@ describe("failureMode 'local'", () => {
     try {
       await Promise.all(limiters.map((l) => l.acquire({ tokens: 1 })));
       await waitFor(async () => (await admin.zcard(modelKeys('llmrl', 'm').instances)) === 3, 5000, 'three heartbeats');
-      // each instance learns the count at its next beat (every 5 s)
+      // each instance learns the count at its next beat (every second)
       await waitFor(() => limiters[0].liveInstanceCount === 3, 10_000, 'the first instance to count three');
       const mine = limiters[0];
       // The reading the fallback starts from: the window holds 4 tokens.
