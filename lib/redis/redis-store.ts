@@ -208,19 +208,13 @@ export class RedisStore implements LimiterStore {
     const stateOf = (s: ModelSettings) => (s.algorithm === 'token-bucket' ? bucket : window);
     // An attempt's length before the caller gives up: a reply needs time to come back, and one
     // that takes longer is given up as lost anyway.
-    // An acquire's deadline leaves an attempt for the reply to come back. A claim's is where its
-    // owner's lease ends at most: leaseHoldMs after it was sent (its waiters are given up no
-    // sooner, see FailoverStore). None while the scripts run on a test's clock (its time does
-    // not pass with this process's).
+    // An acquire's deadline leaves an attempt for the reply to come back; a claim's, where its
+    // owner's lease ends at most, is leaseHoldMs after it was sent. None on a test's clock.
+    const shift = (acquire: boolean) => (acquire ? -this.executor.attemptMs : this.leaseHoldMs - this.executor.budgetMs);
     const serverDeadline = (deadline: number, acquire: boolean) =>
       this.offsetMs === undefined || this.testClock
         ? -1
-        : Math.floor(
-            Date.now() +
-              (deadline - performance.now()) +
-              this.offsetMs +
-              (acquire ? -this.executor.attemptMs : this.leaseHoldMs - this.executor.budgetMs),
-          );
+        : Math.floor(Date.now() + (deadline - performance.now()) + this.offsetMs + shift(acquire));
     const submit = (q: QueueCommand): Promise<QueueReply> => batcher.submit(q, q.deadline);
     const due = () => performance.now() + this.executor.budgetMs;
     const batcher: CommandBatcher<QueueCommand, QueueReply> = new CommandBatcher<QueueCommand, QueueReply>(
