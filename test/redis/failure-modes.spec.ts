@@ -131,6 +131,22 @@ describe('while Redis is known to be down', () => {
       expect((await limiter.getStatus()).tokensUsed).toBe(160);
     }));
 
+  it("with failureMode 'local', a token bucket starts from its share of what the shared bucket had left", () =>
+    withOwnRedis(async (own, manager) => {
+      // 900 tokens refilling over 600 s: the share refills half a token a second.
+      const limiter = new RateLimiter(
+        manager,
+        'm',
+        { tpm: 900, windowSeconds: 600, algorithm: 'token-bucket', deliveryMarginMs: 0 },
+        { failureMode: 'local', expectedInstances: 3, logger: recordingLogger() },
+      );
+      await expect(limiter.acquire({ tokens: 300 })).resolves.toMatchObject({ degraded: false });
+      await own.kill();
+      // A third of the 600 left: 200, and what refilled since the reading (a few tokens).
+      await expect(limiter.acquire({ tokens: 200 }, { maxWaitMs: 0 })).resolves.toMatchObject({ degraded: true });
+      await expect(limiter.acquire({ tokens: 20 }, { maxWaitMs: 0 })).rejects.toThrow(AcquireTimeoutError);
+    }));
+
   it("with failureMode 'closed', observe rejects at once during a known outage", () =>
     withOwnRedis(async (own, manager) => {
       const closed = new RateLimiter(manager, 'm', { tpm: 100 }, { failureMode: 'closed', logger: recordingLogger() });
