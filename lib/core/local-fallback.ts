@@ -173,9 +173,10 @@ export class LocalFallback {
     const instances = this.local!.instances;
     const since = Date.now() - this.options.windowMs;
     const read = this.lastRead;
+    const fresh = read !== undefined && read.at >= sentAt - FRESH_READ_MS;
+    // When the seed is charged: the reading, or for a stale one the failing call.
+    const at = read === undefined ? -Infinity : fresh ? read.at : sentAt;
     if (read) {
-      const fresh = read.at >= sentAt - FRESH_READ_MS;
-      const at = fresh ? read.at : sentAt;
       const l = settings.limits;
       const u = read.reading.used;
       const seed = (share: number, used: number) => (fresh ? Math.ceil(used / instances) : share);
@@ -200,8 +201,9 @@ export class LocalFallback {
         });
       }
     }
-    // Its own admissions since the reading: those of an earlier outage not read back yet.
-    const after = Math.max(since, read?.at ?? -Infinity);
+    // Its own admissions since then: those of an earlier outage not read back yet (a full window
+    // from a stale reading covers those before it).
+    const after = Math.max(since, at);
     for (const entry of this.admissions.filter((e) => e.at > after)) {
       this.replayAt = entry.at;
       // Admitted now or never: a replayed entry must not wait in the fallback's queue.
