@@ -18,7 +18,9 @@
   ARGV[9]  learned limits: largest limit factor (0 = the limits are fixed)
   ARGV[10] learned limits: factor gained per window of pressing demand
   ARGV[11] how long a tombstone is kept, ms
-  ARGV[12] owner lease, ms
+  ARGV[12] owner lease, ms (a call with a deadline renews the lease to that deadline at most:
+           its owner gives up its waiters only once the deadline passed, so none of them is
+           admitted after that)
   ARGV[13] most waiters one admit step admits or drops
   ARGV[14] channel admissions are published on ('' = none)
   ARGV[15] clock, epoch ms (-1 = the server's TIME; set only by the differential tests)
@@ -26,7 +28,8 @@
     'A' op id, owner, cost combined, input, output, requests, longest wait ms (-1 = no bound),
         deadline: server ms after which its caller gave up, so a new acquire reserves nothing
         and answers 'timeout' (-1 = none)
-    'C' owner, count K, then K op ids
+    'C' owner, deadline: server ms after which its caller gave up, so the call renews no lease
+        (-1 = none), count K, then K op ids
     'S' op id, mode ('adjust' | 'release' | 'keep'), refunds (1 | 0), to combined, input, output
 
   Returns a flat array of strings: now ms, next check ms (0 = nothing waits), the owner of the
@@ -36,6 +39,9 @@
     'C' K, then K triples (state, slot ms, 0: claims do not rank)
     'S' status, applied combined, input, output, requests, charged combined, input, output,
         requests
+  and last, what the state holds once the call is done: used combined, input, output,
+  requests (the window's sums, or the token bucket's tokens still to refill), and the largest
+  live instance count a heartbeat published (0 = none lately).
   States and statuses are as lib/core/store.ts describes them.
 
   Admitted waiters are published on the channel as "op:slot,op:slot,...".
@@ -121,6 +127,14 @@ local function state_reply(op, ranked)
   return ENDED_NAMES[rec.ended], 0, 0
 end
 
+-- Where a lease renewed by a call with deadline `gave_up` ends (see ARGV[12]).
+local function lease_end(gave_up)
+  if gave_up >= 0 then
+    return math.min(now + lease, gave_up)
+  end
+  return now + lease
+end
+
 local results = {}
 local pending = {}
 local function push(...)
@@ -136,11 +150,11 @@ do
   for _ = 1, count do
     local kind = ARGV[i]
     if kind == 'C' then
-      local k = tonumber(ARGV[i + 2])
+      local k = tonumber(ARGV[i + 3])
       for x = 1, k do
-        named[#named + 1] = ARGV[i + 2 + x]
+        named[#named + 1] = ARGV[i + 3 + x]
       end
-      i = i + 3 + k
+      i = i + 4 + k
     else
       named[#named + 1] = ARGV[i + 1]
       i = i + (kind == 'A' and 9 or 7)
@@ -172,7 +186,7 @@ for _ = 1, count do
       push('timeout', '0', '0', fmt(cap.estimate_for(cost)))
     else
       -- Only a waiter needs its owner's lease: one admitted at once is not dropped for it.
-      q.renew(owner, now + lease)
+      q.renew(owner, lease_end(gave_up))
       local deadline = -1
       if max_wait > 0 then
         deadline = now + max_wait
@@ -186,14 +200,16 @@ for _ = 1, count do
       push('waiting', '0', '0', '0')
     end
   elseif kind == 'C' then
-    local owner, k = ARGV[at + 1], tonumber(ARGV[at + 2])
-    q.renew(owner, now + lease)
+    local owner, gave_up, k = ARGV[at + 1], tonumber(ARGV[at + 2]), tonumber(ARGV[at + 3])
+    if gave_up < 0 or now <= gave_up then
+      q.renew(owner, lease_end(gave_up))
+    end
     push(fmt(k))
     for x = 1, k do
-      local s, slot, position = state_reply(ARGV[at + 2 + x], false)
+      local s, slot, position = state_reply(ARGV[at + 3 + x], false)
       push(s, fmt(slot), fmt(position))
     end
-    at = at + 3 + k
+    at = at + 4 + k
   else
     local op, mode, refunds = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3] == '1'
     local to = { tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6]) }
@@ -241,6 +257,11 @@ end
 for x = 1, #results do
   out[#out + 1] = results[x]
 end
+local used = cap.used()
+for d = 1, 4 do
+  out[#out + 1] = fmt(used[d])
+end
+out[#out + 1] = fmt(cap.instances)
 
 local expire_at, moved = cap.expire_at(horizon, lease)
 cap.write()

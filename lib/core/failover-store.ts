@@ -4,7 +4,6 @@ import { RedisUnavailableError } from './errors.js';
 import type { LimiterLogger, RateLimiterEvent } from './events.js';
 import { LocalFallback } from './local-fallback.js';
 import { PendingCancels } from './pending-cancels.js';
-import { newOpId } from './record-id.js';
 import {
   type AcquireCommand,
   type AcquireReply,
@@ -20,12 +19,11 @@ import {
   type SettleCommand,
   type SettleReply,
   type StatusReply,
+  type WindowReading,
 } from './store.js';
 
 /** While Redis is down, how often it is asked whether it answers again. */
 const PROBE_INTERVAL_MS = 500;
-/** An instance that has not announced itself for this long no longer counts. */
-const HEARTBEAT_TTL_MS = 15_000;
 
 type Operation = 'acquire' | 'adjust' | 'release' | 'status' | 'observe';
 
@@ -42,6 +40,8 @@ export interface FailoverOptions {
   /** This limiter instance, as announced by heartbeats. */
   readonly instanceId: string;
   readonly ping: () => Promise<number>;
+  /** See LimiterStore.leaseHoldMs: a waiter is given up no sooner than that after the last call sent. */
+  readonly leaseHoldMs?: number;
   /** Makes the in-process store of failureMode 'local', reading time from `clock`. */
   readonly fallbackStore: (clock: () => number) => ModelStore;
   readonly logger: LimiterLogger;
@@ -60,11 +60,9 @@ export class FailoverStore implements ModelStore {
   private outageSince: number | undefined;
   private outageCause: RedisUnavailableError | undefined;
   private probe: NodeJS.Timeout | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private liveInstances = 1;
   private readonly local: LocalFallback;
-  /** What this process admitted in its fallback during the window before Redis answered again. */
-  private handback?: Charge;
+  /** Local ms by which every acquire or claim sent to the shared store so far has settled. */
+  private leaseHeldUntil = 0;
   private readonly cancels: PendingCancels;
 
   constructor(private readonly options: FailoverOptions) {
@@ -80,7 +78,7 @@ export class FailoverStore implements ModelStore {
 
   /** Live limiter instances at the last heartbeat (1 until the first). */
   get liveInstanceCount(): number {
-    return this.liveInstances;
+    return Math.max(1, this.local.beatCount);
   }
 
   /** The error a 'closed' limiter throws while the shared store is known to be down. */
@@ -96,19 +94,16 @@ export class FailoverStore implements ModelStore {
 
   async acquire(command: AcquireCommand): Promise<AcquireReply> {
     if (this.outageSince === undefined) {
+      const sentAt = this.sending();
       try {
         // Only the first acquire after an outage has something to hand back: no await otherwise.
-        if (this.handback) await this.handBack(command);
+        if (this.local.handBackDue) await this.local.handBack(this.options.inner, command.settings);
         const reply = await this.options.inner.acquire(command);
-        this.markUp();
-        this.startHeartbeat();
-        if (reply.state === 'admitted') this.remember(reply.slotMs, command.cost, false);
-        // Counted from when it queued: if Redis goes away, the fallback starts no emptier.
-        else if (reply.state === 'waiting') this.remember(reply.nowMs, command.cost, false);
+        this.answered(reply.window);
         return reply;
       } catch (error) {
         if (!(error instanceof RedisUnavailableError)) throw error;
-        this.markDown('acquire', error);
+        this.markDown('acquire', error, sentAt);
         // It may have run with its reply lost, or run later: take it back once Redis answers.
         this.cancelLater(command.opId);
       }
@@ -131,7 +126,7 @@ export class FailoverStore implements ModelStore {
     const fallback = this.fallback();
     const reply = await fallback.store.acquire({ ...command, settings: fallback.settings });
     this.local.touch(command.opId);
-    if (reply.state === 'admitted') this.remember(reply.slotMs, command.cost, true);
+    if (reply.state === 'admitted') this.local.admitted(command.cost);
     return { ...reply, degraded: 'local' };
   }
 
@@ -160,17 +155,21 @@ export class FailoverStore implements ModelStore {
 
   private async claimShared(command: ClaimCommand): Promise<ClaimReply> {
     if (this.outageSince === undefined) {
+      const sentAt = this.sending();
       try {
         const reply = await this.options.inner.claim(command);
-        this.markUp();
+        this.answered(reply.window);
         return reply;
       } catch (error) {
         if (!(error instanceof RedisUnavailableError)) throw error;
-        this.markDown('acquire', error);
+        this.markDown('acquire', error, sentAt);
       }
     }
     // Whatever follows, these callers stop waiting in Redis: their records must not be admitted
-    // there once it answers again.
+    // there once it answers again. Every call that renewed this owner's lease renewed it to its
+    // own deadline at most (lua/queue.lua): once those have passed, no process can admit them.
+    const wait = this.leaseHeldUntil - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     command.opIds.forEach((opId) => this.cancelLater(opId));
     if (this.options.failureMode === 'closed') throw this.unavailable();
     const now = Date.now();
@@ -191,13 +190,14 @@ export class FailoverStore implements ModelStore {
       return { ...reply, degraded: 'local' };
     }
     if (this.outageSince === undefined) {
+      const sentAt = Date.now();
       try {
         const reply = await this.options.inner.settle(command);
-        this.markUp();
+        this.answered(reply.window);
         return reply;
       } catch (error) {
         if (!(error instanceof RedisUnavailableError)) throw error;
-        this.markDown(command.mode === 'adjust' ? 'adjust' : 'release', error);
+        this.markDown(command.mode === 'adjust' ? 'adjust' : 'release', error, sentAt);
       }
     }
     // A release is sent again once Redis answers (a waiter given up must not be admitted there
@@ -229,8 +229,8 @@ export class FailoverStore implements ModelStore {
     return this.feedback((store, s) => store.reconcile(s, command), settings);
   }
 
-  heartbeat(instanceId: string, ttlMs: number): Promise<number> {
-    return this.options.inner.heartbeat(instanceId, ttlMs);
+  heartbeat(instanceId: string, ttlMs: number, settings: ModelSettings): Promise<number> {
+    return this.options.inner.heartbeat(instanceId, ttlMs, settings);
   }
 
   onAdmitted(listener: (admitted: readonly AdmittedWaiter[]) => void, heard?: () => void): () => void {
@@ -248,83 +248,40 @@ export class FailoverStore implements ModelStore {
       const fallback = this.fallback();
       return call(fallback.store, fallback.settings);
     }
+    const sentAt = Date.now();
     try {
       const result = await call(this.options.inner, settings);
       this.markUp();
       return result;
     } catch (error) {
-      if (error instanceof RedisUnavailableError) this.markDown('observe', error);
+      if (error instanceof RedisUnavailableError) this.markDown('observe', error, sentAt);
       throw error;
     }
   }
 
-  /**
-   * This process's share while Redis is away; a process that cannot know how many share the
-   * limits (it never reached Redis, and expectedInstances is not set) admits nothing.
-   */
+  /** This process's share while Redis is away (see LocalFallback.require). */
   private fallback(): { store: ModelStore; settings: ModelSettings } {
-    const fallback = this.local.current();
-    if (fallback) return fallback;
-    const error = this.unavailable();
-    throw new RedisUnavailableError(
-      `${error.message}; failureMode 'local' admits nothing until Redis has been reached once: how many instances share the limits is unknown (set expectedInstances to limit locally from the start)`,
-      { cause: error.cause },
+    return this.local.require(this.unavailable());
+  }
+
+  /** A call to the shared store goes out now; returns when (local ms). */
+  private sending(): number {
+    const now = Date.now();
+    this.leaseHeldUntil = Math.max(this.leaseHeldUntil, now + (this.options.leaseHoldMs ?? 0));
+    return now;
+  }
+
+  /** The shared store answered: up, announced, and what it holds read for the fallback. */
+  private answered(reading: WindowReading | undefined): void {
+    this.markUp();
+    if (this.options.failureMode !== 'local') return;
+    this.local.read(reading);
+    this.local.startHeartbeat(
+      (ttlMs) => this.options.inner.heartbeat(this.options.instanceId, ttlMs, this.options.settings),
+      () => this.outageSince === undefined,
+      this.options.logger,
+      this.options.model,
     );
-  }
-
-  private remember(at: number, cost: Charge, local: boolean): void {
-    if (this.options.failureMode === 'local') this.local.remember(at, cost, local);
-  }
-
-  /**
-   * Redis does not know what the fallback admitted (and may have come back empty): the first
-   * acquire after an outage charges it as a reservation of its own, settled at once so nothing
-   * gives it back. At most a window's worth per limit: more could never be admitted.
-   */
-  private async handBack(command: AcquireCommand): Promise<void> {
-    const charge = this.handback;
-    if (!charge) return;
-    this.handback = undefined;
-    const l = command.settings.limits;
-    const clip = (figure: number, limit: number) => (limit > 0 ? Math.min(figure, limit) : figure);
-    const cost = {
-      tokens: clip(charge.tokens, l.tokens),
-      inputTokens: clip(charge.inputTokens, l.inputTokens),
-      outputTokens: clip(charge.outputTokens, l.outputTokens),
-      requests: clip(charge.requests, l.requests),
-    };
-    const opId = newOpId();
-    try {
-      const reply = await this.options.inner.acquire({ ...command, opId, cost, maxWaitMs: 0 });
-      if (reply.state === 'admitted') {
-        await this.options.inner.settle({ opId, settings: command.settings, mode: 'keep', refunds: false });
-      } else {
-        this.options.logger.warn(
-          `${this.options.model}: the window is full; what this process admitted during the outage is not charged again`,
-        );
-      }
-    } catch (error) {
-      this.handback ??= charge;
-      throw error;
-    }
-  }
-
-  /** Announces this instance in Redis every few seconds, to learn how many share the limits. */
-  private startHeartbeat(): void {
-    if (this.heartbeatTimer || this.options.failureMode !== 'local' || this.options.expectedInstances !== undefined) return;
-    const beat = () => {
-      if (this.outageSince !== undefined) return;
-      this.options.inner.heartbeat(this.options.instanceId, HEARTBEAT_TTL_MS).then(
-        (count) => {
-          this.liveInstances = Math.max(1, count);
-          this.local.countSeen(count);
-        },
-        (error: unknown) => this.options.logger.warn(`${this.options.model}: heartbeat failed: ${String(error)}`),
-      );
-    };
-    beat();
-    this.heartbeatTimer = setInterval(beat, HEARTBEAT_TTL_MS / 3);
-    this.heartbeatTimer.unref();
   }
 
   private startProbe(): void {
@@ -346,12 +303,13 @@ export class FailoverStore implements ModelStore {
     this.probe.unref();
   }
 
-  private markDown(operation: Operation, cause: RedisUnavailableError): void {
+  /** `sentAt`: when the call that found the shared store down was sent (local ms). */
+  private markDown(operation: Operation, cause: RedisUnavailableError, sentAt: number): void {
     this.outageCause = cause;
     if (this.outageSince !== undefined) return;
     this.outageSince = Date.now();
     const { failureMode, model } = this.options;
-    if (failureMode === 'local') this.local.start();
+    if (failureMode === 'local') this.local.start(sentAt);
     this.startProbe();
     const then = {
       open: 'letting calls through unlimited',
@@ -376,7 +334,7 @@ export class FailoverStore implements ModelStore {
     this.cancels.send();
     const outageMs = Date.now() - this.outageSince;
     this.outageSince = undefined;
-    if (this.options.failureMode === 'local') this.handback = this.local.admittedMeanwhile();
+    if (this.options.failureMode === 'local') this.local.recovered();
     clearInterval(this.probe);
     this.probe = undefined;
     this.options.logger.log?.(`${this.options.model}: Redis answers again after ${outageMs} ms; limiting resumed`);

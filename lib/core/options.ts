@@ -33,12 +33,13 @@ export interface RateLimiterOptions {
   /**
    * While Redis is unavailable: `'open'` (default) lets calls through unlimited, `'closed'`
    * rejects them with `RedisUnavailableError`, `'local'` limits them in this process to
-   * limit / `expectedInstances` (or the number of live instances last seen in Redis).
+   * its share of each limit (see docs/faults.md, local mode).
    */
   readonly failureMode?: FailureMode;
   /**
-   * How many processes share the limits, for `failureMode: 'local'`. Without it, instances
-   * announce themselves in Redis every few seconds and the last count seen is used.
+   * How many processes share the limits, for `failureMode: 'local'`. Instances also announce
+   * themselves in Redis every second: the share is taken for the larger of this and the largest
+   * count announced lately. Without either, a process admits nothing while Redis is down.
    */
   readonly expectedInstances?: number;
   /** Prefix of every key (default `'llmrl'`); limiters with different prefixes never share state. */

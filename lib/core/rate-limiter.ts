@@ -95,6 +95,7 @@ export class RateLimiter {
       expectedInstances: expected,
       instanceId: owner,
       ping: this.pingStore,
+      leaseHoldMs: store.leaseHoldMs,
       fallbackStore: (clock) => new MemoryStore(clock).forModel(model, 'local'),
       logger: this.logger,
       emit: (event) => this.emit(event),
@@ -323,7 +324,7 @@ export class RateLimiter {
 
   /**
    * How many limiter instances for this model were live at the last heartbeat (counted only with
-   * `failureMode: 'local'` and no `expectedInstances`; 1 until the first beat).
+   * `failureMode: 'local'`; 1 until the first beat).
    */
   get liveInstanceCount(): number {
     return this.store.liveInstanceCount;

@@ -17,10 +17,14 @@ export const SETTLED_HORIZON_MS = 10_000;
  * A process that has not claimed (or acquired) for this long is taken for dead: its waiting
  * reservations are dropped when they reach the head of the queue. Processes with waiters claim
  * at least every CLAIM_INTERVAL_MS, so a crashed process stops holding the queue within
- * OWNER_LEASE_MS + CLAIM_INTERVAL_MS.
+ * OWNER_LEASE_MS + CLAIM_INTERVAL_MS. A call that carries its caller's deadline (`deadlineMs`,
+ * or the Redis store's own) renews the lease to that deadline at most: once the caller has
+ * given up, none of its waiters can be admitted.
  */
 export const OWNER_LEASE_MS = 5_000;
 export const CLAIM_INTERVAL_MS = 1_000;
+/** The shortest a call's renewal holds its owner's lease: two claims may be late before it lapses. */
+export const MIN_LEASE_HOLD_MS = 2 * CLAIM_INTERVAL_MS;
 /**
  * At the head's next check only the head's owner claims (its claim admits whoever fits and
  * announces it); the other processes with waiters claim this much later, in case that owner
@@ -147,6 +151,16 @@ export interface QueueNews {
    * answered by this process's in-memory fallback. Stores themselves never set it.
    */
   readonly degraded?: 'open' | 'local';
+  /** What the store held once the call was done (the same object for every reply of one call). */
+  readonly window?: WindowReading;
+}
+
+/** What a queue call read of the model's state, for failureMode 'local' (lib/core/local-fallback.ts). */
+export interface WindowReading {
+  /** What counts against the limits: the window's sums, or the token bucket's tokens still to refill. */
+  readonly used: Charge;
+  /** The largest live instance count a heartbeat published lately (0: none). */
+  readonly instances: number;
 }
 
 export interface AcquireReply extends QueueNews {
@@ -253,8 +267,18 @@ export interface ModelStore {
   backOff(settings: ModelSettings, command: BackOffCommand): Promise<BackOffReply>;
   /** Charges now what the provider counts beyond this store's figures; resolves with what was charged. */
   reconcile(settings: ModelSettings, command: ReconcileCommand): Promise<Charge>;
-  /** Announces a limiter instance for `ttlMs`; resolves with how many instances are live. */
-  heartbeat(instanceId: string, ttlMs: number): Promise<number>;
+  /**
+   * Charges what this process admitted on its own during an outage (failureMode 'local'), each
+   * admission where it was made, `ageMs` before now; no figure beyond its limit. Resolves with
+   * what was charged. Only a shared store has it (a memory store is never unavailable).
+   */
+  handBack?(settings: ModelSettings, admissions: readonly { readonly ageMs: number; readonly cost: Charge }[]): Promise<Charge>;
+  /**
+   * Announces a limiter instance for `ttlMs`; resolves with how many instances are live. The
+   * largest count is kept for `ttlMs` after it was last seen, and every queue reply carries it
+   * (`window.instances`).
+   */
+  heartbeat(instanceId: string, ttlMs: number, settings: ModelSettings): Promise<number>;
   /**
    * Calls `listener` with waiters admitted by other processes' calls (at most once each, maybe
    * never: a lost notice is made up for by claiming at `nextCheckMs`). `heard`, when given, is
@@ -273,6 +297,12 @@ export interface LimiterStore {
   readonly kind: 'redis' | 'memory';
   /** The state of `model` under `keyPrefix`. Distinct (prefix, model) pairs never share state. */
   forModel(model: string, keyPrefix: string): ModelStore;
+  /**
+   * How long after it is sent an acquire or claim may keep its owner's lease, ms: its waiters
+   * cannot be admitted once that has passed (the Redis store's deadline per operation, at
+   * least two claim intervals); absent for a store whose calls never wait on anything.
+   */
+  readonly leaseHoldMs?: number;
   /** Round-trip time of a trivial call, ms; rejects when the store cannot be reached. */
   ping(): Promise<number>;
 }

@@ -32,7 +32,7 @@ export class MemoryStore implements LimiterStore {
       backOff: async (settings, c) => s.backOff(settings, c),
       reconcile: async (settings, c) => s.reconcile(settings, c),
       // One process: one instance.
-      heartbeat: async () => 1,
+      heartbeat: async () => (s.instances = 1),
       onAdmitted: (listener) => s.onAdmitted(listener),
     };
   }

@@ -63,6 +63,8 @@ export class ModelState {
   private readonly expiry = new ExpiryHeap();
   private readonly listeners = new Set<(admitted: readonly AdmittedWaiter[]) => void>();
   private readonly limits = new LimitFactor();
+  /** The live instance count heartbeats published: 1 once this process's first beat came. */
+  instances = 0;
 
   constructor(private readonly clock: () => number) {}
 
@@ -137,7 +139,15 @@ export class ModelState {
   private finish(call: Call): QueueNews {
     this.admitStep(call);
     const [head] = this.queue.values();
-    const news = { nowMs: call.now, admitted: call.admitted, nextCheckMs: this.nextCheck(call), headOwner: head ? head.owner : '' };
+    const { now, settings } = call;
+    const used = chargeOf(call.capacity.used(settings, this.limits.scaled(settings, now), now));
+    const news = {
+      nowMs: now,
+      admitted: call.admitted,
+      nextCheckMs: this.nextCheck(call),
+      headOwner: head ? head.owner : '',
+      window: { used, instances: this.instances },
+    };
     if (call.admitted.length > 0) {
       for (const listener of this.listeners) {
         // The call's state change is done: a failing listener must not turn it into an error
@@ -163,8 +173,10 @@ export class ModelState {
       return undefined;
     }
     if (c.maxWaitMs === 0 || (c.maxWaitMs > 0 && this.limits.pausedUntil > now + c.maxWaitMs)) return this.estimate(call, cost);
-    // Only a waiter needs its owner's lease: one admitted at once is not dropped for it.
-    this.owners.set(c.owner, now + OWNER_LEASE_MS);
+    // Only a waiter needs its owner's lease: one admitted at once is not dropped for it. Its
+    // caller's deadline ends it at most (as lease_end in lua/queue.lua).
+    const gaveUp = c.deadlineMs ?? -1;
+    this.owners.set(c.owner, gaveUp >= 0 ? Math.min(now + OWNER_LEASE_MS, gaveUp) : now + OWNER_LEASE_MS);
     const waiting: WaitingRecord = { state: 'waiting', owner: c.owner, cost, deadline: c.maxWaitMs > 0 ? now + c.maxWaitMs : -1 };
     this.queue.set(c.opId, waiting);
     this.records.set(c.opId, waiting);

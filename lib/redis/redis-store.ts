@@ -1,4 +1,4 @@
-import { BUCKETS, MAX_ADMIT, OWNER_LEASE_MS, SETTLED_HORIZON_MS } from '../core/store.js';
+import { BUCKETS, MAX_ADMIT, MIN_LEASE_HOLD_MS, OWNER_LEASE_MS, SETTLED_HORIZON_MS } from '../core/store.js';
 import type {
   AcquireCommand,
   AcquireReply,
@@ -12,6 +12,7 @@ import type {
   ModelSettings,
   ModelStore,
   ReconcileCommand,
+  WindowReading,
   RecordState,
   SettleCommand,
   SettleReply,
@@ -23,6 +24,7 @@ import { modelKeys } from './keys.js';
 import { defineScripts, type RedisClient } from './scripts.js';
 import { CommandBatcher } from './command-batcher.js';
 import { AdmissionNotices } from './admission-notices.js';
+import { handBackArgs } from './handback-args.js';
 
 const num = Number;
 
@@ -57,7 +59,7 @@ function queueArgs(
   batch: readonly QueueCommand[],
   channel: string,
   clock: number,
-  serverDeadline: (deadline: number) => number,
+  serverDeadline: (deadline: number, acquire: boolean) => number,
 ): (string | number)[] {
   const s = batch[0].settings;
   const tokenBucket = s.algorithm === 'token-bucket';
@@ -88,10 +90,11 @@ function queueArgs(
         c.cost.outputTokens,
         c.cost.requests,
         c.maxWaitMs,
-        c.deadlineMs ?? serverDeadline(q.deadline),
+        c.deadlineMs ?? serverDeadline(q.deadline, true),
       );
     } else if (q.kind === 'C') {
-      args.push('C', q.command.owner, q.command.opIds.length, ...q.command.opIds);
+      // Its deadline ends the owner's lease: its waiters cannot be admitted once it gave up.
+      args.push('C', q.command.owner, serverDeadline(q.deadline, false), q.command.opIds.length, ...q.command.opIds);
     } else {
       const c = q.command;
       const to = c.to ?? { tokens: 0, inputTokens: 0, outputTokens: 0 };
@@ -106,13 +109,20 @@ function queueArgs(
  * belongs to another command (the stream lost bytes) and is refused.
  */
 function parseQueueReply(operation: string, batch: readonly QueueCommand[], r: (string | number)[]): QueueReply[] {
-  if (!Array.isArray(r) || r.length < 4 || !Number.isFinite(num(r[0]))) throw new ReplyOutOfStepError(operation, 'not a queue reply');
-  const replies = readQueueReply(batch, r);
-  if (replies.at !== r.length) throw new ReplyOutOfStepError(operation, `${r.length} fields for ${batch.length} commands`);
+  if (!Array.isArray(r) || r.length < 9 || !Number.isFinite(num(r[0]))) throw new ReplyOutOfStepError(operation, 'not a queue reply');
+  // The reading of the state closes the reply (5 fields).
+  const end = r.length - 5;
+  const window: WindowReading = { used: figures(r, end), instances: num(r[end + 4]) };
+  const replies = readQueueReply(batch, r, window);
+  if (replies.at !== end) throw new ReplyOutOfStepError(operation, `${r.length} fields for ${batch.length} commands`);
   return replies.replies;
 }
 
-function readQueueReply(batch: readonly QueueCommand[], r: (string | number)[]): { replies: QueueReply[]; at: number } {
+function readQueueReply(
+  batch: readonly QueueCommand[],
+  r: (string | number)[],
+  window: WindowReading,
+): { replies: QueueReply[]; at: number } {
   const nowMs = num(r[0]);
   const nextCheckMs = num(r[1]);
   const headOwner = String(r[2]);
@@ -132,6 +142,7 @@ function readQueueReply(batch: readonly QueueCommand[], r: (string | number)[]):
         slotMs: num(r[at + 1]),
         position: num(r[at + 2]),
         estimateMs: num(r[at + 3]),
+        window,
       };
       at += 4;
       return reply;
@@ -141,7 +152,7 @@ function readQueueReply(batch: readonly QueueCommand[], r: (string | number)[]):
       const records = [];
       for (let k = 0; k < count; k++, at += 3)
         records.push({ state: r[at] as RecordState, slotMs: num(r[at + 1]), position: num(r[at + 2]) });
-      return { nowMs, admitted, nextCheckMs, headOwner, records };
+      return { nowMs, admitted, nextCheckMs, headOwner, records, window };
     }
     const reply: SettleReply = {
       nowMs,
@@ -151,6 +162,7 @@ function readQueueReply(batch: readonly QueueCommand[], r: (string | number)[]):
       status: r[at] as SettleReply['status'],
       applied: figures(r, at + 1),
       charged: figures(r, at + 5),
+      window,
     };
     at += 9;
     return reply;
@@ -167,6 +179,7 @@ export class RedisStore implements LimiterStore {
   readonly kind = 'redis' as const;
   private readonly notices: AdmissionNotices | undefined;
   private readonly clock: () => number;
+  private readonly testClock: boolean;
   /**
    * Server clock minus this process's, ms, as the last queue reply showed it (server time at
    * the reply, taken as read when it arrived: never more than the true offset, so a deadline
@@ -181,6 +194,7 @@ export class RedisStore implements LimiterStore {
     this.notices = options.subscriber && new AdmissionNotices(options.subscriber);
     const clock = options.clock;
     this.clock = clock ? () => clock() : () => -1;
+    this.testClock = clock !== undefined;
   }
 
   forModel(model: string, keyPrefix: string): ModelStore {
@@ -194,8 +208,13 @@ export class RedisStore implements LimiterStore {
     const stateOf = (s: ModelSettings) => (s.algorithm === 'token-bucket' ? bucket : window);
     // An attempt's length before the caller gives up: a reply needs time to come back, and one
     // that takes longer is given up as lost anyway.
-    const serverDeadline = (deadline: number) =>
-      this.offsetMs === undefined ? -1 : Math.floor(Date.now() + (deadline - performance.now()) + this.offsetMs - this.executor.attemptMs);
+    // An acquire's deadline leaves an attempt for the reply to come back; a claim's, where its
+    // owner's lease ends at most, is leaseHoldMs after it was sent. None on a test's clock.
+    const shift = (acquire: boolean) => (acquire ? -this.executor.attemptMs : this.leaseHoldMs - this.executor.budgetMs);
+    const serverDeadline = (deadline: number, acquire: boolean) =>
+      this.offsetMs === undefined || this.testClock
+        ? -1
+        : Math.floor(Date.now() + (deadline - performance.now()) + this.offsetMs + shift(acquire));
     const submit = (q: QueueCommand): Promise<QueueReply> => batcher.submit(q, q.deadline);
     const due = () => performance.now() + this.executor.budgetMs;
     const batcher: CommandBatcher<QueueCommand, QueueReply> = new CommandBatcher<QueueCommand, QueueReply>(
@@ -245,7 +264,7 @@ export class RedisStore implements LimiterStore {
         // queueArgs): Redis answered too late to reserve anything, which is Redis being
         // unavailable to this caller, not a wait the caller bounded (maxWaitMs). A deadline the
         // caller set itself (deadlineMs) is the caller's to read from the 'timeout' state.
-        const late = serverDeadline(deadline);
+        const late = serverDeadline(deadline, true);
         if (reply.state === 'timeout' && c.deadlineMs === undefined && (c.maxWaitMs < 0 || (late >= 0 && reply.nowMs > late))) {
           throw classify(`acquire ${model}`, new CommandDeadlineError('the call', this.executor.budgetMs), 1);
         }
@@ -297,15 +316,23 @@ export class RedisStore implements LimiterStore {
         );
         return { tokens: num(r[0]), inputTokens: num(r[1]), outputTokens: num(r[2]), requests: num(r[3]) };
       },
-      heartbeat: async (instanceId: string, ttlMs: number): Promise<number> => {
+      handBack: async (s, admissions): Promise<Charge> => {
+        const r = await run('handback', (client) => client.llmrlHandback(stateOf(s), ...handBackArgs(s, admissions, this.clock())));
+        return figures(r, 0);
+      },
+      heartbeat: async (instanceId: string, ttlMs: number, s: ModelSettings): Promise<number> => {
         const r = await this.executor.run(`heartbeat ${model}`, (client) => {
           defineScripts(client);
-          return client.llmrlHeartbeat(instances, instanceId, ttlMs);
+          return client.llmrlHeartbeat(instances, stateOf(s), instanceId, ttlMs);
         });
         return num(r);
       },
       onAdmitted: (listener, heard) => (this.notices ? this.notices.listen(channel, listener, heard) : () => undefined),
     };
+  }
+
+  get leaseHoldMs(): number {
+    return Math.max(this.executor.budgetMs, MIN_LEASE_HOLD_MS);
   }
 
   async ping(): Promise<number> {

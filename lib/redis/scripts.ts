@@ -33,7 +33,8 @@ declare module 'ioredis' {
     llmrlTbStatus(bucket: string, queue: string, ...args: (string | number)[]): Reply;
     llmrlBackoff(state: string, ...args: (string | number)[]): Reply;
     llmrlReconcile(state: string, ...args: (string | number)[]): Reply;
-    llmrlHeartbeat(instances: string, ...args: (string | number)[]): Promise<number>;
+    llmrlHandback(state: string, ...args: (string | number)[]): Reply;
+    llmrlHeartbeat(instances: string, state: string, ...args: (string | number)[]): Promise<number>;
   }
 }
 
@@ -60,10 +61,11 @@ const COMMANDS = {
   llmrlBackoff: 'backoff',
   llmrlReconcile: 'reconcile',
   llmrlHeartbeat: 'heartbeat',
+  llmrlHandback: 'handback',
 } as const;
 
-/** How many keys each script takes (the status scripts take two: state and queue). */
-const KEY_COUNT: Record<string, number> = { llmrlQueue: 5, llmrlBackoff: 1, llmrlReconcile: 1, llmrlHeartbeat: 1 };
+/** How many keys each script takes (the status scripts take two: state and queue; the heartbeat, instances and state). */
+const KEY_COUNT: Record<string, number> = { llmrlQueue: 5, llmrlBackoff: 1, llmrlReconcile: 1, llmrlHandback: 1 };
 
 let sources: Record<string, string> | undefined;
 const defined = new WeakSet<object>();

@@ -6,7 +6,8 @@
 -- State hash fields besides each algorithm's own: 'p' 'f' 'fa' 'fc' 'fg' (see common), 'exp',
 -- arrival times (token bucket 't' 'i' 'o' 'r'; pacing 'qt' 'qi' 'qo' 'qr'), refund shift 'ht'
 -- 'hi' 'ho' 'hr', waiting sums 'wt' 'wi' 'wo' 'wr' and count 'wn' (with nothing waiting, the
--- queue is not read at all). Only what a call changed is written back.
+-- queue is not read at all), and the largest live instance count a heartbeat published 'ni'
+-- with when it stops counting 'nu' (lua/heartbeat.lua). Only what a call changed is written back.
 
 local COMMON_FIELDS = { 'p', 'f', 'fa', 'fg', 'exp', 'ht', 'hi', 'ho', 'hr', 'wt', 'wi', 'wo', 'wr', 'wn' }
 
@@ -23,6 +24,8 @@ local function capacity_base(state_key, now, W, configured, x_names, tau, own)
   for _, f in ipairs(own) do
     names[#names + 1] = f
   end
+  names[#names + 1] = 'ni'
+  names[#names + 1] = 'nu'
   local v = redis.call('HMGET', state_key, unpack(names))
   local self = {}
   local num = function(k)
@@ -34,6 +37,10 @@ local function capacity_base(state_key, now, W, configured, x_names, tau, own)
   local shift = { num(6), num(7), num(8), num(9) }
   self.waiting = { num(10), num(11), num(12), num(13) }
   self.waiters = num(14)
+  self.instances = 0
+  if num(#names) >= now then
+    self.instances = num(#names - 1)
+  end
   local x = { num(15), num(16), num(17), num(18) }
   self.limit = scale_limits(configured, limit_factor(f, fa, now, W))
   self.line = arrival_line(x, shift, self.limit, tau, W)

@@ -30,6 +30,10 @@ local function bucket_capacity(state_key, now, W, bucket_ms, configured)
     return self.estimate(cost, self.line.owed(us))
   end
 
+  function self.used()
+    return self.line.owed(us)
+  end
+
   function self.write()
     local fields = {}
     self.common_fields(fields, true)

@@ -107,6 +107,10 @@ local function window_capacity(window, now, W, B, pace_ms, configured)
     return self.estimate(cost, sums)
   end
 
+  function self.used()
+    return sums
+  end
+
   function self.write()
     local fields = {}
     if dirty then

@@ -50,12 +50,14 @@ describe("failureMode 'local'", () => {
     try {
       await Promise.all(limiters.map((l) => l.acquire({ tokens: 1 })));
       await waitFor(async () => (await admin.zcard(modelKeys('llmrl', 'm').instances)) === 3, 5000, 'three heartbeats');
-      // each instance learns the count at its next beat (every 5 s)
+      // each instance learns the count at its next beat (every second)
       await waitFor(() => limiters[0].liveInstanceCount === 3, 10_000, 'the first instance to count three');
-      await own.kill();
       const mine = limiters[0];
-      // a third of 900 each, less the token this instance took on Redis within the window
-      await expect(mine.acquire({ tokens: 299 }, { maxWaitMs: 0 })).resolves.toMatchObject({ degraded: true, waitTime: 0 });
+      // The reading the fallback starts from: the window holds 4 tokens.
+      await mine.acquire({ tokens: 1 });
+      await own.kill();
+      // a third of what the window had left: (900 - 4) / 3, rounded down
+      await expect(mine.acquire({ tokens: 298 }, { maxWaitMs: 0 })).resolves.toMatchObject({ degraded: true, waitTime: 0 });
       await expect(mine.acquire({ tokens: 1 }, { maxWaitMs: 0 })).rejects.toThrow(AcquireTimeoutError);
       await own.startAgain();
       await waitFor(() => !mine.degraded, 10_000, 'the probe to see Redis again');
@@ -113,12 +115,12 @@ describe('while Redis is known to be down', () => {
       );
       await expect(limiter.acquire({ tokens: 100 })).resolves.toMatchObject({ degraded: false });
       await own.kill();
-      // The share is 300, and this process took 100 of it on Redis within the window.
+      // The share is a third of what the window had left when last read: (900 - 100) / 3, 266.
       await expect(limiter.acquire({ tokens: 150 })).resolves.toMatchObject({ degraded: true });
-      await expect(limiter.acquire({ tokens: 51 }, { maxWaitMs: 0 })).rejects.toThrow(AcquireTimeoutError);
-      // The provider reports 20 left: 300 - 250 - 20, less 1% of 900, spent elsewhere.
+      await expect(limiter.acquire({ tokens: 117 }, { maxWaitMs: 0 })).rejects.toThrow(AcquireTimeoutError);
+      // The provider reports 20 left: 300 - (34 + 150) - 20, less 1% of 900, spent elsewhere.
       await expect(limiter.observe({ 'x-ratelimit-remaining-tokens': '20' })).resolves.toEqual({
-        foreign: { tokens: 21, inputTokens: 0, outputTokens: 0, requests: 0 },
+        foreign: { tokens: 87, inputTokens: 0, outputTokens: 0, requests: 0 },
       });
       await own.startAgain();
       await waitFor(() => !limiter.degraded, 10_000, 'the probe to see Redis again');
@@ -127,6 +129,22 @@ describe('while Redis is known to be down', () => {
       await expect(limiter.getStatus()).resolves.toMatchObject({ tokensUsed: 155, requestsUsed: 2 });
       await limiter.acquire({ tokens: 5 });
       expect((await limiter.getStatus()).tokensUsed).toBe(160);
+    }));
+
+  it("with failureMode 'local', a token bucket starts from its share of what the shared bucket had left", () =>
+    withOwnRedis(async (own, manager) => {
+      // 900 tokens refilling over 600 s: the share refills half a token a second.
+      const limiter = new RateLimiter(
+        manager,
+        'm',
+        { tpm: 900, windowSeconds: 600, algorithm: 'token-bucket', deliveryMarginMs: 0 },
+        { failureMode: 'local', expectedInstances: 3, logger: recordingLogger() },
+      );
+      await expect(limiter.acquire({ tokens: 300 })).resolves.toMatchObject({ degraded: false });
+      await own.kill();
+      // A third of the 600 left: 200, and what refilled since the reading (a few tokens).
+      await expect(limiter.acquire({ tokens: 200 }, { maxWaitMs: 0 })).resolves.toMatchObject({ degraded: true });
+      await expect(limiter.acquire({ tokens: 20 }, { maxWaitMs: 0 })).rejects.toThrow(AcquireTimeoutError);
     }));
 
   it("with failureMode 'closed', observe rejects at once during a known outage", () =>

@@ -363,6 +363,56 @@ describe('RedisStore', () => {
     });
   });
 
+  describe('for failureMode local', () => {
+    const one = (requests: number) => ({ tokens: 0, inputTokens: 0, outputTokens: 0, requests });
+
+    it('hands back admissions each where it was made, no figure beyond its limit (sliding window)', async () => {
+      const { clock, store } = clockedStore();
+      const settings = slidingWindow(1000, { requests: 10 });
+      const m = store.forModel('m', uniquePrefix());
+      const charged = await m.handBack!(settings, [
+        { ageMs: 900, cost: one(3) },
+        { ageMs: 0, cost: one(4) },
+      ]);
+      expect(charged.requests).toBe(7);
+      expect((await m.status(settings)).used.requests).toBe(7);
+      // The older ones leave a window after they were made, not after the hand-back.
+      clock.now += 150;
+      expect((await m.status(settings)).used.requests).toBe(4);
+      clock.now += 900;
+      expect((await m.status(settings)).used.requests).toBe(0);
+      // More than the limit could never have been admitted.
+      expect((await m.handBack!(settings, [{ ageMs: 10, cost: one(15) }])).requests).toBe(10);
+    });
+
+    it('hands back what is still to refill of admissions into a token bucket', async () => {
+      const { clock, store } = clockedStore();
+      const settings = tokenBucket(1000, { requests: 10 });
+      const m = store.forModel('m', uniquePrefix());
+      // 4 requests take 400 ms to refill: made 500 ms ago, nothing is left of them.
+      expect((await m.handBack!(settings, [{ ageMs: 500, cost: one(4) }])).requests).toBe(0);
+      // made 100 ms ago: 300 ms (3 requests) still to refill.
+      expect((await m.handBack!(settings, [{ ageMs: 100, cost: one(4) }])).requests).toBe(3);
+      expect((await m.status(settings)).used.requests).toBe(3);
+      clock.now += 300;
+      expect((await m.status(settings)).used.requests).toBe(0);
+    });
+
+    it('answers every queue call with what the window holds and the largest count a heartbeat published', async () => {
+      const settings = slidingWindow(60_000, { requests: 10 });
+      const store = new RedisStore(new RedisExecutor(() => storeClient, { retry: DEFAULT_RETRY_CONFIG, commandTimeoutMs: 5000 }));
+      const m = store.forModel('m', uniquePrefix());
+      const first = await m.acquire({ opId: newOpId(), owner: 'o', settings, cost: one(2), maxWaitMs: 0 });
+      expect(first.window).toEqual({ used: one(2), instances: 0 });
+      await m.heartbeat('a', 15_000, settings);
+      await m.heartbeat('b', 15_000, settings);
+      const second = await m.acquire({ opId: newOpId(), owner: 'o', settings, cost: one(1), maxWaitMs: 0 });
+      expect(second.window).toEqual({ used: one(3), instances: 2 });
+      const claim = await m.claim({ owner: 'o', settings, opIds: [] });
+      expect(claim.window).toEqual({ used: one(3), instances: 2 });
+    });
+  });
+
   describe('memory', () => {
     /** MEMORY USAGE of every key of a model, summed (every element sampled). */
     async function modelBytes(prefix: string, model: string): Promise<number> {
