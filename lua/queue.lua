@@ -46,6 +46,7 @@
 --- @include "capacity"
 --- @include "window"
 --- @include "tb"
+--- @include "fast"
 
 local state_key, queue, records, expiry, owners = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local algorithm = ARGV[1]
@@ -62,15 +63,30 @@ local channel = ARGV[14]
 local now = clock_ms(ARGV[15])
 local count = tonumber(ARGV[16])
 
+-- What the fast path read before it handed the call over: the state hash, and (when it got that
+-- far) the records named, after trimming them.
+local state_read, named_ops, named_values
+if algorithm == 'w' and tau_ms == 0 then
+  local reply
+  reply, state_read, named_ops, named_values = fast_call(state_key, records, expiry, now, W, B, configured, horizon, lease, count)
+  if reply then
+    return reply
+  end
+end
+
 local cap
 if algorithm == 'w' then
-  cap = window_capacity(state_key, now, W, B, tau_ms, configured)
+  cap = window_capacity(state_key, now, W, B, tau_ms, configured, state_read)
 else
   cap = bucket_capacity(state_key, now, W, tau_ms, configured)
 end
 local waited_before = cap.waiters > 0
 local q = record_store(records, expiry, queue, owners, now, horizon, W)
-q.trim()
+if named_ops then
+  q.seed(named_ops, named_values)
+else
+  trim_records(records, expiry, now)
+end
 
 local admitted = {}
 local ran_out = false

@@ -10,9 +10,8 @@
 
 local COMMON_FIELDS = { 'p', 'f', 'fa', 'fg', 'exp', 'ht', 'hi', 'ho', 'hr', 'wt', 'wi', 'wo', 'wr', 'wn' }
 
--- Reads the common fields and `own` (the algorithm's fields) in one HMGET; returns the base
--- object and the values of `own` by position.
-local function capacity_base(state_key, now, W, configured, x_names, tau, own)
+-- The fields capacity_base reads: the common ones, then `x_names`, then `own`.
+local function capacity_fields(x_names, own)
   local names = {}
   for _, f in ipairs(COMMON_FIELDS) do
     names[#names + 1] = f
@@ -23,7 +22,14 @@ local function capacity_base(state_key, now, W, configured, x_names, tau, own)
   for _, f in ipairs(own) do
     names[#names + 1] = f
   end
-  local v = redis.call('HMGET', state_key, unpack(names))
+  return names
+end
+
+-- Reads the common fields and `own` (the algorithm's fields) in one HMGET, unless `read` holds
+-- them already (the values of capacity_fields' names); returns the base object and the values of
+-- `own` by position.
+local function capacity_base(state_key, now, W, configured, x_names, tau, own, read)
+  local v = read or redis.call('HMGET', state_key, unpack(capacity_fields(x_names, own)))
   local self = {}
   local num = function(k)
     return tonumber(v[k]) or 0
