@@ -41,11 +41,7 @@
   Admitted waiters are published on the channel as "op:slot,op:slot,...".
 ]]
 --- @include "common"
---- @include "bucket"
 --- @include "records"
---- @include "capacity"
---- @include "window"
---- @include "tb"
 --- @include "fast"
 
 local state_key, queue, records, expiry, owners = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -73,6 +69,12 @@ if algorithm == 'w' and tau_ms == 0 then
     return reply
   end
 end
+
+-- The general path's pieces, defined only when it runs.
+--- @include "bucket"
+--- @include "capacity"
+--- @include "window"
+--- @include "tb"
 
 local cap
 if algorithm == 'w' then

@@ -5,18 +5,37 @@
 -- reads, in the same order, and writes what it would write. Anything else, found before a
 -- single write, hands the call to the general path together with what was read.
 
--- Positions in the state hash's values as capacity_fields(PACE_FIELDS, window_own(n)) lays them
--- out: 'p' 1, 'f' 2, 'fa' 3, 'exp' 5, 'wn' 14, then the pacing fields, then the window's own.
-local OWN_AT = #COMMON_FIELDS + #PACE_FIELDS
+-- The sliding window's state hash fields, as window_capacity reads them: the common fields of
+-- capacity.lua (COMMON_FIELDS, in order), the pacing bucket's, then the window's own: 'base'
+-- 'last', the sums, and the chunk of bucket n. Written out: this list is built on every call.
+local function window_fields(n)
+  return { 'p', 'f', 'fa', 'fg', 'exp', 'ht', 'hi', 'ho', 'hr', 'wt', 'wi', 'wo', 'wr', 'wn', 'qt', 'qi', 'qo', 'qr',
+    'base', 'last', 'st', 'si', 'so', 'sr', fmt(chunk_of(n)) }
+end
+
+-- A chunk's entries as bucket_store keeps them on disk: CHUNK strings, '' for an empty bucket.
+local function chunk_entries(v)
+  local entries, k = {}, 0
+  if v then
+    for e in string.gmatch(v .. ',', '([^,]*),') do
+      k = k + 1
+      entries[k] = e
+    end
+  end
+  for x = k + 1, CHUNK do
+    entries[x] = ''
+  end
+  return entries
+end
 
 -- Returns the reply, or nil and what was read for the general path: the state hash's values,
--- whether the records were trimmed, and the ops named with their stored values (nil when not
--- read).
+-- and once the records were trimmed and read, the ops named with their stored values.
 local function fast_call(state_key, records, expiry, now, W, B, configured, horizon, lease, count)
   local n = bucket_of(now, W, B)
   local oldest = n - B
-  local v = redis.call('HMGET', state_key, unpack(capacity_fields(PACE_FIELDS, window_own(n))))
-  local base = tonumber(v[OWN_AT + 1])
+  local v = redis.call('HMGET', state_key, unpack(window_fields(n)))
+  -- 1 'p', 5 'exp', 14 'wn', 19 'base' (see window_fields)
+  local base = tonumber(v[19])
   if count == 0 or not base or base < oldest or (tonumber(v[14]) or 0) > 0 or (tonumber(v[1]) or 0) > now
     or (tonumber(v[5]) or 0) < now + W + horizon + lease then
     return nil, v
@@ -37,16 +56,20 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   trim_records(records, expiry, now)
   local stored = redis.call('HMGET', records, unpack(ops))
 
-  local last = tonumber(v[OWN_AT + 2]) or (oldest - 1)
-  local sums = { tonumber(v[OWN_AT + 3]) or 0, tonumber(v[OWN_AT + 4]) or 0, tonumber(v[OWN_AT + 5]) or 0,
-    tonumber(v[OWN_AT + 6]) or 0 }
+  local last = tonumber(v[20]) or (oldest - 1)
+  local s1, s2, s3, s4 = tonumber(v[21]) or 0, tonumber(v[22]) or 0, tonumber(v[23]) or 0, tonumber(v[24]) or 0
   local limit = scale_limits(configured, limit_factor(v[2], v[3], now, W))
-  local buckets = bucket_store(state_key)
-  buckets.seed(chunk_of(n), v[OWN_AT + 7])
+  local l1, l2, l3, l4 = limit[1], limit[2], limit[3], limit[4]
+  -- Chunks read (chunk index -> entries) and changed (chunk index -> true).
+  local cn = chunk_of(n)
+  local chunks = { [cn] = chunk_entries(v[25]) }
+  local changed = {}
+  local k_n = n - cn * CHUNK + 1
   local dirty = false
   local out = { fmt(now), '0', '', '0' }
   local writes, scores = {}, {}
   local admitted_at = fmt(now)
+  local admitted_tail = '|' .. admitted_at .. '|' .. fmt(n) .. '|-1|-1|-1|-1'
   local admitted_expiry = now + W + horizon
   local tombstone_expiry = now + horizon
 
@@ -56,20 +79,27 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
     if ARGV[at] == 'A' then
       local t, i, o, r = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6])
       local gave_up = tonumber(ARGV[at + 8])
-      if stored[x] or (gave_up >= 0 and now > gave_up)
-        or (limit[1] > 0 and sums[1] + t > limit[1]) or (limit[2] > 0 and sums[2] + i > limit[2])
-        or (limit[3] > 0 and sums[3] + o > limit[3]) or (limit[4] > 0 and sums[4] + r > limit[4]) then
+      if stored[x] or (gave_up >= 0 and now > gave_up) or (l1 > 0 and s1 + t > l1) or (l2 > 0 and s2 + i > l2)
+        or (l3 > 0 and s3 + o > l3) or (l4 > 0 and s4 + r > l4) then
         return nil, v, ops, stored
       end
-      buckets.add(n, t, i, o, r)
-      sums[1], sums[2], sums[3], sums[4] = sums[1] + t, sums[2] + i, sums[3] + o, sums[4] + r
+      -- As bucket_store.add: the bucket's figures plus the cost, written even when all zero.
+      local entries = chunks[cn]
+      local e = entries[k_n]
+      local bt, bi, bo, br = t, i, o, r
+      if e ~= '' then
+        local et, ei, eo, er = string.match(e, '^(%d+):(%d+):(%d+):(%d+)$')
+        bt, bi, bo, br = bt + tonumber(et), bi + tonumber(ei), bo + tonumber(eo), br + tonumber(er)
+      end
+      entries[k_n] = fmt(bt) .. ':' .. fmt(bi) .. ':' .. fmt(bo) .. ':' .. fmt(br)
+      changed[cn] = true
+      s1, s2, s3, s4 = s1 + t, s2 + i, s3 + o, s4 + r
       if n > last then
         last = n
       end
       dirty = true
       writes[#writes + 1] = op
-      writes[#writes + 1] = 'a|' .. ARGV[at + 2] .. '|' .. fmt(t) .. '|' .. fmt(i) .. '|' .. fmt(o) .. '|' .. fmt(r) .. '|'
-        .. admitted_at .. '|' .. fmt(n) .. '|-1|-1|-1|-1'
+      writes[#writes + 1] = 'a|' .. ARGV[at + 2] .. '|' .. fmt(t) .. '|' .. fmt(i) .. '|' .. fmt(o) .. '|' .. fmt(r) .. admitted_tail
       scores[#scores + 1] = admitted_expiry
       scores[#scores + 1] = op
       out[#out + 1] = 'admitted'
@@ -83,29 +113,44 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
         return nil, v, ops, stored
       end
       local mode, c = ARGV[at + 2], rec.cost
-      local status, applied = 'ok', { 0, 0, 0, 0 }
+      local status, a1, a2, a3, a4 = 'ok', 0, 0, 0, 0
       if mode ~= 'keep' then
         if rec.j < oldest then
           status = 'expired'
         else
-          local delta = { -c[1], -c[2], -c[3], -c[4] }
+          local d1, d2, d3, d4 = -c[1], -c[2], -c[3], -c[4]
           if mode == 'adjust' then
             local refunds = ARGV[at + 3] == '1'
-            for d = 1, 3 do
-              local target = tonumber(ARGV[at + 3 + d])
-              if not refunds and target < c[d] then
-                target = c[d]
-              end
-              delta[d] = target - c[d]
+            local t1, t2, t3 = tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6])
+            if not refunds then
+              t1, t2, t3 = math.max(c[1], t1), math.max(c[2], t2), math.max(c[3], t3)
             end
-            delta[4] = 0
+            d1, d2, d3, d4 = t1 - c[1], t2 - c[2], t3 - c[3], 0
           end
-          local b = buckets.get(rec.j) or { 0, 0, 0, 0 }
-          for d = 1, 4 do
-            applied[d] = math.max(0, b[d] + delta[d]) - b[d]
-            sums[d] = sums[d] + applied[d]
+          -- As window_capacity's move: in the record's own bucket, never below zero.
+          local cj = chunk_of(rec.j)
+          local entries = chunks[cj]
+          if not entries then
+            entries = chunk_entries(redis.call('HGET', state_key, fmt(cj)))
+            chunks[cj] = entries
           end
-          buckets.set(rec.j, b[1] + applied[1], b[2] + applied[2], b[3] + applied[3], b[4] + applied[4])
+          local k = rec.j - cj * CHUNK + 1
+          local bt, bi, bo, br = 0, 0, 0, 0
+          if entries[k] ~= '' then
+            local et, ei, eo, er = string.match(entries[k], '^(%d+):(%d+):(%d+):(%d+)$')
+            bt, bi, bo, br = tonumber(et), tonumber(ei), tonumber(eo), tonumber(er)
+          end
+          a1, a2, a3, a4 = math.max(0, bt + d1) - bt, math.max(0, bi + d2) - bi, math.max(0, bo + d3) - bo,
+            math.max(0, br + d4) - br
+          s1, s2, s3, s4 = s1 + a1, s2 + a2, s3 + a3, s4 + a4
+          bt, bi, bo, br = bt + a1, bi + a2, bo + a3, br + a4
+          -- As bucket_store.set: a bucket left all zero is empty.
+          if bt + bi + bo + br == 0 then
+            entries[k] = ''
+          else
+            entries[k] = fmt(bt) .. ':' .. fmt(bi) .. ':' .. fmt(bo) .. ':' .. fmt(br)
+          end
+          changed[cj] = true
           dirty = true
         end
       end
@@ -113,23 +158,34 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
       writes[#writes + 1] = mode == 'release' and 'e|r' or 'e|s'
       scores[#scores + 1] = tombstone_expiry
       scores[#scores + 1] = op
-      out[#out + 1] = status
-      for d = 1, 4 do
-        out[#out + 1] = fmt(applied[d])
-      end
-      for d = 1, 4 do
-        out[#out + 1] = fmt(c[d])
-      end
+      local m = #out
+      out[m + 1], out[m + 2], out[m + 3], out[m + 4], out[m + 5] = status, fmt(a1), fmt(a2), fmt(a3), fmt(a4)
+      out[m + 6], out[m + 7], out[m + 8], out[m + 9] = fmt(c[1]), fmt(c[2]), fmt(c[3]), fmt(c[4])
       at = at + 7
     end
   end
 
-  local fields = {}
+  -- As window_capacity's write and write_window: the sums once anything moved, the changed
+  -- chunks, and the chunks left empty deleted.
+  local fields, empty = {}, {}
   if dirty then
-    fields = { 'base', fmt(base), 'last', fmt(last), 'st', fmt(sums[1]), 'si', fmt(sums[2]), 'so', fmt(sums[3]), 'sr',
-      fmt(sums[4]) }
+    fields = { 'base', fmt(base), 'last', fmt(last), 'st', fmt(s1), 'si', fmt(s2), 'so', fmt(s3), 'sr', fmt(s4) }
   end
-  write_window(state_key, buckets, fields)
+  for c in pairs(changed) do
+    local text = table.concat(chunks[c], ',')
+    if string.find(text, '[^,]') then
+      fields[#fields + 1] = fmt(c)
+      fields[#fields + 1] = text
+    else
+      empty[#empty + 1] = fmt(c)
+    end
+  end
+  if #fields > 0 then
+    redis.call('HSET', state_key, unpack(fields))
+  end
+  if #empty > 0 then
+    redis.call('HDEL', state_key, unpack(empty))
+  end
   local exp = v[5]
   redis.call('HSET', records, unpack(writes))
   redis.call('ZADD', expiry, unpack(scores))
