@@ -67,7 +67,7 @@ describe.each(WINDOWS)('the fast path of lua/queue.lua leaves Redis as the gener
   async function dump(keys: string[]): Promise<unknown[]> {
     const out: unknown[] = [];
     for (const [k, key] of keys.entries()) {
-      const content = k === 0 || k === 2 ? await client.hgetall(key) : await client.zrange(key, 0, -1, 'WITHSCORES');
+      const content = k === 0 || k === 2 ? await client.hgetall(key) : await client.zrange(key, '0', '-1', 'WITHSCORES');
       out.push(content, await client.call('PEXPIRETIME', key));
     }
     return out;
