@@ -30,7 +30,7 @@ end
 
 -- Returns the reply, or nil and what was read for the general path: the state hash's values,
 -- and once the records were trimmed and read, the ops named with their stored values.
-local function fast_call(state_key, records, expiry, now, W, B, configured, horizon, lease, count)
+local function fast_call(state_key, records, expiry, now, W, B, configured, horizon, lease, first, count)
   local n = bucket_of(now, W, B)
   local oldest = n - B
   local v = redis.call('HMGET', state_key, unpack(window_fields(n)))
@@ -43,7 +43,7 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
 
   local ops = {}
   local seen = {}
-  local at = 17
+  local at = first
   for x = 1, count do
     local kind, op = ARGV[at], ARGV[at + 1]
     if (kind ~= 'A' and kind ~= 'S') or seen[op] then
@@ -73,7 +73,7 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   local admitted_expiry = now + W + horizon
   local tombstone_expiry = now + horizon
 
-  at = 17
+  at = first
   for x = 1, count do
     local op = ops[x]
     if ARGV[at] == 'A' then

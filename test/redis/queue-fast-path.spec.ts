@@ -103,7 +103,7 @@ describe.each(WINDOWS)('the fast path of lua/queue.lua leaves Redis as the gener
               args.push('C', 'owner-a', 1, ops.length > 0 ? ops[c.pick % ops.length] : 'op-unknown');
             }
           }
-          const head = ['w', windowMs, 100, 0, 300, 0, 150, 10, 0, 0, 10_000, 5000, 256, '', now, step.commands.length];
+          const head = [['w', windowMs, 100, 0, 300, 0, 150, 10, 0, 0, 10_000, 5000, 256, now].join('|'), '', step.commands.length];
           const replies = [];
           const states = [];
           for (const copy of copies) {
