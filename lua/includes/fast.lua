@@ -60,11 +60,33 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   local s1, s2, s3, s4 = tonumber(v[21]) or 0, tonumber(v[22]) or 0, tonumber(v[23]) or 0, tonumber(v[24]) or 0
   local limit = scale_limits(configured, limit_factor(v[2], v[3], now, W))
   local l1, l2, l3, l4 = limit[1], limit[2], limit[3], limit[4]
-  -- Chunks read (chunk index -> entries) and changed (chunk index -> true).
+  -- Chunks read (chunk index -> entries), and the buckets read from them as numbers (bucket ->
+  -- { t, i, o, r, written even when all zero }), written back into their entries at the end:
+  -- a batch of acquires parses and formats its bucket once, not once per acquire.
   local cn = chunk_of(n)
   local chunks = { [cn] = chunk_entries(v[25]) }
-  local changed = {}
-  local k_n = n - cn * CHUNK + 1
+  local figs, moved = {}, {}
+  local function figures(j)
+    local f = figs[j]
+    if f then
+      return f
+    end
+    local c = chunk_of(j)
+    local entries = chunks[c]
+    if not entries then
+      entries = chunk_entries(redis.call('HGET', state_key, fmt(c)))
+      chunks[c] = entries
+    end
+    local e = entries[j - c * CHUNK + 1]
+    if e ~= '' then
+      local et, ei, eo, er = string.match(e, '^(%d+):(%d+):(%d+):(%d+)$')
+      f = { tonumber(et), tonumber(ei), tonumber(eo), tonumber(er), true }
+    else
+      f = { 0, 0, 0, 0, false }
+    end
+    figs[j] = f
+    return f
+  end
   local dirty = false
   local out = { fmt(now), '0', '', '0' }
   local writes, scores = {}, {}
@@ -84,15 +106,9 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
         return nil, v, ops, stored
       end
       -- As bucket_store.add: the bucket's figures plus the cost, written even when all zero.
-      local entries = chunks[cn]
-      local e = entries[k_n]
-      local bt, bi, bo, br = t, i, o, r
-      if e ~= '' then
-        local et, ei, eo, er = string.match(e, '^(%d+):(%d+):(%d+):(%d+)$')
-        bt, bi, bo, br = bt + tonumber(et), bi + tonumber(ei), bo + tonumber(eo), br + tonumber(er)
-      end
-      entries[k_n] = fmt(bt) .. ':' .. fmt(bi) .. ':' .. fmt(bo) .. ':' .. fmt(br)
-      changed[cn] = true
+      local f = figures(n)
+      f[1], f[2], f[3], f[4], f[5] = f[1] + t, f[2] + i, f[3] + o, f[4] + r, true
+      moved[n] = true
       s1, s2, s3, s4 = s1 + t, s2 + i, s3 + o, s4 + r
       if n > last then
         last = n
@@ -127,30 +143,14 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
             end
             d1, d2, d3, d4 = t1 - c[1], t2 - c[2], t3 - c[3], 0
           end
-          -- As window_capacity's move: in the record's own bucket, never below zero.
-          local cj = chunk_of(rec.j)
-          local entries = chunks[cj]
-          if not entries then
-            entries = chunk_entries(redis.call('HGET', state_key, fmt(cj)))
-            chunks[cj] = entries
-          end
-          local k = rec.j - cj * CHUNK + 1
-          local bt, bi, bo, br = 0, 0, 0, 0
-          if entries[k] ~= '' then
-            local et, ei, eo, er = string.match(entries[k], '^(%d+):(%d+):(%d+):(%d+)$')
-            bt, bi, bo, br = tonumber(et), tonumber(ei), tonumber(eo), tonumber(er)
-          end
-          a1, a2, a3, a4 = math.max(0, bt + d1) - bt, math.max(0, bi + d2) - bi, math.max(0, bo + d3) - bo,
-            math.max(0, br + d4) - br
+          -- As window_capacity's move: in the record's own bucket, never below zero; as
+          -- bucket_store.set, a bucket left all zero is then empty.
+          local f = figures(rec.j)
+          a1, a2, a3, a4 = math.max(0, f[1] + d1) - f[1], math.max(0, f[2] + d2) - f[2], math.max(0, f[3] + d3) - f[3],
+            math.max(0, f[4] + d4) - f[4]
           s1, s2, s3, s4 = s1 + a1, s2 + a2, s3 + a3, s4 + a4
-          bt, bi, bo, br = bt + a1, bi + a2, bo + a3, br + a4
-          -- As bucket_store.set: a bucket left all zero is empty.
-          if bt + bi + bo + br == 0 then
-            entries[k] = ''
-          else
-            entries[k] = fmt(bt) .. ':' .. fmt(bi) .. ':' .. fmt(bo) .. ':' .. fmt(br)
-          end
-          changed[cj] = true
+          f[1], f[2], f[3], f[4], f[5] = f[1] + a1, f[2] + a2, f[3] + a3, f[4] + a4, false
+          moved[rec.j] = true
           dirty = true
         end
       end
@@ -170,6 +170,17 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   local fields, empty = {}, {}
   if dirty then
     fields = { 'base', fmt(base), 'last', fmt(last), 'st', fmt(s1), 'si', fmt(s2), 'so', fmt(s3), 'sr', fmt(s4) }
+  end
+  local changed = {}
+  for j in pairs(moved) do
+    local f = figs[j]
+    local c = chunk_of(j)
+    if f[5] or f[1] + f[2] + f[3] + f[4] ~= 0 then
+      chunks[c][j - c * CHUNK + 1] = fmt(f[1]) .. ':' .. fmt(f[2]) .. ':' .. fmt(f[3]) .. ':' .. fmt(f[4])
+    else
+      chunks[c][j - c * CHUNK + 1] = ''
+    end
+    changed[c] = true
   end
   for c in pairs(changed) do
     local text = table.concat(chunks[c], ',')
