@@ -124,14 +124,16 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
       out[#out + 1] = '0'
       at = at + 9
     else
-      local rec = stored[x] and parse_record(stored[x])
-      if not rec or rec.kind ~= 'a' then
+      -- An admitted record's figures and bucket, read in one match (parse_record builds tables).
+      local c1, c2, c3, c4, j = string.match(stored[x] or '', '^a|[^|]*|(%d+)|(%d+)|(%d+)|(%d+)|%d+|(%d+)|')
+      if not c1 then
         return nil, v, ops, stored
       end
-      local mode, c = ARGV[at + 2], rec.cost
+      local mode, c = ARGV[at + 2], { tonumber(c1), tonumber(c2), tonumber(c3), tonumber(c4) }
+      j = tonumber(j)
       local status, a1, a2, a3, a4 = 'ok', 0, 0, 0, 0
       if mode ~= 'keep' then
-        if rec.j < oldest then
+        if j < oldest then
           status = 'expired'
         else
           local d1, d2, d3, d4 = -c[1], -c[2], -c[3], -c[4]
@@ -145,12 +147,12 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
           end
           -- As window_capacity's move: in the record's own bucket, never below zero; as
           -- bucket_store.set, a bucket left all zero is then empty.
-          local f = figures(rec.j)
+          local f = figures(j)
           a1, a2, a3, a4 = math.max(0, f[1] + d1) - f[1], math.max(0, f[2] + d2) - f[2], math.max(0, f[3] + d3) - f[3],
             math.max(0, f[4] + d4) - f[4]
           s1, s2, s3, s4 = s1 + a1, s2 + a2, s3 + a3, s4 + a4
           f[1], f[2], f[3], f[4], f[5] = f[1] + a1, f[2] + a2, f[3] + a3, f[4] + a4, false
-          moved[rec.j] = true
+          moved[j] = true
           dirty = true
         end
       end
