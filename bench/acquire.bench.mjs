@@ -211,7 +211,7 @@ const llmCalls = await sideBySide({ 1: LLM_SIDES, 64: LLM_SIDES }, 'LLM call');
 // is one release, one enqueue and one admission, and the queue stays n long.
 const queueSha = await admin.script('LOAD', loadScript('queue'));
 const QUEUE_CLOCK = Date.now();
-const QUEUE_HEAD = ['w', 60_000, 100, 0, 0, 0, 0, 1, 0, 0, 10_000, 5_000, 256, '', QUEUE_CLOCK];
+const QUEUE_HEAD = [['w', 60_000, 100, 0, 0, 0, 0, 1, 0, 0, 10_000, 5_000, 256, QUEUE_CLOCK].join('|'), ''];
 const queueKeys = (model) => ['w', 'q', 'r', 'x', 'o'].map((k) => `${tagOf(model)}:${k}`);
 const waiter = (op) => ['A', op, 'owner', 0, 0, 0, 1, -1, -1];
 const queueCall = (keys, commands) => admin.evalsha(queueSha, 5, ...keys, ...QUEUE_HEAD, commands.length, ...commands.flat());

@@ -4,27 +4,29 @@
   and token bucket alike; the capacity arithmetic is in includes/window.lua and
   includes/tb.lua, the queue's own in includes/records.lua.
 
-  KEYS[1]  state hash of the model (window hash or bucket hash, per ARGV[1])
+  KEYS[1]  state hash of the model (window hash or bucket hash, per the algorithm)
   KEYS[2]  queue: sorted set of waiting op ids, scored by arrival
   KEYS[3]  records: hash, op id -> record (waiting, admitted, or ended as a tombstone)
   KEYS[4]  expiry: sorted set, op id -> when its record or tombstone is deleted (ms)
   KEYS[5]  owners: sorted set, owner id -> end of its lease (ms)
-  ARGV[1]  algorithm: 'w' sliding window, 'b' token bucket
-  ARGV[2]  window length, ms
-  ARGV[3]  buckets per window (B; sliding window)
-  ARGV[4]  sliding window: pacing bucket, ms of refill (0 = no pacing); token bucket: bucket
-           size, ms of refill
-  ARGV[5..8]   limits: combined tokens, input, output, requests (0 = off)
-  ARGV[9]  learned limits: largest limit factor (0 = the limits are fixed)
-  ARGV[10] learned limits: factor gained per window of pressing demand
-  ARGV[11] how long a tombstone is kept, ms
-  ARGV[12] owner lease, ms (a call with a deadline renews the lease to that deadline at most:
-           its owner gives up its waiters only once the deadline passed, so none of them is
-           admitted after that)
-  ARGV[13] most waiters one admit step admits or drops
-  ARGV[14] channel admissions are published on ('' = none)
-  ARGV[15] clock, epoch ms (-1 = the server's TIME; set only by the differential tests)
-  ARGV[16] number of commands (N), then the commands, each starting with its kind:
+  ARGV[1]  the model's settings, one string, '|' between fields (one argument rather than
+           fourteen: each argument costs the client and Redis alike, on every call):
+             algorithm: 'w' sliding window, 'b' token bucket
+             window length, ms
+             buckets per window (B; sliding window)
+             sliding window: pacing bucket, ms of refill (0 = no pacing); token bucket: bucket
+               size, ms of refill
+             limits: combined tokens, input, output, requests (0 = off)
+             learned limits: largest limit factor (0 = the limits are fixed)
+             learned limits: factor gained per window of pressing demand
+             how long a tombstone is kept, ms
+             owner lease, ms (a call with a deadline renews the lease to that deadline at most:
+               its owner gives up its waiters only once the deadline passed, so none of them is
+               admitted after that)
+             most waiters one admit step admits or drops
+             clock, epoch ms (-1 = the server's TIME; set only by the differential tests)
+  ARGV[2]  channel admissions are published on ('' = none)
+  ARGV[3]  number of commands (N), then the commands, each starting with its kind:
     'A' op id, owner, cost combined, input, output, requests, longest wait ms (-1 = no bound),
         deadline: server ms after which its caller gave up, so a new acquire reserves nothing
         and answers 'timeout' (-1 = none)
@@ -47,36 +49,56 @@
   Admitted waiters are published on the channel as "op:slot,op:slot,...".
 ]]
 --- @include "common"
---- @include "bucket"
 --- @include "records"
+--- @include "fast"
+
+local state_key, queue, records, expiry, owners = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local algorithm, W, B, tau_ms, configured, max_factor, learn_step, horizon, lease, max_admit, now
+do
+  local f = {}
+  for field in string.gmatch(ARGV[1], '[^|]+') do
+    f[#f + 1] = field
+  end
+  algorithm, W, B, tau_ms = f[1], tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
+  configured = { tonumber(f[5]), tonumber(f[6]), tonumber(f[7]), tonumber(f[8]) }
+  max_factor, learn_step, horizon, lease = tonumber(f[9]), tonumber(f[10]), tonumber(f[11]), tonumber(f[12])
+  max_admit, now = tonumber(f[13]), clock_ms(f[14])
+end
+local channel = ARGV[2]
+local count = tonumber(ARGV[3])
+-- ARGV index of the first command.
+local FIRST = 4
+
+-- What the fast path read before it handed the call over: the state hash, and (when it got that
+-- far) the records named, after trimming them.
+local state_read, named_ops, named_values
+if algorithm == 'w' and tau_ms == 0 then
+  local reply
+  reply, state_read, named_ops, named_values = fast_call(state_key, records, expiry, now, W, B, configured, horizon, lease, FIRST, count)
+  if reply then
+    return reply
+  end
+end
+
+-- The general path's pieces, defined only when it runs.
+--- @include "bucket"
 --- @include "capacity"
 --- @include "window"
 --- @include "tb"
 
-local state_key, queue, records, expiry, owners = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local algorithm = ARGV[1]
-local W = tonumber(ARGV[2])
-local B = tonumber(ARGV[3])
-local tau_ms = tonumber(ARGV[4])
-local configured = { tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]) }
-local max_factor = tonumber(ARGV[9])
-local learn_step = tonumber(ARGV[10])
-local horizon = tonumber(ARGV[11])
-local lease = tonumber(ARGV[12])
-local max_admit = tonumber(ARGV[13])
-local channel = ARGV[14]
-local now = clock_ms(ARGV[15])
-local count = tonumber(ARGV[16])
-
 local cap
 if algorithm == 'w' then
-  cap = window_capacity(state_key, now, W, B, tau_ms, configured)
+  cap = window_capacity(state_key, now, W, B, tau_ms, configured, state_read)
 else
   cap = bucket_capacity(state_key, now, W, tau_ms, configured)
 end
 local waited_before = cap.waiters > 0
 local q = record_store(records, expiry, queue, owners, now, horizon, W)
-q.trim()
+if named_ops then
+  q.seed(named_ops, named_values)
+else
+  trim_records(records, expiry, now)
+end
 
 local admitted = {}
 local ran_out = false
@@ -127,7 +149,7 @@ local function state_reply(op, ranked)
   return ENDED_NAMES[rec.ended], 0, 0
 end
 
--- Where a lease renewed by a call with deadline `gave_up` ends (see ARGV[12]).
+-- Where a lease renewed by a call with deadline `gave_up` ends (see the owner lease in ARGV[1]).
 local function lease_end(gave_up)
   if gave_up >= 0 then
     return math.min(now + lease, gave_up)
@@ -146,7 +168,7 @@ end
 -- The records the commands name, read in one call.
 local named = {}
 do
-  local i = 17
+  local i = FIRST
   for _ = 1, count do
     local kind = ARGV[i]
     if kind == 'C' then
@@ -165,7 +187,7 @@ q.preload(named)
 
 admit_step()
 
-local at = 17
+local at = FIRST
 for _ = 1, count do
   local kind = ARGV[at]
   if kind == 'A' then

@@ -10,12 +10,13 @@ local source = assert(io.open(arg[1])):read('*a')
 local script = assert(loadstring(source, 'queue'))
 local calls = tonumber(arg[2] or 20000)
 
--- One lone acquire per call, as a limiter sends it (sliding window of 1 s, limits that never
--- hold anyone back), the clock 50 ms on per call: the window's buckets move as in a busy minute.
+-- One lone acquire per call, as a limiter sends it (sliding window of 60 s, limits that never
+-- hold anyone back), the clock 50 ms on per call: the window's buckets (600 ms) move every 12
+-- calls, and the call that moves them takes the general path; the others take the fast path.
 local function call(i)
   KEYS = { '{p:m}:w', '{p:m}:q', '{p:m}:r', '{p:m}:x', '{p:m}:o' }
-  ARGV = { 'w', '1000', '100', '0', '1000000000000', '0', '0', '0', '0', '0', '10000', '5000', '256', '{p:m}:n', '-1', '1',
-    'A', 'op' .. i, 'AU29z9K0', '10', '10', '0', '1', '-1' }
+  ARGV = { 'w|60000|100|0|1000000000000|0|0|0|0|0|10000|5000|256|-1', '{p:m}:n', '1',
+    'A', 'op' .. i, 'AU29z9K0', '10', '10', '0', '1', '-1', '-1' }
   return script()
 end
 for i = 1, 2000 do

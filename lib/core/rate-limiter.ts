@@ -141,7 +141,7 @@ export class RateLimiter {
     });
     const { recordId, waitedMs, position } = admission;
     const degraded = admission.degraded !== undefined;
-    this.emit({ type: 'acquired', model: this.model, recordId, waitMs: waitedMs, queuePosition: position, degraded });
+    if (this.onEvent) this.emit({ type: 'acquired', model: this.model, recordId, waitMs: waitedMs, queuePosition: position, degraded });
     return { slotTime: admission.slotMs, waitTime: waitedMs, queuePosition: position, recordId, degraded };
   }
 
@@ -363,7 +363,7 @@ export class RateLimiter {
   }
 
   private reportAdjust(recordId: string, result: AdjustResult): AdjustResult {
-    this.emit({ type: 'adjusted', model: this.model, recordId, ...result });
+    if (this.onEvent) this.emit({ type: 'adjusted', model: this.model, recordId, ...result });
     return result;
   }
 

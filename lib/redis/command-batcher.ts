@@ -93,20 +93,29 @@ export class CommandBatcher<C extends { readonly settings: ModelSettings }, R> {
     });
   }
 
+  /**
+   * Makes sure a sweep runs by `at`. A timer set for an earlier time is kept, also once the
+   * callers it was set for are answered: it then finds nothing to do and waits for the next front.
+   * So a lone caller does not set and clear a timer per call.
+   */
   private armSweep(at: number): void {
     if (at >= this.sweepAt) return;
     clearTimeout(this.sweepTimer);
     this.sweepAt = at;
-    this.sweepTimer = setTimeout(() => this.sweep(), Math.max(0, Math.ceil(at - performance.now())));
+    this.sweepTimer = setTimeout(
+      () => {
+        this.sweepTimer = undefined;
+        this.sweepAt = Infinity;
+        this.sweep();
+      },
+      Math.max(0, Math.ceil(at - performance.now())),
+    );
     // A pending deadline must not keep the process alive by itself.
     this.sweepTimer.unref();
   }
 
   /** Answers every caller whose deadline passed; queued ones are taken out of the queue. */
   private sweep(): void {
-    clearTimeout(this.sweepTimer);
-    this.sweepTimer = undefined;
-    this.sweepAt = Infinity;
     const now = performance.now();
     let expiredAny = false;
     while (this.openHead < this.open.length) {

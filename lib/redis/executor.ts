@@ -33,14 +33,22 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** `work`'s outcome, or CommandDeadlineError once `timeoutMs` pass (one promise, one timer: hot path). */
 function withDeadline<T>(work: Promise<T>, operation: string, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CommandDeadlineError(operation, Math.round(timeoutMs))), Math.max(0, timeoutMs));
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new CommandDeadlineError(operation, Math.round(timeoutMs))), Math.max(0, timeoutMs));
+    // A reply that comes after the deadline settles nothing, and a failure then is not unhandled.
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: Error) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
   });
-  // A reply that comes after the deadline must not surface as an unhandled rejection.
-  work.catch(() => undefined);
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** One wait per connecting client, however many calls wait for it. */
@@ -152,11 +160,9 @@ export class RedisExecutor {
         client = this.pick();
         const picked = client;
         sentReady = picked.status === 'ready';
-        return await withDeadline(
-          whenReady(picked, this.lastError).then(() => call(picked)),
-          operation,
-          Math.min(commandTimeoutMs, left),
-        );
+        // A ready client takes the command at once, without a turn through whenReady's promise.
+        const work = picked.status === 'ready' ? call(picked) : whenReady(picked, this.lastError).then(() => call(picked));
+        return await withDeadline(work, operation, Math.min(commandTimeoutMs, left));
       } catch (error) {
         // Open, yet silent for a whole attempt (or garbled): not a connection to wait on again.
         if (

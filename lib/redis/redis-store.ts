@@ -63,21 +63,13 @@ function queueArgs(
 ): (string | number)[] {
   const s = batch[0].settings;
   const tokenBucket = s.algorithm === 'token-bucket';
-  const learn = s.learn ? [s.learn.maxFactor, s.learn.increasePerWindow] : [0, 0];
-  const args: (string | number)[] = [
-    tokenBucket ? 'b' : 'w',
-    s.windowMs,
-    BUCKETS,
-    tokenBucket ? s.bucketMs : s.paceMs,
-    ...limitsOf(s),
-    ...learn,
-    SETTLED_HORIZON_MS,
-    OWNER_LEASE_MS,
-    MAX_ADMIT,
-    channel,
-    clock,
-    batch.length,
-  ];
+  const l = s.limits;
+  // One argument for the settings (see the script's header): every argument costs on both sides.
+  const settings =
+    `${tokenBucket ? 'b' : 'w'}|${s.windowMs}|${BUCKETS}|${tokenBucket ? s.bucketMs : s.paceMs}|` +
+    `${l.tokens}|${l.inputTokens}|${l.outputTokens}|${l.requests}|${s.learn?.maxFactor ?? 0}|${s.learn?.increasePerWindow ?? 0}|` +
+    `${SETTLED_HORIZON_MS}|${OWNER_LEASE_MS}|${MAX_ADMIT}|${clock}`;
+  const args: (string | number)[] = [settings, channel, batch.length];
   for (const q of batch) {
     if (q.kind === 'A') {
       const c = q.command;

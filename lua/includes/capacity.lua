@@ -9,11 +9,10 @@
 -- queue is not read at all), and the largest live instance count a heartbeat published 'ni'
 -- with when it stops counting 'nu' (lua/heartbeat.lua). Only what a call changed is written back.
 
-local COMMON_FIELDS = { 'p', 'f', 'fa', 'fg', 'exp', 'ht', 'hi', 'ho', 'hr', 'wt', 'wi', 'wo', 'wr', 'wn' }
+local COMMON_FIELDS = { 'p', 'f', 'fa', 'fg', 'exp', 'ht', 'hi', 'ho', 'hr', 'wt', 'wi', 'wo', 'wr', 'wn', 'ni', 'nu' }
 
--- Reads the common fields and `own` (the algorithm's fields) in one HMGET; returns the base
--- object and the values of `own` by position.
-local function capacity_base(state_key, now, W, configured, x_names, tau, own)
+-- The fields capacity_base reads: the common ones, then `x_names`, then `own`.
+local function capacity_fields(x_names, own)
   local names = {}
   for _, f in ipairs(COMMON_FIELDS) do
     names[#names + 1] = f
@@ -24,9 +23,14 @@ local function capacity_base(state_key, now, W, configured, x_names, tau, own)
   for _, f in ipairs(own) do
     names[#names + 1] = f
   end
-  names[#names + 1] = 'ni'
-  names[#names + 1] = 'nu'
-  local v = redis.call('HMGET', state_key, unpack(names))
+  return names
+end
+
+-- Reads the common fields and `own` (the algorithm's fields) in one HMGET, unless `read` holds
+-- them already (the values of capacity_fields' names); returns the base object and the values of
+-- `own` by position.
+local function capacity_base(state_key, now, W, configured, x_names, tau, own, read)
+  local v = read or redis.call('HMGET', state_key, unpack(capacity_fields(x_names, own)))
   local self = {}
   local num = function(k)
     return tonumber(v[k]) or 0
@@ -38,10 +42,10 @@ local function capacity_base(state_key, now, W, configured, x_names, tau, own)
   self.waiting = { num(10), num(11), num(12), num(13) }
   self.waiters = num(14)
   self.instances = 0
-  if num(#names) >= now then
-    self.instances = num(#names - 1)
+  if num(16) >= now then
+    self.instances = num(15)
   end
-  local x = { num(15), num(16), num(17), num(18) }
+  local x = { num(17), num(18), num(19), num(20) }
   self.limit = scale_limits(configured, limit_factor(f, fa, now, W))
   self.line = arrival_line(x, shift, self.limit, tau, W)
   local learned

@@ -37,6 +37,16 @@ local function parse_record(v)
   return rec
 end
 
+-- Deletes records and tombstones whose time has passed (at most 512 a call; the rest go in the
+-- next calls).
+local function trim_records(records, expiry, now)
+  local due = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, 512)
+  if #due > 0 then
+    redis.call('HDEL', records, unpack(due))
+    redis.call('ZREM', expiry, unpack(due))
+  end
+end
+
 local function record_store(records, expiry, queue, owners, now, horizon, W)
   local self = {}
   local cache = {}
@@ -55,6 +65,13 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
       cache[op] = rec
     end
     return rec or nil
+  end
+
+  -- Takes the stored values of `ops` (false: none), as the caller read them.
+  function self.seed(ops, values)
+    for x, op in ipairs(ops) do
+      cache[op] = values[x] and parse_record(values[x]) or false
+    end
   end
 
   -- Reads the records of `ops` in one HMGET (those not read yet), so that a batch of commands
@@ -200,15 +217,6 @@ local function record_store(records, expiry, queue, owners, now, horizon, W)
     return status, applied, c
   end
 
-  -- Deletes records and tombstones whose time has passed (at most 512 a call; the rest go in the next
-  -- calls).
-  function self.trim()
-    local due = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, 512)
-    if #due > 0 then
-      redis.call('HDEL', records, unpack(due))
-      redis.call('ZREM', expiry, unpack(due))
-    end
-  end
 
   -- Writes the records changed by this call, and sets every key's TTL to `expire_at` (the
   -- state's) when that moved or when this call wrote anything. Not only the keys written: a

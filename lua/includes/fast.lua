@@ -1,0 +1,213 @@
+-- The common call of lua/queue.lua, without the general machinery (inlined where a script says
+-- `--- @include "fast"`): a sliding window without pacing, nothing waiting, no pause, the keys'
+-- TTL not due to move, the window not due to slide past its base, and commands that are only
+-- acquires that fit at once and settles of admitted records. It reads what the general path
+-- reads, in the same order, and writes what it would write. Anything else, found before a
+-- single write, hands the call to the general path together with what was read.
+
+-- The sliding window's state hash fields, as window_capacity reads them: the common fields of
+-- capacity.lua (COMMON_FIELDS, in order), the pacing bucket's, then the window's own: 'base'
+-- 'last', the sums, and the chunk of bucket n. Written out: this list is built on every call.
+local function window_fields(n)
+  return { 'p', 'f', 'fa', 'fg', 'exp', 'ht', 'hi', 'ho', 'hr', 'wt', 'wi', 'wo', 'wr', 'wn', 'ni', 'nu',
+    'qt', 'qi', 'qo', 'qr', 'base', 'last', 'st', 'si', 'so', 'sr', fmt(chunk_of(n)) }
+end
+
+-- A chunk's entries as bucket_store keeps them on disk: CHUNK strings, '' for an empty bucket.
+local function chunk_entries(v)
+  local entries, k = {}, 0
+  if v then
+    for e in string.gmatch(v .. ',', '([^,]*),') do
+      k = k + 1
+      entries[k] = e
+    end
+  end
+  for x = k + 1, CHUNK do
+    entries[x] = ''
+  end
+  return entries
+end
+
+-- Returns the reply, or nil and what was read for the general path: the state hash's values,
+-- and once the records were trimmed and read, the ops named with their stored values.
+local function fast_call(state_key, records, expiry, now, W, B, configured, horizon, lease, first, count)
+  local n = bucket_of(now, W, B)
+  local oldest = n - B
+  local v = redis.call('HMGET', state_key, unpack(window_fields(n)))
+  -- 1 'p', 5 'exp', 14 'wn', 15 'ni', 16 'nu', 21 'base' (see window_fields)
+  local base = tonumber(v[21])
+  if count == 0 or not base or base < oldest or (tonumber(v[14]) or 0) > 0 or (tonumber(v[1]) or 0) > now
+    or (tonumber(v[5]) or 0) < now + W + horizon + lease then
+    return nil, v
+  end
+
+  local ops = {}
+  local seen = {}
+  local at = first
+  for x = 1, count do
+    local kind, op = ARGV[at], ARGV[at + 1]
+    if (kind ~= 'A' and kind ~= 'S') or seen[op] then
+      return nil, v
+    end
+    seen[op] = true
+    ops[x] = op
+    at = at + (kind == 'A' and 9 or 7)
+  end
+  trim_records(records, expiry, now)
+  local stored = redis.call('HMGET', records, unpack(ops))
+
+  local last = tonumber(v[22]) or (oldest - 1)
+  local s1, s2, s3, s4 = tonumber(v[23]) or 0, tonumber(v[24]) or 0, tonumber(v[25]) or 0, tonumber(v[26]) or 0
+  local limit = scale_limits(configured, limit_factor(v[2], v[3], now, W))
+  local l1, l2, l3, l4 = limit[1], limit[2], limit[3], limit[4]
+  -- Chunks read (chunk index -> entries), and the buckets read from them as numbers (bucket ->
+  -- { t, i, o, r, written even when all zero }), written back into their entries at the end:
+  -- a batch of acquires parses and formats its bucket once, not once per acquire.
+  local cn = chunk_of(n)
+  local chunks = { [cn] = chunk_entries(v[27]) }
+  local figs, moved = {}, {}
+  local function figures(j)
+    local f = figs[j]
+    if f then
+      return f
+    end
+    local c = chunk_of(j)
+    local entries = chunks[c]
+    if not entries then
+      entries = chunk_entries(redis.call('HGET', state_key, fmt(c)))
+      chunks[c] = entries
+    end
+    local e = entries[j - c * CHUNK + 1]
+    if e ~= '' then
+      local et, ei, eo, er = string.match(e, '^(%d+):(%d+):(%d+):(%d+)$')
+      f = { tonumber(et), tonumber(ei), tonumber(eo), tonumber(er), true }
+    else
+      f = { 0, 0, 0, 0, false }
+    end
+    figs[j] = f
+    return f
+  end
+  local dirty = false
+  local out = { fmt(now), '0', '', '0' }
+  local writes, scores = {}, {}
+  local admitted_at = fmt(now)
+  local admitted_tail = '|' .. admitted_at .. '|' .. fmt(n) .. '|-1|-1|-1|-1'
+  local admitted_expiry = now + W + horizon
+  local tombstone_expiry = now + horizon
+
+  at = first
+  for x = 1, count do
+    local op = ops[x]
+    if ARGV[at] == 'A' then
+      local t, i, o, r = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6])
+      local gave_up = tonumber(ARGV[at + 8])
+      if stored[x] or (gave_up >= 0 and now > gave_up) or (l1 > 0 and s1 + t > l1) or (l2 > 0 and s2 + i > l2)
+        or (l3 > 0 and s3 + o > l3) or (l4 > 0 and s4 + r > l4) then
+        return nil, v, ops, stored
+      end
+      -- As bucket_store.add: the bucket's figures plus the cost, written even when all zero.
+      local f = figures(n)
+      f[1], f[2], f[3], f[4], f[5] = f[1] + t, f[2] + i, f[3] + o, f[4] + r, true
+      moved[n] = true
+      s1, s2, s3, s4 = s1 + t, s2 + i, s3 + o, s4 + r
+      if n > last then
+        last = n
+      end
+      dirty = true
+      writes[#writes + 1] = op
+      writes[#writes + 1] = 'a|' .. ARGV[at + 2] .. '|' .. fmt(t) .. '|' .. fmt(i) .. '|' .. fmt(o) .. '|' .. fmt(r) .. admitted_tail
+      scores[#scores + 1] = admitted_expiry
+      scores[#scores + 1] = op
+      out[#out + 1] = 'admitted'
+      out[#out + 1] = admitted_at
+      out[#out + 1] = '0'
+      out[#out + 1] = '0'
+      at = at + 9
+    else
+      -- An admitted record's figures and bucket, read in one match (parse_record builds tables).
+      local c1, c2, c3, c4, j = string.match(stored[x] or '', '^a|[^|]*|(%d+)|(%d+)|(%d+)|(%d+)|%d+|(%d+)|')
+      if not c1 then
+        return nil, v, ops, stored
+      end
+      local mode, c = ARGV[at + 2], { tonumber(c1), tonumber(c2), tonumber(c3), tonumber(c4) }
+      j = tonumber(j)
+      local status, a1, a2, a3, a4 = 'ok', 0, 0, 0, 0
+      if mode ~= 'keep' then
+        if j < oldest then
+          status = 'expired'
+        else
+          local d1, d2, d3, d4 = -c[1], -c[2], -c[3], -c[4]
+          if mode == 'adjust' then
+            local refunds = ARGV[at + 3] == '1'
+            local t1, t2, t3 = tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6])
+            if not refunds then
+              t1, t2, t3 = math.max(c[1], t1), math.max(c[2], t2), math.max(c[3], t3)
+            end
+            d1, d2, d3, d4 = t1 - c[1], t2 - c[2], t3 - c[3], 0
+          end
+          -- As window_capacity's move: in the record's own bucket, never below zero; as
+          -- bucket_store.set, a bucket left all zero is then empty.
+          local f = figures(j)
+          a1, a2, a3, a4 = math.max(0, f[1] + d1) - f[1], math.max(0, f[2] + d2) - f[2], math.max(0, f[3] + d3) - f[3],
+            math.max(0, f[4] + d4) - f[4]
+          s1, s2, s3, s4 = s1 + a1, s2 + a2, s3 + a3, s4 + a4
+          f[1], f[2], f[3], f[4], f[5] = f[1] + a1, f[2] + a2, f[3] + a3, f[4] + a4, false
+          moved[j] = true
+          dirty = true
+        end
+      end
+      writes[#writes + 1] = op
+      writes[#writes + 1] = mode == 'release' and 'e|r' or 'e|s'
+      scores[#scores + 1] = tombstone_expiry
+      scores[#scores + 1] = op
+      local m = #out
+      out[m + 1], out[m + 2], out[m + 3], out[m + 4], out[m + 5] = status, fmt(a1), fmt(a2), fmt(a3), fmt(a4)
+      out[m + 6], out[m + 7], out[m + 8], out[m + 9] = fmt(c[1]), fmt(c[2]), fmt(c[3]), fmt(c[4])
+      at = at + 7
+    end
+  end
+
+  -- As window_capacity's write and write_window: the sums once anything moved, the changed
+  -- chunks, and the chunks left empty deleted.
+  local fields, empty = {}, {}
+  if dirty then
+    fields = { 'base', fmt(base), 'last', fmt(last), 'st', fmt(s1), 'si', fmt(s2), 'so', fmt(s3), 'sr', fmt(s4) }
+  end
+  local changed = {}
+  for j in pairs(moved) do
+    local f = figs[j]
+    local c = chunk_of(j)
+    if f[5] or f[1] + f[2] + f[3] + f[4] ~= 0 then
+      chunks[c][j - c * CHUNK + 1] = fmt(f[1]) .. ':' .. fmt(f[2]) .. ':' .. fmt(f[3]) .. ':' .. fmt(f[4])
+    else
+      chunks[c][j - c * CHUNK + 1] = ''
+    end
+    changed[c] = true
+  end
+  for c in pairs(changed) do
+    local text = table.concat(chunks[c], ',')
+    if string.find(text, '[^,]') then
+      fields[#fields + 1] = fmt(c)
+      fields[#fields + 1] = text
+    else
+      empty[#empty + 1] = fmt(c)
+    end
+  end
+  if #fields > 0 then
+    redis.call('HSET', state_key, unpack(fields))
+  end
+  if #empty > 0 then
+    redis.call('HDEL', state_key, unpack(empty))
+  end
+  local exp = v[5]
+  redis.call('HSET', records, unpack(writes))
+  redis.call('ZADD', expiry, unpack(scores))
+  redis.call('PEXPIREAT', records, exp)
+  redis.call('PEXPIREAT', expiry, exp)
+  -- As the general path's last fields: what the window holds now, and the published instance
+  -- count while it counts.
+  local m = #out
+  out[m + 1], out[m + 2], out[m + 3], out[m + 4] = fmt(s1), fmt(s2), fmt(s3), fmt(s4)
+  out[m + 5] = (tonumber(v[16]) or 0) >= now and fmt(tonumber(v[15]) or 0) or '0'
+  return out
+end

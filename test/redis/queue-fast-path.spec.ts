@@ -1,0 +1,120 @@
+import fc from 'fast-check';
+import type { Redis } from 'ioredis';
+import { loadScript } from '../../lib/redis/scripts.js';
+import { closeClient, inspector, uniquePrefix } from '../support/redis.js';
+
+// lua/queue.lua serves its common call (a sliding window without pacing, nothing waiting, acquires
+// that fit and settles of admitted records) on a fast path of its own (lua/includes/fast.lua).
+// That path must leave Redis exactly as the general path does: the same replies, and the same
+// contents and TTLs of every key, byte for byte. Here the script runs beside a copy of itself with
+// the fast path switched off, on the same random batches at the same clock readings.
+
+type Command =
+  | { kind: 'A'; cost: [number, number]; maxWaitMs: number }
+  | { kind: 'S'; pick: number; mode: 'adjust' | 'release' | 'keep'; refunds: boolean; to: [number, number] }
+  | { kind: 'C'; pick: number };
+
+type Step = { tickMs: number; commands: Command[] };
+
+const commandArb: fc.Arbitrary<Command> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('A' as const),
+      cost: fc.tuple(fc.nat(40), fc.nat(40)),
+      maxWaitMs: fc.constantFrom(-1, -1, 0, 2000),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constant('S' as const),
+      pick: fc.nat(30),
+      mode: fc.constantFrom('adjust' as const, 'adjust' as const, 'release' as const, 'keep' as const),
+      refunds: fc.boolean(),
+      to: fc.tuple(fc.nat(60), fc.nat(60)),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('C' as const), pick: fc.nat(30) }) },
+);
+
+const stepArb: fc.Arbitrary<Step> = fc.record({
+  tickMs: fc.constantFrom(0, 0, 0, 1, 7, 95, 150, 400, 1100, 4000),
+  commands: fc.array(commandArb, { minLength: 1, maxLength: 4 }),
+});
+
+const WINDOWS = [
+  ['a 1 s window (10 ms buckets, 100 ms chunks)', 1000],
+  ['a 20 s window (200 ms buckets, 2 s chunks)', 20_000],
+] as const;
+
+const FAST_CALL = "if algorithm == 'w' and tau_ms == 0 then";
+
+describe.each(WINDOWS)('the fast path of lua/queue.lua leaves Redis as the general path does (%s)', (_name, windowMs) => {
+  let client: Redis;
+  let fastSha: string;
+  let generalSha: string;
+  beforeAll(async () => {
+    client = inspector();
+    const source = loadScript('queue');
+    expect(source).toContain(FAST_CALL);
+    fastSha = (await client.script('LOAD', source)) as string;
+    generalSha = (await client.script('LOAD', source.replace(FAST_CALL, 'if false then'))) as string;
+  });
+  afterAll(() => closeClient(client));
+
+  /** Every key of one copy, read back, with the epoch ms its TTL runs to (PEXPIRETIME). */
+  async function dump(keys: string[]): Promise<unknown[]> {
+    const out: unknown[] = [];
+    for (const [k, key] of keys.entries()) {
+      const content = k === 0 || k === 2 ? await client.hgetall(key) : await client.zrange(key, '0', '-1', 'WITHSCORES');
+      out.push(content, await client.call('PEXPIRETIME', key));
+    }
+    return out;
+  }
+
+  it('gives the same replies and the same keys for the same random batches', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(stepArb, { minLength: 4, maxLength: 40 }), async (steps) => {
+        // A clock of the test's own, a day ahead, so the TTLs the script sets are in the future.
+        let now = Date.now() + 86_400_000;
+        now -= now % 1000;
+        const prefix = uniquePrefix('fast');
+        const keysOf = (copy: string) => ['w', 'q', 'r', 'x', 'o'].map((k) => `{${prefix}:${copy}}:${k}`);
+        const copies = [
+          { sha: fastSha, keys: keysOf('fast') },
+          { sha: generalSha, keys: keysOf('general') },
+        ];
+        const ops: string[] = [];
+        for (const [at, step] of steps.entries()) {
+          now += step.tickMs;
+          const args: (string | number)[] = [];
+          for (const c of step.commands) {
+            if (c.kind === 'A') {
+              const op = `op-${String(ops.length).padStart(9, '0')}`;
+              ops.push(op);
+              const [input, output] = c.cost;
+              args.push('A', op, 'owner-a', input + output, input, output, 1, c.maxWaitMs, -1);
+            } else if (c.kind === 'S') {
+              const op = ops.length > 0 ? ops[c.pick % ops.length] : 'op-unknown';
+              const [input, output] = c.to;
+              args.push('S', op, c.mode, c.refunds ? 1 : 0, input + output, input, output);
+            } else {
+              args.push('C', 'owner-a', -1, 1, ops.length > 0 ? ops[c.pick % ops.length] : 'op-unknown');
+            }
+          }
+          const head = [['w', windowMs, 100, 0, 300, 0, 150, 10, 0, 0, 10_000, 5000, 256, now].join('|'), '', step.commands.length];
+          const replies = [];
+          const states = [];
+          for (const copy of copies) {
+            replies.push(await client.evalsha(copy.sha, 5, ...copy.keys, ...head, ...args));
+            states.push(await dump(copy.keys));
+          }
+          expect({ at, step, reply: replies[0], keys: states[0] }).toEqual({ at, step, reply: replies[1], keys: states[1] });
+        }
+        await client.del(...copies.flatMap((c) => c.keys));
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
