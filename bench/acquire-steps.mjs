@@ -87,8 +87,8 @@ async function admitted(keys, count) {
 }
 
 const KINDS = [
-  ['1 acquire per call', 1, (keys) => () => [acquire(newOp())]],
-  ['18 acquires per call, per acquire', 18, (keys) => () => Array.from({ length: 18 }, () => acquire(newOp()))],
+  ['1 acquire per call', 1, () => () => [acquire(newOp())]],
+  ['18 acquires per call, per acquire', 18, () => () => Array.from({ length: 18 }, () => acquire(newOp()))],
   [
     '1 adjust per call',
     1,

@@ -66,7 +66,7 @@ function checkCount(name: string, value: unknown): number {
 function checkCharged(model: string, figures: ChargedFigures): ChargedFigures {
   // Three comparisons rather than Object.entries: this runs on every acquire.
   if (figures.tokens > MAX_COUNT || figures.inputTokens > MAX_COUNT || figures.outputTokens > MAX_COUNT) {
-    const [name, value] = Object.entries(figures).find(([, v]) => v > MAX_COUNT)!;
+    const [name, value] = Object.entries(figures).find(([, v]) => (v as number) > MAX_COUNT) as [string, number];
     throw new InvalidTokenCountError(
       `${model}: the call would be charged ${value} ${name}, more than one request may count (${MAX_COUNT})`,
     );

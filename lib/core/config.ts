@@ -303,7 +303,7 @@ function resolveLearn(value: RateLimitConfig['learnLimits'], limits: EffectiveLi
     );
   }
   // Without a ceiling, growth stops where a limit would pass the largest accepted figure.
-  let maxFactor = MAX_LIMIT / Math.max(...Object.values(limits));
+  let maxFactor = MAX_LIMIT / Math.max(limits.tokens, limits.inputTokens, limits.outputTokens, limits.requests);
   const ceiling = learn.ceiling ?? {};
   if (ceiling === null || typeof ceiling !== 'object' || Array.isArray(ceiling)) {
     throw new RateLimitConfigError(

@@ -144,8 +144,8 @@ export class FailoverStore implements ModelStore {
     if (!shared) return { ...local!, degraded: 'local' };
     if (!local) return shared;
     const byId = new Map<string, ClaimReply['records'][number]>();
-    localIds.forEach((id, i) => byId.set(id, local.records[i]!));
-    sharedIds.forEach((id, i) => byId.set(id, shared.records[i]!));
+    localIds.forEach((id, i) => byId.set(id, local.records[i]));
+    sharedIds.forEach((id, i) => byId.set(id, shared.records[i]));
     return {
       ...shared,
       admitted: [...shared.admitted, ...local.admitted],

@@ -29,7 +29,7 @@ export class PendingCancels {
     this.cancels.add(opId);
     if (this.cancels.size > MAX_CANCELS) {
       const [oldest] = this.cancels;
-      this.cancels.delete(oldest!);
+      this.cancels.delete(oldest);
       this.logger.warn(`${this.model}: more than ${MAX_CANCELS} acquires to cancel after the outage; ${oldest} is left to its window`);
     }
   }

@@ -393,7 +393,10 @@ export class Waiters {
           `${this.options.model}: waiting reservation ${opId} was dropped by the store (owner lease ran out); queued again at the back`,
         );
         const left = request.maxWaitMs < 0 ? -1 : Math.max(0, startedAt + request.maxWaitMs - Date.now());
-        this.place(request, startedAt, left, true).then(waiter.resolve, waiter.reject);
+        this.place(request, startedAt, left, true).then(
+          (admission) => waiter.resolve(admission),
+          (error: unknown) => waiter.reject(error),
+        );
         return;
       }
       default:

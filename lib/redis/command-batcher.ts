@@ -119,7 +119,7 @@ export class CommandBatcher<C extends { readonly settings: ModelSettings }, R> {
     const now = performance.now();
     let expiredAny = false;
     while (this.openHead < this.open.length) {
-      const w = this.open[this.openHead]!;
+      const w = this.open[this.openHead];
       if (!w.settled && w.deadline > now) break;
       this.openHead++;
       if (w.settled) continue;
@@ -139,7 +139,7 @@ export class CommandBatcher<C extends { readonly settings: ModelSettings }, R> {
       for (const w of this.waiting) if (!w.settled) this.waiting[kept++] = w;
       this.waiting.length = kept;
     }
-    if (this.openHead < this.open.length) this.armSweep(this.open[this.openHead]!.deadline);
+    if (this.openHead < this.open.length) this.armSweep(this.open[this.openHead].deadline);
   }
 
   /**
@@ -199,8 +199,8 @@ export class CommandBatcher<C extends { readonly settings: ModelSettings }, R> {
       .then(
         (replies) =>
           batch.forEach((w, k) => {
-            if (w.settled) this.late(w.command, replies[k]!);
-            else settle(w, () => w.resolve(replies[k]!));
+            if (w.settled) this.late(w.command, replies[k]);
+            else settle(w, () => w.resolve(replies[k]));
           }),
         (error: unknown) => batch.forEach((w) => settle(w, () => w.reject(error))),
       )
@@ -208,7 +208,7 @@ export class CommandBatcher<C extends { readonly settings: ModelSettings }, R> {
         this.inFlight--;
         if (this.waiting.length > 0) this.schedule();
         // Answered callers at the front no longer hold the sweep's timer.
-        if (this.open.length - this.openHead > 0 && this.open[this.openHead]!.settled) this.sweep();
+        if (this.open.length - this.openHead > 0 && this.open[this.openHead].settled) this.sweep();
       });
   }
 }

@@ -2,6 +2,7 @@ import type { ConnectionOptions as TlsOptions } from 'node:tls';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { type RetryConfig, resolveRetryConfig } from './retry.js';
 import { RateLimitConfigError } from '../core/errors.js';
+import { describe } from '../core/describe.js';
 import {
   type CommonSettings,
   type RedisClusterConnection,
@@ -66,7 +67,7 @@ export type RedisTopology = 'standalone' | 'sentinel' | 'cluster';
 
 function checkInteger(name: string, value: unknown, min: number, max: number): void {
   if (value !== undefined && (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max)) {
-    throw new RateLimitConfigError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
+    throw new RateLimitConfigError(`${name} must be an integer from ${min} to ${max}, got ${describe(value)}`);
   }
 }
 
@@ -164,16 +165,18 @@ export class RedisConnectionManager implements AsyncDisposable {
           `sentinel.name must name the master group the sentinels monitor, got ${JSON.stringify(sentinel.name)}`,
         );
       }
-      sentinel.sentinels.forEach((s, i) => {
+      sentinel.sentinels.forEach((node: unknown, i) => {
+        const s = node as { host?: unknown; port?: unknown } | null;
         if (
           s === null ||
           typeof s !== 'object' ||
           typeof s.host !== 'string' ||
+          typeof s.port !== 'number' ||
           !Number.isInteger(s.port) ||
           s.port < 1 ||
           s.port > 65535
         ) {
-          throw new RateLimitConfigError(`sentinel.sentinels[${i}] must be { host, port }, got ${JSON.stringify(s)}`);
+          throw new RateLimitConfigError(`sentinel.sentinels[${i}] must be { host, port }, got ${describe(node)}`);
         }
       });
       this.topology = 'sentinel';

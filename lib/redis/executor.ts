@@ -68,7 +68,8 @@ function waitForConnection(client: RedisClient, lastError: () => unknown): Promi
       // when the event that ended the wait was only the connection closing after it.
       const seen = [error, lastError()];
       const cause = seen.find((e) => e !== undefined && !isTransient(e)) ?? seen.find((e) => e !== undefined);
-      reject(cause !== undefined && !isTransient(cause) ? cause : new ConnectionDownError(client.status, cause));
+      // What ioredis emits as a connection's error is an Error.
+      reject(cause !== undefined && !isTransient(cause) ? (cause as Error) : new ConnectionDownError(client.status, cause));
     };
     const onDown = () => onFail();
     const done = () => {
@@ -110,7 +111,7 @@ function whenReady(client: RedisClient, lastError: () => unknown): Promise<void>
     default: {
       // 'reconnecting', 'close', 'disconnecting', 'end' (Redis and Cluster alike).
       const cause = lastError();
-      return Promise.reject(cause !== undefined && !isTransient(cause) ? cause : new ConnectionDownError(client.status, cause));
+      return Promise.reject(cause !== undefined && !isTransient(cause) ? (cause as Error) : new ConnectionDownError(client.status, cause));
     }
   }
 }

@@ -219,8 +219,8 @@ export class RedisStore implements LimiterStore {
             defineScripts(client);
             const args = queueArgs(batch, this.notices ? channel : '', this.clock(), serverDeadline);
             const r = await client.llmrlQueue(stateOf(batch[0].settings), queue, records, expiry, owners, ...args);
-            const replies = parseQueueReply(operation, batch, r as unknown as (string | number)[]);
-            this.offsetMs = replies[0]!.nowMs - Date.now();
+            const replies = parseQueueReply(operation, batch, r);
+            this.offsetMs = replies[0].nowMs - Date.now();
             return replies;
           },
           deadline,

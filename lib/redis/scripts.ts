@@ -21,12 +21,14 @@ export function isRedisClient(value: unknown): value is RedisClient {
 
 /** A new client with the same options (ioredis types the two kinds' `duplicate` apart). */
 export function duplicateOf(client: RedisClient): RedisClient {
-  return 'nodes' in client && typeof client.nodes === 'function' ? (client as Cluster).duplicate() : (client as Redis).duplicate();
+  return 'nodes' in client && typeof client.nodes === 'function' ? client.duplicate() : (client as Redis).duplicate();
 }
 
 type Reply = Promise<string[]>;
 
 declare module 'ioredis' {
+  // The type parameter must be named as ioredis names it for the declarations to merge.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
   interface RedisCommander<Context> {
     llmrlQueue(state: string, queue: string, records: string, expiry: string, owners: string, ...args: (string | number)[]): Reply;
     llmrlStatus(window: string, queue: string, ...args: (string | number)[]): Reply;

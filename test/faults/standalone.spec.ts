@@ -88,9 +88,7 @@ describe('one Redis behind a fault proxy', () => {
       const admitted = burst.filter((r) => r.status === 'fulfilled');
       expect(admitted).toHaveLength(49);
       expect(admitted.every((r) => !(r as PromiseFulfilledResult<{ degraded: boolean }>).value.degraded)).toBe(true);
-      expect(
-        burst.filter((r) => r.status === 'rejected').every((r) => (r as PromiseRejectedResult).reason instanceof AcquireTimeoutError),
-      ).toBe(true);
+      expect(burst.filter((r) => r.status === 'rejected').every((r) => r.reason instanceof AcquireTimeoutError)).toBe(true);
       expect(unhandled).toEqual([]);
     } finally {
       process.off('unhandledRejection', onUnhandled);

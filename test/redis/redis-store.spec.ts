@@ -284,7 +284,7 @@ describe('RedisStore', () => {
       await watch.settle();
       const calls = watch.scriptCalls();
       expect(calls).toHaveLength(1);
-      const positions = ids.map((id) => calls[0]!.indexOf(id));
+      const positions = ids.map((id) => calls[0].indexOf(id));
       expect(positions.every((p) => p > 0)).toBe(true);
       expect(positions).toEqual([...positions].sort((a, b) => a - b));
       // Served in call order: the first ten fit, the last two wait in that order.
@@ -514,8 +514,8 @@ describe('when Redis is unavailable', () => {
       expect(elapsed).toBeLessThan(5000);
       expect(logger.lines.filter((l) => l.level === 'warn')).toHaveLength(1);
       expect(events.filter((e) => e.type === 'degraded')).toHaveLength(1);
-      await expect(limiter.adjust(results[0]!.recordId, { actualOutput: 5 })).resolves.toMatchObject({ status: 'degraded' });
-      await expect(limiter.release(results[0]!.recordId)).resolves.toMatchObject({ status: 'degraded', tokensFreed: 0 });
+      await expect(limiter.adjust(results[0].recordId, { actualOutput: 5 })).resolves.toMatchObject({ status: 'degraded' });
+      await expect(limiter.release(results[0].recordId)).resolves.toMatchObject({ status: 'degraded', tokensFreed: 0 });
       await expect(limiter.getStatus()).rejects.toThrow(RedisUnavailableError);
     } finally {
       await manager.close();
