@@ -44,3 +44,26 @@ export function toLimiterStore(backend: unknown): LimiterStore {
     }`,
   );
 }
+
+/** Makes the in-process store that failureMode 'local' falls back to. */
+export type LocalStoreFactory = (clock: () => number) => LimiterStore;
+
+const localStore = sharedAcrossCopies<{ make?: LocalStoreFactory }>('localStore', () => ({}));
+
+/**
+ * Lets the memory layer provide the fallback of failureMode 'local' without core depending on
+ * it; lib/memory/memory-store.ts registers itself when the package is imported.
+ */
+export function registerLocalStore(make: LocalStoreFactory): void {
+  localStore.make ??= make;
+}
+
+/** The factory of the in-process fallback store; throws when no store layer registered one. */
+export function localStoreFactory(): LocalStoreFactory {
+  if (!localStore.make) {
+    throw new RateLimitConfigError(
+      "failureMode 'local' needs the in-process store, which registers itself when the package is imported: import RateLimiter from 'nestjs-llm-rate-limiter' or 'nestjs-llm-rate-limiter/core'",
+    );
+  }
+  return localStore.make;
+}

@@ -78,3 +78,10 @@ export interface LimiterLogger {
   warn(message: string): void;
   error(message: string): void;
 }
+
+/** The logger a limiter uses when none is given: the console, each line marked as this package's. */
+export const consoleLogger: LimiterLogger = {
+  log: (m) => console.log(`[llm-rate-limiter] ${m}`),
+  warn: (m) => console.warn(`[llm-rate-limiter] ${m}`),
+  error: (m) => console.error(`[llm-rate-limiter] ${m}`),
+};

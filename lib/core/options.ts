@@ -102,3 +102,12 @@ export function checkAcquireOptions(options: AcquireOptions): number {
   }
   return Math.floor(maxWaitMs);
 }
+
+/** A model name: what keys and messages carry, so bounded and well-formed. */
+export function checkModel(model: unknown): asserts model is string {
+  if (typeof model !== 'string' || model.length === 0 || model.length > MAX_MODEL_LENGTH || !model.isWellFormed()) {
+    throw new RateLimitConfigError(
+      `model must be a non-empty, well-formed string of at most ${MAX_MODEL_LENGTH} characters, got ${typeof model === 'string' ? `a string of length ${model.length}` : describe(model)}`,
+    );
+  }
+}

@@ -1,26 +1,26 @@
-import { toLimiterStore } from './backend.js';
+import { localStoreFactory, toLimiterStore } from './backend.js';
 import { type ActualUsage, adjustTarget, costOf, type TokenRequest } from './charges.js';
 import { describe } from './describe.js';
 import { type FailureMode, type RateLimitConfig, type ResolvedConfig, resolveConfig } from './config.js';
 import { reconcileCommandOf, storeSettingsOf } from './feedback.js';
 import { RateLimitConfigError, RedisUnavailableError } from './errors.js';
-import type { LimiterLogger, RateLimiterEvent } from './events.js';
+import { consoleLogger, type LimiterLogger, type RateLimiterEvent } from './events.js';
 import { FailoverStore } from './failover-store.js';
 import {
   type AcquireOptions,
   checkAcquireOptions,
   checkLimiterOptions,
-  MAX_MODEL_LENGTH,
+  checkModel,
   type RateLimiterBackend,
   type RateLimiterOptions,
   type ReleaseOptions,
 } from './options.js';
 import { formatDegradedRecordId, formatRecordId, newOpId, parseRecordId } from './record-id.js';
-import { MemoryStore } from '../memory/memory-store.js';
 import { type HeaderSource, readProviderHeaders } from '../providers/headers.js';
 import { billingCodeOf } from '../providers/billing-errors.js';
 import type { AcquireResult, AdjustResult, ObserveResult, RateLimitStatus, ReleaseResult } from './results.js';
-import { BACKOFF_CUT, BACKOFF_FLOOR, type Charge, type ModelSettings, scaledLimit, type SettleReply } from './store.js';
+import { BACKOFF_CUT, BACKOFF_FLOOR, type Charge, type ModelSettings, type SettleReply } from './store.js';
+import { statusOf } from './status.js';
 import { Waiters } from './waiters.js';
 
 export type { ActualUsage, TokenRequest } from './charges.js';
@@ -37,12 +37,6 @@ const NOTHING_FREED = { tokensFreed: 0, inputTokensFreed: 0, outputTokensFreed: 
 function answeredWithout(reply: SettleReply, record: { readonly local: boolean }): boolean {
   return reply.degraded === 'open' || (reply.degraded === 'local' && !record.local);
 }
-
-const consoleLogger: LimiterLogger = {
-  log: (m) => console.log(`[llm-rate-limiter] ${m}`),
-  warn: (m) => console.warn(`[llm-rate-limiter] ${m}`),
-  error: (m) => console.error(`[llm-rate-limiter] ${m}`),
-};
 
 /**
  * Keeps calls to one model within its provider limits across every process that shares the
@@ -68,15 +62,13 @@ export class RateLimiter {
   private readonly pingStore: () => Promise<number>;
 
   constructor(backend: RateLimiterBackend, model: string, config: RateLimitConfig, options: RateLimiterOptions = {}) {
-    if (typeof model !== 'string' || model.length === 0 || model.length > MAX_MODEL_LENGTH || !model.isWellFormed()) {
-      throw new RateLimitConfigError(
-        `model must be a non-empty, well-formed string of at most ${MAX_MODEL_LENGTH} characters, got ${typeof model === 'string' ? `a string of length ${model.length}` : describe(model)}`,
-      );
-    }
+    checkModel(model);
     this.resolved = resolveConfig(config);
     this.settings = storeSettingsOf(this.resolved);
     const { failureMode, expectedInstances: expected, keyPrefix } = checkLimiterOptions(options);
     const store = toLimiterStore(backend);
+    // Resolved now, so that a missing fallback is a configuration error, not an outage's.
+    const makeLocal = failureMode === 'local' ? localStoreFactory() : undefined;
     this.model = model;
     this.config = Object.freeze({ ...config });
     this.failureMode = failureMode;
@@ -96,7 +88,7 @@ export class RateLimiter {
       instanceId: owner,
       ping: this.pingStore,
       leaseHoldMs: store.leaseHoldMs,
-      fallbackStore: (clock) => new MemoryStore(clock).forModel(model, 'local'),
+      fallbackStore: (clock) => (makeLocal ?? localStoreFactory())(clock).forModel(model, 'local'),
       logger: this.logger,
       emit: (event) => this.emit(event),
     });
@@ -220,31 +212,7 @@ export class RateLimiter {
 
   /** Usage of the window ending now, and how many reservations wait. Rejects when the store is down. */
   async getStatus(): Promise<RateLimitStatus> {
-    const reply = await this.store.status(this.settings);
-    const { limits } = this.resolved;
-    const inForce = (limit: number) => scaledLimit(limit, reply.limitFactor);
-    return {
-      model: this.model,
-      windowSeconds: this.resolved.windowMs / 1000,
-      tokensUsed: reply.used.tokens,
-      tokensLimit: limits.tokens,
-      inputTokensUsed: reply.used.inputTokens,
-      inputTokensLimit: limits.inputTokens,
-      outputTokensUsed: reply.used.outputTokens,
-      outputTokensLimit: limits.outputTokens,
-      requestsUsed: reply.used.requests,
-      requestsLimit: limits.requests,
-      queueDepth: reply.queueDepth,
-      pausedUntil: reply.pausedUntil,
-      limitFactor: reply.limitFactor,
-      limitsInForce: {
-        tokens: inForce(limits.tokens),
-        inputTokens: inForce(limits.inputTokens),
-        outputTokens: inForce(limits.outputTokens),
-        requests: inForce(limits.requests),
-      },
-      learning: this.resolved.learn !== undefined,
-    };
+    return statusOf(this.model, this.resolved, await this.store.status(this.settings));
   }
 
   /**

@@ -1,6 +1,9 @@
 import { AcquireAbortedError, AcquireTimeoutError, LlmRateLimiterError } from './errors.js';
 import type { LimiterLogger } from './events.js';
+import type { Admission, AdmissionRequest } from './admission.js';
+import { longTimeout, nodeTimers, type Timers } from './long-timeout.js';
 import { newOpId } from './record-id.js';
+import { waitEstimateMs } from './status.js';
 import {
   type AcquireReply,
   type AdmittedWaiter,
@@ -11,66 +14,8 @@ import {
   type ModelStore,
   type QueueNews,
   type RecordState,
-  scaledLimit,
   type SettleReply,
 } from './store.js';
-
-/** The timer functions the waiters use; tests pass fakes to see what is scheduled. */
-export interface Timers {
-  setTimeout(callback: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-const nodeTimers: Timers = {
-  setTimeout: (callback, ms) => setTimeout(callback, ms),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
-
-/** Node's setTimeout takes a signed 32-bit delay; anything longer fires at once (with a warning). */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/**
- * Calls `callback` after `ms`, however long: a delay past MAX_TIMER_MS is chained from timers
- * that each fit. Counts the delays it scheduled rather than reading the clock, so a timer that
- * fires early cannot shorten the wait by more than its own error. Returns the cancel.
- */
-export function longTimeout(ms: number, callback: () => void, timers: Timers = nodeTimers): () => void {
-  let remaining = Math.max(0, ms);
-  let handle: unknown;
-  const arm = () => {
-    const step = Math.min(remaining, MAX_TIMER_MS);
-    handle = timers.setTimeout(() => {
-      remaining -= step;
-      if (remaining > 0) arm();
-      else callback();
-    }, step);
-  };
-  arm();
-  return () => timers.clearTimeout(handle);
-}
-
-/** How an acquire ended up admitted. */
-export interface Admission {
-  readonly opId: string;
-  readonly recordId: string;
-  /** Admission time, store clock. */
-  readonly slotMs: number;
-  /** Waiting reservations ahead when it was enqueued (0 when admitted at once). */
-  readonly position: number;
-  /** How long the caller was held, ms. */
-  readonly waitedMs: number;
-  readonly degraded?: 'open' | 'local';
-}
-
-/** What one acquire asks for. */
-export interface AdmissionRequest {
-  readonly cost: Charge;
-  /** -1 for no bound. */
-  readonly maxWaitMs: number;
-  readonly signal?: AbortSignal;
-  /** The record id an op id gets, once its reply says where it was made. */
-  readonly recordIdOf: (opId: string, degraded: 'open' | 'local' | undefined) => string;
-}
 
 export interface WaitersOptions {
   readonly store: ModelStore;
@@ -281,20 +226,7 @@ export class Waiters {
   private async estimate(cost: Charge): Promise<number> {
     const { store, settings } = this.options;
     try {
-      const status = await store.status(settings);
-      const { windowMs, limits } = settings;
-      let ms = status.pausedUntil - status.nowMs;
-      const figures = [
-        [status.used.tokens, cost.tokens, limits.tokens],
-        [status.used.inputTokens, cost.inputTokens, limits.inputTokens],
-        [status.used.outputTokens, cost.outputTokens, limits.outputTokens],
-        [status.used.requests, cost.requests, limits.requests],
-      ] as const;
-      for (const [used, need, configured] of figures) {
-        const limit = scaledLimit(configured, status.limitFactor);
-        if (limit > 0) ms = Math.max(ms, Math.ceil(((used + need - limit) * windowMs) / limit));
-      }
-      return Math.max(0, ms);
+      return waitEstimateMs(settings, await store.status(settings), cost);
     } catch {
       return 0;
     }

@@ -1,3 +1,4 @@
+import { registerLocalStore } from '../core/backend.js';
 import type { LimiterStore, ModelStore } from '../core/store.js';
 import { ModelState } from './model-state.js';
 
@@ -41,3 +42,6 @@ export class MemoryStore implements LimiterStore {
     return 0;
   }
 }
+
+// The fallback of failureMode 'local' is a memory store (core names no store itself).
+registerLocalStore((clock) => new MemoryStore(clock));

@@ -4,7 +4,8 @@ import { resolveConfig } from '../../lib/core/config.js';
 import { formatRecordId, newOpId, parseRecordId } from '../../lib/core/record-id.js';
 import { storeSettingsOf } from '../../lib/core/feedback.js';
 import { CLAIM_INTERVAL_MS, MAX_COUNT } from '../../lib/core/store.js';
-import { longTimeout, MAX_TIMER_MS, type Timers, Waiters } from '../../lib/core/waiters.js';
+import { longTimeout, MAX_TIMER_MS, type Timers } from '../../lib/core/long-timeout.js';
+import { Waiters } from '../../lib/core/waiters.js';
 import { MemoryStore } from '../../lib/memory/memory-store.js';
 import { uniquePrefix } from '../support/redis.js';
 
