@@ -12,7 +12,7 @@ function importsOf(folder: string): { file: string; from: string }[] {
     const path = join(entry.parentPath, entry.name);
     const text = readFileSync(path, 'utf8');
     for (const m of text.matchAll(/^\s*(?:import|export)\b[^;]*?from\s+'([^']+)'/gms)) {
-      found.push({ file: relative(lib, path), from: m[1]! });
+      found.push({ file: relative(lib, path), from: m[1] });
     }
   }
   return found;
