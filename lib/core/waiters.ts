@@ -318,12 +318,15 @@ export class Waiters {
       case 'released':
         waiter.reject(new AcquireAbortedError(`acquire ${opId} for ${this.options.model} was released while it waited`));
         return;
-      case 'lost': {
-        // The store took this process for dead (its lease ran out: an event loop stalled longer
-        // than OWNER_LEASE_MS): queue again, at the back, under a new op id.
-        this.options.logger.warn(
-          `${this.options.model}: waiting reservation ${opId} was dropped by the store (owner lease ran out); queued again at the back`,
-        );
+      case 'lost':
+      case 'unknown': {
+        // 'lost': the store took this process for dead (its lease ran out: an event loop stalled
+        // longer than OWNER_LEASE_MS). 'unknown': the store no longer holds the record at all
+        // (a Redis restarted without persistence). Either way nothing of it is reserved: queue
+        // again, at the back, under a new op id.
+        const why =
+          state === 'lost' ? 'was dropped by the store (owner lease ran out)' : 'is no longer known to the store (its data was lost)';
+        this.options.logger.warn(`${this.options.model}: waiting reservation ${opId} ${why}; queued again at the back`);
         const left = request.maxWaitMs < 0 ? -1 : Math.max(0, startedAt + request.maxWaitMs - Date.now());
         this.place(request, startedAt, left, true).then(
           (admission) => waiter.resolve(admission),

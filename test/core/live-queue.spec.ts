@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { Redis } from 'ioredis';
 import {
   AcquireAbortedError,
   AcquireTimeoutError,
@@ -531,5 +532,34 @@ describe('a process the store took for dead', () => {
     now += 61_000;
     await expect(waiting).resolves.toMatchObject({ degraded: false });
     expect((await stalled.getStatus()).requestsUsed).toBe(1);
+  }, 20_000);
+});
+
+describe('a store that forgot its queue', () => {
+  it('queues a waiter again when Redis no longer knows it (restarted without persistence), and still admits it', async () => {
+    const manager = new RedisConnectionManager({ url: redisUrl() });
+    const raw = new Redis(redisUrl());
+    try {
+      const keyPrefix = uniquePrefix('forgot');
+      const logger = recordingLogger();
+      const limiter = new RateLimiter(manager, 'm', { rpm: 1, windowSeconds: 60 }, { keyPrefix, logger });
+      await limiter.acquire({ tokens: 0 });
+      const waiting = limiter.acquire({ tokens: 0 });
+      await waitFor(async () => (await limiter.getStatus()).queueDepth === 1, 5000, 'the waiter to queue');
+      // What a restart without persistence leaves: none of the model's keys.
+      const keys = await raw.keys(`{${keyPrefix}:m}:*`);
+      expect(keys.length).toBeGreaterThan(0);
+      await raw.del(...keys);
+      // The next claim hears 'unknown' for the waiter: it queues again and, the window being
+      // empty now, is admitted.
+      await expect(waiting).resolves.toMatchObject({ degraded: false });
+      expect(logger.lines.some((l) => l.level === 'warn' && /no longer known to the store.*queued again at the back/.test(l.message))).toBe(
+        true,
+      );
+      expect((await limiter.getStatus()).requestsUsed).toBe(1);
+    } finally {
+      raw.disconnect();
+      await manager.close();
+    }
   }, 20_000);
 });
