@@ -115,8 +115,8 @@ describe('learnLimits against a provider with an unpublished limit', () => {
       // before the first 429 paused every caller. At most 5% of the ~850 calls; measured 8 to 13.
       expect({ few: refusals.length <= 40, report }).toEqual({ few: true, report });
       // And the capacity is used: in the second half, most of the real limit per window (a cut
-      // to 75% and the climb back are part of it; 0.69 was seen with two test suites running
-      // beside it, 0.8 and more on a quiet machine; a collapsed limit would serve half).
+      // to 75% and the climb back are part of it; 0.69 of it was seen with two test suites
+      // running beside it; a limit collapsed to its start would serve half).
       expect({ used: servedLastHalf >= 0.6 * REAL_RPM, report }).toEqual({ used: true, report });
     } finally {
       await emulator.close();
