@@ -62,8 +62,15 @@ describe('a foreign consumer spends part of the quota', () => {
   }
 
   it('keeps 429s near zero when observe() is fed the headers, where the same load without it draws many', async () => {
-    const blind = await run(false);
-    const listening = await run(true);
+    // The control needs the load to press the limit; on a machine busy with other work the
+    // lanes can fall short of it (once: 208 served, 0 refused), so the pair runs again, at most
+    // three times, until the blind run shows the pressure it is the control for.
+    let blind = await run(false);
+    let listening = await run(true);
+    for (let attempt = 1; attempt < 3 && blind.refused < 20; attempt++) {
+      blind = await run(false);
+      listening = await run(true);
+    }
     const report = {
       blind: { refused: blind.refused, served: blind.served },
       listening: { refused: listening.refused, served: listening.served, seed: listening.seed },
@@ -82,7 +89,7 @@ describe('a foreign consumer spends part of the quota', () => {
     });
     // And the quota left is used: at least half the calls the blind run served.
     expect(listening.served).toBeGreaterThan(0.5 * blind.served);
-  }, 30_000);
+  }, 75_000);
 });
 
 describe('a 429 with retry-after heard by one process', () => {
