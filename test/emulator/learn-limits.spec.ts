@@ -46,7 +46,10 @@ describe('learnLimits against a provider with an unpublished limit', () => {
       const cap = setTimeout(() => stop.abort(), MAX_RUN_MS);
       const watcher = setInterval(() => {
         const first = emulator.recorder.calls.find((c) => c.status === 429);
-        if (first && Date.now() >= first.arrivedAt + AFTER_CUT_MS) stop.abort();
+        // Past AFTER_CUT_MS after the first 429, and once the limit has climbed back after the
+        // cut (growth needs pressing demand, which a busy machine makes slowly), or at the cap.
+        const climbed = first && learned.some((l) => l.at > first.arrivedAt - startedAt + 1000 && l.rpm >= 0.85 * REAL_RPM);
+        if (first && climbed && Date.now() >= first.arrivedAt + AFTER_CUT_MS) stop.abort();
       }, 50);
       // The learned limit as status reports it, every 50 ms.
       const learned: { at: number; rpm: number }[] = [];
@@ -113,7 +116,8 @@ describe('learnLimits against a provider with an unpublished limit', () => {
       // Few 429s: only where the learned limit passes what the provider allows, once per cycle
       // of growth and cut (two or three in a run), each time what one window admitted beyond it
       // before the first 429 paused every caller. At most 5% of the ~850 calls; measured 8 to 13.
-      expect({ few: refusals.length <= 40, report }).toEqual({ few: true, report });
+      const served = emulator.recorder.count(200);
+      expect({ few: refusals.length <= Math.max(40, 0.05 * served), report }).toEqual({ few: true, report });
       // And the capacity is used: in the second half, most of the real limit per window (a cut
       // to 75% and the climb back are part of it; 0.69 of it was seen with two test suites
       // running beside it; a limit collapsed to its start would serve half).
