@@ -129,6 +129,10 @@ export class RedisServerProcess {
     const child = this.#child;
     if (!child || !this.alive) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
+    // A detached server is unref'd; without this the event loop may empty before its 'exit'
+    // event comes, and the process end there with code 0 (Jest's teardown did: every failing
+    // run exited 0).
+    child.ref();
     child.kill('SIGKILL');
     await exited;
   }
