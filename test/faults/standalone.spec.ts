@@ -268,11 +268,29 @@ describe('a Redis server under its own limits', () => {
       const events: RateLimiterEvent[] = [];
       const limiter = new RateLimiter(manager, 'gpt-4o', { tpm: 1000 }, { logger: recordingLogger(), onEvent: (e) => events.push(e) });
       await limiter.acquire({ tokens: 1 });
-      // a read-only script that spins for 3.5 s of server time
+      // a read-only script that spins for 5 s of server time
       const busy = admin.eval(
-        "local t = redis.call('TIME'); local start = t[1] * 1000 + t[2] / 1000; local now = start; while now - start < 3500 do t = redis.call('TIME'); now = t[1] * 1000 + t[2] / 1000 end; return 1",
+        "local t = redis.call('TIME'); local start = t[1] * 1000 + t[2] / 1000; local now = start; while now - start < 5000 do t = redis.call('TIME'); now = t[1] * 1000 + t[2] / 1000 end; return 1",
         0,
       );
+      // Sent on another connection, the acquire could reach Redis before the script starts: it
+      // is sent once a third client hears BUSY.
+      const probe = new Redis(own.url, { maxRetriesPerRequest: 0 });
+      try {
+        await waitFor(
+          async () =>
+            (
+              await probe.ping().then(
+                () => '',
+                (e: unknown) => String(e),
+              )
+            ).includes('BUSY'),
+          5000,
+          'Redis to be BUSY',
+        );
+      } finally {
+        await closeClient(probe);
+      }
       const started = performance.now();
       const r = await limiter.acquire({ tokens: 1 });
       expect(performance.now() - started).toBeLessThan(4000);
