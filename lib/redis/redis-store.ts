@@ -51,6 +51,24 @@ const figures = (r: (string | number)[], at: number): Charge => ({
   requests: num(r[at + 3]),
 });
 
+/** The settings argument of lua/queue.lua up to its last field (the clock), per settings object. */
+const settingsArgs = new WeakMap<ModelSettings, string>();
+
+function settingsArg(s: ModelSettings): string {
+  let text = settingsArgs.get(s);
+  if (text === undefined) {
+    const tokenBucket = s.algorithm === 'token-bucket';
+    const l = s.limits;
+    // One argument for the settings (see the script's header): every argument costs on both sides.
+    text =
+      `${tokenBucket ? 'b' : 'w'}|${s.windowMs}|${BUCKETS}|${tokenBucket ? s.bucketMs : s.paceMs}|` +
+      `${l.tokens}|${l.inputTokens}|${l.outputTokens}|${l.requests}|${s.learn?.maxFactor ?? 0}|${s.learn?.increasePerWindow ?? 0}|` +
+      `${SETTLED_HORIZON_MS}|${OWNER_LEASE_MS}|${MAX_ADMIT}|`;
+    settingsArgs.set(s, text);
+  }
+  return text;
+}
+
 /**
  * The arguments of lua/queue.lua for one batch of one model's commands. `serverDeadline` turns
  * a caller's deadline into server epoch ms (-1 while the server's clock is not known yet).
@@ -61,15 +79,7 @@ function queueArgs(
   clock: number,
   serverDeadline: (deadline: number, acquire: boolean) => number,
 ): (string | number)[] {
-  const s = batch[0].settings;
-  const tokenBucket = s.algorithm === 'token-bucket';
-  const l = s.limits;
-  // One argument for the settings (see the script's header): every argument costs on both sides.
-  const settings =
-    `${tokenBucket ? 'b' : 'w'}|${s.windowMs}|${BUCKETS}|${tokenBucket ? s.bucketMs : s.paceMs}|` +
-    `${l.tokens}|${l.inputTokens}|${l.outputTokens}|${l.requests}|${s.learn?.maxFactor ?? 0}|${s.learn?.increasePerWindow ?? 0}|` +
-    `${SETTLED_HORIZON_MS}|${OWNER_LEASE_MS}|${MAX_ADMIT}|${clock}`;
-  const args: (string | number)[] = [settings, channel, batch.length];
+  const args: (string | number)[] = [settingsArg(batch[0].settings) + clock, channel, batch.length];
   for (const q of batch) {
     if (q.kind === 'A') {
       const c = q.command;

@@ -1,13 +1,14 @@
 -- The common call of lua/queue.lua, without the general machinery (inlined where a script says
 -- `--- @include "fast"`): a sliding window without pacing, nothing waiting, no pause, the keys'
 -- TTL not due to move, the window not due to slide past its base, and commands that are only
--- acquires that fit at once and settles of admitted records. It reads what the general path
--- reads, in the same order, and writes what it would write. Anything else, found before a
--- single write, hands the call to the general path together with what was read.
+-- acquires that fit at once and settles of admitted records. It reads the part of the state
+-- hash it needs and the records the general path reads, and writes what it would write.
+-- Anything else, found before a single write, hands the call to the general path, together
+-- with the records it read (the general path reads the state hash again, in full).
 
 -- The sliding window's state hash fields, as window_capacity reads them: the common fields of
 -- capacity.lua (COMMON_FIELDS, in order), the pacing bucket's, then the window's own: 'base'
--- 'last', the sums, and the chunk of bucket n. Written out: this list is built on every call.
+-- 'last', the sums, and the chunk of bucket n. Written out: the general path builds it on every call.
 local function window_fields(n)
   return { 'p', 'f', 'fa', 'fg', 'exp', 'ht', 'hi', 'ho', 'hr', 'wt', 'wi', 'wo', 'wr', 'wn', 'ni', 'nu',
     'qt', 'qi', 'qo', 'qr', 'base', 'last', 'st', 'si', 'so', 'sr', fmt(chunk_of(n)) }
@@ -28,17 +29,24 @@ local function chunk_entries(v)
   return entries
 end
 
--- Returns the reply, or nil and what was read for the general path: the state hash's values,
--- and once the records were trimmed and read, the ops named with their stored values.
+-- The fields of the state hash the fast path itself needs (fewer than window_fields: every field
+-- read costs the lone call in Redis). Indices: 1 'p', 2 'f', 3 'fa', 4 'exp', 5 'wn', 6 'ni',
+-- 7 'nu', 8 'base', 9 'last', 10 to 13 the sums, 14 the chunk of bucket n.
+local function fast_fields(n)
+  return { 'p', 'f', 'fa', 'exp', 'wn', 'ni', 'nu', 'base', 'last', 'st', 'si', 'so', 'sr', fmt(chunk_of(n)) }
+end
+
+-- Returns the reply, or nil, nil (the general path reads the state hash itself: the fast path
+-- read only part of it) and, once the records were trimmed and read, the ops named with their
+-- stored values.
 local function fast_call(state_key, records, expiry, now, W, B, configured, horizon, lease, first, count)
   local n = bucket_of(now, W, B)
   local oldest = n - B
-  local v = redis.call('HMGET', state_key, unpack(window_fields(n)))
-  -- 1 'p', 5 'exp', 14 'wn', 15 'ni', 16 'nu', 21 'base' (see window_fields)
-  local base = tonumber(v[21])
-  if count == 0 or not base or base < oldest or (tonumber(v[14]) or 0) > 0 or (tonumber(v[1]) or 0) > now
-    or (tonumber(v[5]) or 0) < now + W + horizon + lease then
-    return nil, v
+  local v = redis.call('HMGET', state_key, unpack(fast_fields(n)))
+  local base = tonumber(v[8])
+  if count == 0 or not base or base < oldest or (tonumber(v[5]) or 0) > 0 or (tonumber(v[1]) or 0) > now
+    or (tonumber(v[4]) or 0) < now + W + horizon + lease then
+    return nil, nil
   end
 
   local ops = {}
@@ -47,7 +55,7 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   for x = 1, count do
     local kind, op = ARGV[at], ARGV[at + 1]
     if (kind ~= 'A' and kind ~= 'S') or seen[op] then
-      return nil, v
+      return nil, nil
     end
     seen[op] = true
     ops[x] = op
@@ -56,15 +64,15 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   trim_records(records, expiry, now)
   local stored = redis.call('HMGET', records, unpack(ops))
 
-  local last = tonumber(v[22]) or (oldest - 1)
-  local s1, s2, s3, s4 = tonumber(v[23]) or 0, tonumber(v[24]) or 0, tonumber(v[25]) or 0, tonumber(v[26]) or 0
+  local last = tonumber(v[9]) or (oldest - 1)
+  local s1, s2, s3, s4 = tonumber(v[10]) or 0, tonumber(v[11]) or 0, tonumber(v[12]) or 0, tonumber(v[13]) or 0
   local limit = scale_limits(configured, limit_factor(v[2], v[3], now, W))
   local l1, l2, l3, l4 = limit[1], limit[2], limit[3], limit[4]
   -- Chunks read (chunk index -> entries), and the buckets read from them as numbers (bucket ->
   -- { t, i, o, r, written even when all zero }), written back into their entries at the end:
   -- a batch of acquires parses and formats its bucket once, not once per acquire.
   local cn = chunk_of(n)
-  local chunks = { [cn] = chunk_entries(v[27]) }
+  local chunks = { [cn] = chunk_entries(v[14]) }
   local figs, moved = {}, {}
   local function figures(j)
     local f = figs[j]
@@ -88,9 +96,9 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
     return f
   end
   local dirty = false
-  local out = { fmt(now), '0', '', '0' }
-  local writes, scores = {}, {}
   local admitted_at = fmt(now)
+  local out = { admitted_at, '0', '', '0' }
+  local writes, scores = {}, {}
   local admitted_tail = '|' .. admitted_at .. '|' .. fmt(n) .. '|-1|-1|-1|-1'
   local admitted_expiry = now + W + horizon
   local tombstone_expiry = now + horizon
@@ -103,7 +111,7 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
       local gave_up = tonumber(ARGV[at + 8])
       if stored[x] or (gave_up >= 0 and now > gave_up) or (l1 > 0 and s1 + t > l1) or (l2 > 0 and s2 + i > l2)
         or (l3 > 0 and s3 + o > l3) or (l4 > 0 and s4 + r > l4) then
-        return nil, v, ops, stored
+        return nil, nil, ops, stored
       end
       -- As bucket_store.add: the bucket's figures plus the cost, written even when all zero.
       local f = figures(n)
@@ -127,7 +135,7 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
       -- An admitted record's figures and bucket, read in one match (parse_record builds tables).
       local c1, c2, c3, c4, j = string.match(stored[x] or '', '^a|[^|]*|(%d+)|(%d+)|(%d+)|(%d+)|%d+|(%d+)|')
       if not c1 then
-        return nil, v, ops, stored
+        return nil, nil, ops, stored
       end
       local mode, c = ARGV[at + 2], { tonumber(c1), tonumber(c2), tonumber(c3), tonumber(c4) }
       j = tonumber(j)
@@ -170,8 +178,9 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   -- As window_capacity's write and write_window: the sums once anything moved, the changed
   -- chunks, and the chunks left empty deleted.
   local fields, empty = {}, {}
+  local f1, f2, f3, f4 = fmt(s1), fmt(s2), fmt(s3), fmt(s4)
   if dirty then
-    fields = { 'base', fmt(base), 'last', fmt(last), 'st', fmt(s1), 'si', fmt(s2), 'so', fmt(s3), 'sr', fmt(s4) }
+    fields = { 'base', fmt(base), 'last', fmt(last), 'st', f1, 'si', f2, 'so', f3, 'sr', f4 }
   end
   local changed = {}
   for j in pairs(moved) do
@@ -199,7 +208,7 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   if #empty > 0 then
     redis.call('HDEL', state_key, unpack(empty))
   end
-  local exp = v[5]
+  local exp = v[4]
   redis.call('HSET', records, unpack(writes))
   redis.call('ZADD', expiry, unpack(scores))
   redis.call('PEXPIREAT', records, exp)
@@ -207,7 +216,7 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   -- As the general path's last fields: what the window holds now, and the published instance
   -- count while it counts.
   local m = #out
-  out[m + 1], out[m + 2], out[m + 3], out[m + 4] = fmt(s1), fmt(s2), fmt(s3), fmt(s4)
-  out[m + 5] = (tonumber(v[16]) or 0) >= now and fmt(tonumber(v[15]) or 0) or '0'
+  out[m + 1], out[m + 2], out[m + 3], out[m + 4] = f1, f2, f3, f4
+  out[m + 5] = (tonumber(v[7]) or 0) >= now and fmt(tonumber(v[6]) or 0) or '0'
   return out
 end
