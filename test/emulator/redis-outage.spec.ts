@@ -16,9 +16,12 @@ const windowSeconds = (WINDOW_MS * 1.15) / 1000;
 const LIMITS = { rpm: 150, tpm: 75_000 };
 const WORKERS = 3;
 const LANES = 6;
+// Down for three windows: a fallback starts from what the shared window held when it last read
+// it (full, under this load), so it admits only once that has left its window (about one
+// window after the outage was noticed); two windows left some process no time to, under load.
 const DOWN_AT = 1500;
-const UP_AT = 3500;
-const STOP_AT = 6500;
+const UP_AT = 4500;
+const STOP_AT = 7500;
 
 /** The most a sliding window of `windowMs` holds of `pick` over `calls`, by slot time. */
 function fullestWindow(calls: readonly LaneCall[], windowMs: number, pick: (c: LaneCall) => number): number {
