@@ -68,12 +68,12 @@ local count = tonumber(ARGV[3])
 -- ARGV index of the first command.
 local FIRST = 4
 
--- What the fast path read before it handed the call over: the state hash, and (when it got that
--- far) the records named, after trimming them.
-local state_read, named_ops, named_values
+-- What the fast path read before it handed the call over (when it got that far): the records
+-- named, after trimming them.
+local named_ops, named_values
 if algorithm == 'w' and tau_ms == 0 then
   local reply
-  reply, state_read, named_ops, named_values = fast_call(state_key, records, expiry, now, W, B, configured, horizon, lease, FIRST, count)
+  reply, named_ops, named_values = fast_call(state_key, records, expiry, now, W, B, configured, horizon, lease, FIRST, count)
   if reply then
     return reply
   end
@@ -87,7 +87,7 @@ end
 
 local cap
 if algorithm == 'w' then
-  cap = window_capacity(state_key, now, W, B, tau_ms, configured, state_read)
+  cap = window_capacity(state_key, now, W, B, tau_ms, configured)
 else
   cap = bucket_capacity(state_key, now, W, tau_ms, configured)
 end

@@ -84,7 +84,7 @@ export class LocalFallback {
   }
 
   /**
-   * Announces this instance every few seconds while `up()`, to learn how many share the limits
+   * Announces this instance every second while `up()`, to learn how many share the limits
    * (and publish it to the others); idempotent.
    */
   startHeartbeat(beat: (ttlMs: number) => Promise<number>, up: () => boolean, logger: LimiterLogger, model: string): void {

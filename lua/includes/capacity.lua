@@ -26,11 +26,10 @@ local function capacity_fields(x_names, own)
   return names
 end
 
--- Reads the common fields and `own` (the algorithm's fields) in one HMGET, unless `read` holds
--- them already (the values of capacity_fields' names); returns the base object and the values of
--- `own` by position.
-local function capacity_base(state_key, now, W, configured, x_names, tau, own, read)
-  local v = read or redis.call('HMGET', state_key, unpack(capacity_fields(x_names, own)))
+-- Reads the common fields and `own` (the algorithm's fields) in one HMGET; returns the base
+-- object, whose `values` hold `own` from `own_at` + 1 on.
+local function capacity_base(state_key, now, W, configured, x_names, tau, own)
+  local v = redis.call('HMGET', state_key, unpack(capacity_fields(x_names, own)))
   local self = {}
   local num = function(k)
     return tonumber(v[k]) or 0

@@ -6,14 +6,6 @@
 -- Anything else, found before a single write, hands the call to the general path, together
 -- with the records it read (the general path reads the state hash again, in full).
 
--- The sliding window's state hash fields, as window_capacity reads them: the common fields of
--- capacity.lua (COMMON_FIELDS, in order), the pacing bucket's, then the window's own: 'base'
--- 'last', the sums, and the chunk of bucket n. Written out: the general path builds it on every call.
-local function window_fields(n)
-  return { 'p', 'f', 'fa', 'fg', 'exp', 'ht', 'hi', 'ho', 'hr', 'wt', 'wi', 'wo', 'wr', 'wn', 'ni', 'nu',
-    'qt', 'qi', 'qo', 'qr', 'base', 'last', 'st', 'si', 'so', 'sr', fmt(chunk_of(n)) }
-end
-
 -- A chunk's entries as bucket_store keeps them on disk: CHUNK strings, '' for an empty bucket.
 local function chunk_entries(v)
   local entries, k = {}, 0
@@ -29,16 +21,16 @@ local function chunk_entries(v)
   return entries
 end
 
--- The fields of the state hash the fast path itself needs (fewer than window_fields: every field
--- read costs the lone call in Redis). Indices: 1 'p', 2 'f', 3 'fa', 4 'exp', 5 'wn', 6 'ni',
+-- The fields of the state hash the fast path itself needs (fewer than the general path reads:
+-- every field read costs the lone call in Redis). Indices: 1 'p', 2 'f', 3 'fa', 4 'exp', 5 'wn', 6 'ni',
 -- 7 'nu', 8 'base', 9 'last', 10 to 13 the sums, 14 the chunk of bucket n.
 local function fast_fields(n)
   return { 'p', 'f', 'fa', 'exp', 'wn', 'ni', 'nu', 'base', 'last', 'st', 'si', 'so', 'sr', fmt(chunk_of(n)) }
 end
 
--- Returns the reply, or nil, nil (the general path reads the state hash itself: the fast path
--- read only part of it) and, once the records were trimmed and read, the ops named with their
--- stored values.
+-- Returns the reply, or nil and, once the records were trimmed and read, the ops named with
+-- their stored values (the general path reads the state hash itself: the fast path read only
+-- part of it).
 local function fast_call(state_key, records, expiry, now, W, B, configured, horizon, lease, first, count)
   local n = bucket_of(now, W, B)
   local oldest = n - B
@@ -46,7 +38,7 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   local base = tonumber(v[8])
   if count == 0 or not base or base < oldest or (tonumber(v[5]) or 0) > 0 or (tonumber(v[1]) or 0) > now
     or (tonumber(v[4]) or 0) < now + W + horizon + lease then
-    return nil, nil
+    return nil
   end
 
   local ops = {}
@@ -55,7 +47,7 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   for x = 1, count do
     local kind, op = ARGV[at], ARGV[at + 1]
     if (kind ~= 'A' and kind ~= 'S') or seen[op] then
-      return nil, nil
+      return nil
     end
     seen[op] = true
     ops[x] = op
@@ -111,7 +103,7 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
       local gave_up = tonumber(ARGV[at + 8])
       if stored[x] or (gave_up >= 0 and now > gave_up) or (l1 > 0 and s1 + t > l1) or (l2 > 0 and s2 + i > l2)
         or (l3 > 0 and s3 + o > l3) or (l4 > 0 and s4 + r > l4) then
-        return nil, nil, ops, stored
+        return nil, ops, stored
       end
       -- As bucket_store.add: the bucket's figures plus the cost, written even when all zero.
       local f = figures(n)
@@ -135,7 +127,7 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
       -- An admitted record's figures and bucket, read in one match (parse_record builds tables).
       local c1, c2, c3, c4, j = string.match(stored[x] or '', '^a|[^|]*|(%d+)|(%d+)|(%d+)|(%d+)|%d+|(%d+)|')
       if not c1 then
-        return nil, nil, ops, stored
+        return nil, ops, stored
       end
       local mode, c = ARGV[at + 2], { tonumber(c1), tonumber(c2), tonumber(c3), tonumber(c4) }
       j = tonumber(j)

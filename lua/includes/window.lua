@@ -5,15 +5,13 @@
 -- charged), 'st' 'si' 'so' 'sr' (running sums), the bucket chunks (see common), and the fields
 -- of capacity.lua (pacing bucket 'q*').
 
--- `read`: the state hash's values of window_fields(n) (see fast.lua) when the caller read them
--- already (nil: read here).
-local function window_capacity(window, now, W, B, pace_ms, configured, read)
+local function window_capacity(window, now, W, B, pace_ms, configured)
   local n = bucket_of(now, W, B)
   local oldest = n - B
   local us = now * 1000
   local paced = pace_ms > 0
-  read = read or redis.call('HMGET', window, unpack(window_fields(n)))
-  local self = capacity_base(window, now, W, configured, { 'qt', 'qi', 'qo', 'qr' }, pace_ms * 1000, {}, read)
+  local own = { 'base', 'last', 'st', 'si', 'so', 'sr', fmt(chunk_of(n)) }
+  local self = capacity_base(window, now, W, configured, { 'qt', 'qi', 'qo', 'qr' }, pace_ms * 1000, own)
   local v, at = self.values, self.own_at
   local base = tonumber(v[at + 1]) or oldest
   local last = tonumber(v[at + 2]) or (oldest - 1)
