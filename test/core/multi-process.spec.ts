@@ -1,4 +1,7 @@
 import { randomInt } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { RateLimiter, RedisConnectionManager, type RateLimitConfig } from '../../lib/index.js';
 import { CLAIM_INTERVAL_MS, OWNER_LEASE_MS } from '../../lib/core/store.js';
 import { ChildWorkers } from '../support/child-workers.js';
@@ -91,7 +94,10 @@ describe('RateLimiter across processes', () => {
     const role: WorkerRole = { kind: 'callers', loops: LOOPS };
     await workers.startAll(WORKERS, (worker) => ({ worker, redisUrl: redisUrl(), keyPrefix, model: MODEL, config, role, seed }));
     const logs = await workers.run(Date.now() + SATURATION_MS);
-    const context = `(seed ${seed})`;
+    const logFile = join(tmpdir(), `multi-process-${seed}.json`);
+    const context = `(seed ${seed}, log ${logFile})`;
+    // The whole log, for replaying a failed audit: its path is named in the failure.
+    writeFileSync(logFile, JSON.stringify({ seed, config, logs }));
 
     expect({ errors: logs.flatMap((l) => l.errors), context }).toEqual({ errors: [], context });
     const admitted = logs.flatMap((l) => l.admitted);

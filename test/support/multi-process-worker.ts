@@ -41,6 +41,9 @@ export interface AdmittedRequest {
   readonly loop: number;
   /** When the store admitted it (AcquireResult.slotTime). */
   readonly admittedAt: number;
+  /** How long it waited (AcquireResult.waitTime, local ms) and how many were ahead of it. */
+  readonly waitTime: number;
+  readonly queuePosition: number;
   /** Combined tokens it was charged at admission (input + output, burndown 1). */
   readonly tokens: number;
   readonly settlement: Settlement;
@@ -155,7 +158,15 @@ async function runCallers(setup: WorkerSetup, limiter: RateLimiter, clock: Redis
       if (announce) void send({ type: 'admitted', at: result.slotTime }).catch(() => undefined);
       const tokens = inputTokens + outputTokens;
       const dice = rand();
-      const base = { recordId: result.recordId, worker, loop, admittedAt: result.slotTime, tokens };
+      const base = {
+        recordId: result.recordId,
+        worker,
+        loop,
+        admittedAt: result.slotTime,
+        tokens,
+        waitTime: result.waitTime,
+        queuePosition: result.queuePosition,
+      };
       try {
         if (dice < 0.6) {
           admitted.push({
