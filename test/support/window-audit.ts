@@ -158,7 +158,8 @@ export interface Overdraft {
  * refilled at limit / window in order of charge (a queue of charges drained from the front). An
  * admission of cost c fits when debt + c <= max(capacity, c) (capacity = limit x bucket /
  * window; a request larger than the bucket goes when it is full). A refund (adjust down,
- * release) takes back at most the part of its own charge not refilled yet; an adjust up is
+ * release) takes back at most the part of its own charge not refilled yet (as if charged last
+ * of the ms it was charged in, whose order the log does not give); an adjust up is
  * charged when it is made. Every change is applied at its earliest possible moment, which can
  * only leave the bucket fuller later on; and an adjust up that may or may not have come before
  * an admission is forgiven to that admission.
@@ -170,12 +171,22 @@ export function bucketOverdraft(log: readonly LoggedRequest[], shape: BucketShap
 interface BucketEvent {
   readonly at: number;
   /**
-   * Within one ms: refunds first, then charges, then admissions (the order that leaves most
-   * room: a charge is never refunded, so it goes to the refill queue ahead of an admission that
-   * may be, and the admission's check forgives the charge anyway); a refund in the ms of its own
-   * admission comes right after it.
+   * Within one ms, the order that leaves most room: refunds of earlier admissions first, then
+   * charges (a charge is never refunded, so it goes to the refill queue ahead of an admission
+   * that may be, and the admission's check forgives the charge anyway), then the admissions,
+   * each one refunded within its own ms followed by that refund. The store may well have
+   * admitted in such an order: a caller that gives its reservation back at once frees room in
+   * the same ms, which the next waiter takes; the log's own order (by process) says nothing.
    */
   readonly order: 0 | 1 | 2;
+  /**
+   * Orders the admissions of one ms: max(capacity, charge) less what is refunded within that ms,
+   * smallest first. An admission fits while the debt before it is at most max(capacity, charge)
+   * less its charge, and leaves its charge less that refund behind; two neighbours are never
+   * better the other way round when the one with the smaller sum of the two goes first.
+   */
+  readonly rank: number;
+  /** An admission (even) and its refund within the same ms (odd) right after it. */
   readonly after: number;
   readonly request: number;
   readonly amount: number;
@@ -191,19 +202,25 @@ function overdraft(log: readonly LoggedRequest[], shape: BucketShape, figure: Fi
   const capacity = (limit * shape.bucketMs) / shape.windowMs;
   const events: BucketEvent[] = [];
   log.forEach((r, request) => {
-    events.push({ at: r.admittedAt, order: 2, after: 2 * request, request, amount: r[figure], until: r.admittedAt });
     const c = r.change;
-    if (!c || c[figure] === r[figure]) return;
-    const amount = c[figure] - r[figure];
-    if (amount > 0) events.push({ at: c.from, order: 1, after: 0, request, amount, until: c.to });
-    else if (c.from > r.admittedAt) events.push({ at: c.from, order: 0, after: 0, request, amount: -amount, until: c.to });
-    else events.push({ at: c.from, order: 2, after: 2 * request + 1, request, amount: -amount, until: c.to });
+    const amount = c ? c[figure] - r[figure] : 0;
+    const refundedAtOnce = c !== undefined && amount < 0 && c.from <= r.admittedAt ? -amount : 0;
+    const rank = Math.max(capacity, r[figure]) - refundedAtOnce;
+    events.push({ at: r.admittedAt, order: 2, rank, after: 2 * request, request, amount: r[figure], until: r.admittedAt });
+    if (!c || amount === 0) return;
+    const change = { at: c.from, request, until: c.to, after: 2 * request + 1 };
+    if (amount > 0) events.push({ ...change, order: 1, rank: 0, amount });
+    else if (refundedAtOnce) events.push({ ...change, order: 2, rank, amount: refundedAtOnce });
+    else events.push({ ...change, order: 0, rank: 0, amount: -amount });
   });
-  events.sort((a, b) => a.at - b.at || a.order - b.order || a.after - b.after);
+  events.sort((a, b) => a.at - b.at || a.order - b.order || a.rank - b.rank || a.after - b.after);
 
-  // The debt, as the charges not refilled yet, oldest first.
-  const queue: { left: number }[] = [];
-  const own = new Map<number, { left: number }>();
+  // The debt: what was charged and has not refilled yet, as the charges of each ms (a group),
+  // oldest first. Within a group the store charged in some order the log does not give, so a
+  // refund of one of them takes back as much as it could have: as if it had been charged last
+  // of its group, at most what the group has not refilled yet.
+  const groups: { at: number; left: number }[] = [];
+  const own = new Map<number, { left: number; group: { left: number } }>();
   let head = 0;
   let debt = 0;
   let clock = -Infinity;
@@ -211,35 +228,42 @@ function overdraft(log: readonly LoggedRequest[], shape: BucketShape, figure: Fi
   const refill = (until: number) => {
     let amount = clock === -Infinity ? 0 : perMs * (until - clock);
     clock = until;
-    while (amount > 0 && head < queue.length) {
-      const take = Math.min(queue[head].left, amount);
-      queue[head].left -= take;
+    while (amount > 0 && head < groups.length) {
+      const take = Math.min(groups[head].left, amount);
+      groups[head].left -= take;
       debt -= take;
       amount -= take;
-      if (queue[head].left <= 0) head++;
+      if (groups[head].left <= 0) head++;
     }
-    if (head === queue.length) debt = 0;
+    if (head === groups.length) debt = 0;
+  };
+  const charge = (at: number, amount: number) => {
+    let group = groups.at(-1);
+    if (!group || group.at !== at || head === groups.length) {
+      group = { at, left: 0 };
+      groups.push(group);
+    }
+    group.left += amount;
+    debt += amount;
+    return group;
   };
   for (const e of events) {
     refill(e.at);
-    if (e.order === 0 || e.after % 2 === 1) {
-      const charge = own.get(e.request);
-      if (!charge) throw new Error(`refund of request ${e.request} before its admission`);
-      const give = Math.min(e.amount, charge.left);
-      charge.left -= give;
+    if (e.after % 2 === 1 && e.order !== 1) {
+      const charged = own.get(e.request);
+      if (!charged) throw new Error(`refund of request ${e.request} before its admission`);
+      const give = Math.min(e.amount, charged.left, charged.group.left);
+      charged.left -= give;
+      charged.group.left -= give;
       debt -= give;
     } else if (e.order === 2) {
       const forgiven = charges.reduce((sum, c) => (c.at <= e.at && e.at <= c.until ? sum + c.amount : sum), 0);
       const excess = debt + e.amount - Math.max(capacity, e.amount) - forgiven;
       if (excess > worst.excess) worst = { at: e.at, excess };
-      const charge = { left: e.amount };
-      own.set(e.request, charge);
-      queue.push(charge);
-      debt += e.amount;
+      own.set(e.request, { left: e.amount, group: charge(e.at, e.amount) });
     } else {
       charges.push(e);
-      queue.push({ left: e.amount });
-      debt += e.amount;
+      charge(e.at, e.amount);
     }
   }
   return worst;
