@@ -28,7 +28,7 @@ const STEPS = [
   ['trim: ZRANGEBYSCORE of expiry (HDEL, ZREM of what is due)', { before: "  local stored = redis.call('HMGET', records" }],
   ['the records the commands name (one HMGET)', { after: "  local stored = redis.call('HMGET', records, unpack(ops))\n" }],
   ['the commands (bucket chunks edited, records and reply built)', { before: "  -- As window_capacity's write and write_window" }],
-  ['HSET of the state hash', { before: '  local exp = v[5]\n' }],
+  ['HSET of the state hash', { before: '  local exp = v[4]\n' }],
   ['HSET of records, ZADD of expiry, PEXPIREAT of both', null],
 ];
 

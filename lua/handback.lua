@@ -16,6 +16,7 @@
   Returns { charged combined, input, output, requests }, strings.
 ]]
 --- @include "common"
+--- @include "windows"
 --- @include "bucket"
 
 local state = KEYS[1]

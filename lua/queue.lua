@@ -49,7 +49,7 @@
   Admitted waiters are published on the channel as "op:slot,op:slot,...".
 ]]
 --- @include "common"
---- @include "records"
+--- @include "trim"
 --- @include "fast"
 
 local state_key, queue, records, expiry, owners = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -79,7 +79,10 @@ if algorithm == 'w' and tau_ms == 0 then
   end
 end
 
--- The general path's pieces, defined only when it runs.
+-- The general path's pieces, defined only when it runs (each function a script defines costs
+-- every call that reaches it).
+--- @include "windows"
+--- @include "records"
 --- @include "bucket"
 --- @include "capacity"
 --- @include "window"

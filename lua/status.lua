@@ -12,6 +12,7 @@
   paused until ms (0 = not paused), limit factor }, all strings.
 ]]
 --- @include "common"
+--- @include "windows"
 
 local window, queue = KEYS[1], KEYS[2]
 local W = tonumber(ARGV[1])

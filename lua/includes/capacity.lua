@@ -9,6 +9,15 @@
 -- queue is not read at all), and the largest live instance count a heartbeat published 'ni'
 -- with when it stops counting 'nu' (lua/heartbeat.lua). Only what a call changed is written back.
 
+-- Learned limits, after an acquire outside a pause that found no room now (demand presses
+-- against the limits): the factor grows by `step` per window of time since growth was last
+-- counted ('fg'), at most one window's worth at once, up to `max_factor`. So it grows by `step`
+-- per window in which demand pressed at least once, and not at all while demand stays below.
+local function learned_factor(f, fg, now, window_ms, max_factor, step)
+  local since = math.min(window_ms, math.max(0, now - (tonumber(fg) or now)))
+  return math.min(max_factor, (tonumber(f) or 1) + step * since / window_ms)
+end
+
 local COMMON_FIELDS = { 'p', 'f', 'fa', 'fg', 'exp', 'ht', 'hi', 'ho', 'hr', 'wt', 'wi', 'wo', 'wr', 'wn', 'ni', 'nu' }
 
 -- The fields capacity_base reads: the common ones, then `x_names`, then `own`.

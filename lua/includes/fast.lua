@@ -6,26 +6,18 @@
 -- Anything else, found before a single write, hands the call to the general path, together
 -- with the records it read (the general path reads the state hash again, in full).
 
--- A chunk's entries as bucket_store keeps them on disk: CHUNK strings, '' for an empty bucket.
-local function chunk_entries(v)
-  local entries, k = {}, 0
-  if v then
-    for e in string.gmatch(v .. ',', '([^,]*),') do
-      k = k + 1
-      entries[k] = e
-    end
-  end
-  for x = k + 1, CHUNK do
-    entries[x] = ''
-  end
-  return entries
-end
+-- A chunk as bucket_store writes it: CHUNK entries joined by ',', '' for an empty bucket. The
+-- fast path edits the entries it changes in place, without splitting the chunk.
+local EMPTY_CHUNK = string.rep(',', CHUNK - 1)
 
--- The fields of the state hash the fast path itself needs (fewer than the general path reads:
--- every field read costs the lone call in Redis). Indices: 1 'p', 2 'f', 3 'fa', 4 'exp', 5 'wn', 6 'ni',
--- 7 'nu', 8 'base', 9 'last', 10 to 13 the sums, 14 the chunk of bucket n.
-local function fast_fields(n)
-  return { 'p', 'f', 'fa', 'exp', 'wn', 'ni', 'nu', 'base', 'last', 'st', 'si', 'so', 'sr', fmt(chunk_of(n)) }
+-- Where entry k (1 to CHUNK) of a chunk starts and ends (ends before it starts when empty).
+local function entry_span(text, k)
+  local from = 1
+  for _ = 2, k do
+    from = string.find(text, ',', from, true) + 1
+  end
+  local comma = string.find(text, ',', from, true)
+  return from, (comma or #text + 1) - 1
 end
 
 -- Returns the reply, or nil and, once the records were trimmed and read, the ops named with
@@ -34,7 +26,10 @@ end
 local function fast_call(state_key, records, expiry, now, W, B, configured, horizon, lease, first, count)
   local n = bucket_of(now, W, B)
   local oldest = n - B
-  local v = redis.call('HMGET', state_key, unpack(fast_fields(n)))
+  -- The fields of the state hash the fast path itself needs (fewer than the general path reads:
+  -- every field read costs the lone call in Redis).
+  local v = redis.call('HMGET', state_key, 'p', 'f', 'fa', 'exp', 'wn', 'ni', 'nu', 'base', 'last', 'st', 'si', 'so', 'sr',
+    fmt(chunk_of(n)))
   local base = tonumber(v[8])
   if count == 0 or not base or base < oldest or (tonumber(v[5]) or 0) > 0 or (tonumber(v[1]) or 0) > now
     or (tonumber(v[4]) or 0) < now + W + horizon + lease then
@@ -56,15 +51,16 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   trim_records(records, expiry, now)
   local stored = redis.call('HMGET', records, unpack(ops))
 
-  local last = tonumber(v[9]) or (oldest - 1)
+  local stored_last = tonumber(v[9])
+  local last = stored_last or (oldest - 1)
   local s1, s2, s3, s4 = tonumber(v[10]) or 0, tonumber(v[11]) or 0, tonumber(v[12]) or 0, tonumber(v[13]) or 0
   local limit = scale_limits(configured, limit_factor(v[2], v[3], now, W))
   local l1, l2, l3, l4 = limit[1], limit[2], limit[3], limit[4]
-  -- Chunks read (chunk index -> entries), and the buckets read from them as numbers (bucket ->
+  -- Chunks read (chunk index -> text), and the buckets read from them as numbers (bucket ->
   -- { t, i, o, r, written even when all zero }), written back into their entries at the end:
   -- a batch of acquires parses and formats its bucket once, not once per acquire.
   local cn = chunk_of(n)
-  local chunks = { [cn] = chunk_entries(v[14]) }
+  local chunks = { [cn] = v[14] or EMPTY_CHUNK }
   local figs, moved = {}, {}
   local function figures(j)
     local f = figs[j]
@@ -72,14 +68,13 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
       return f
     end
     local c = chunk_of(j)
-    local entries = chunks[c]
-    if not entries then
-      entries = chunk_entries(redis.call('HGET', state_key, fmt(c)))
-      chunks[c] = entries
+    local text = chunks[c]
+    if not text then
+      text = redis.call('HGET', state_key, fmt(c)) or EMPTY_CHUNK
+      chunks[c] = text
     end
-    local e = entries[j - c * CHUNK + 1]
-    if e ~= '' then
-      local et, ei, eo, er = string.match(e, '^(%d+):(%d+):(%d+):(%d+)$')
+    local et, ei, eo, er = string.match(text, '^(%d+):(%d+):(%d+):(%d+)', (entry_span(text, j - c * CHUNK + 1)))
+    if et then
       f = { tonumber(et), tonumber(ei), tonumber(eo), tonumber(er), true }
     else
       f = { 0, 0, 0, 0, false }
@@ -171,22 +166,31 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   -- chunks, and the chunks left empty deleted.
   local fields, empty = {}, {}
   local f1, f2, f3, f4 = fmt(s1), fmt(s2), fmt(s3), fmt(s4)
+  -- 'base' never moves here, and 'last' only to a new bucket: writing what is stored already
+  -- would change nothing but the cost.
   if dirty then
-    fields = { 'base', fmt(base), 'last', fmt(last), 'st', f1, 'si', f2, 'so', f3, 'sr', f4 }
+    fields = { 'st', f1, 'si', f2, 'so', f3, 'sr', f4 }
+    if last ~= stored_last then
+      fields[9], fields[10] = 'last', fmt(last)
+    end
   end
+  -- Each moved bucket's entry, edited into its chunk's text (found by counting entries, so
+  -- the order of the edits does not matter).
   local changed = {}
   for j in pairs(moved) do
     local f = figs[j]
     local c = chunk_of(j)
+    local entry = ''
     if f[5] or f[1] + f[2] + f[3] + f[4] ~= 0 then
-      chunks[c][j - c * CHUNK + 1] = fmt(f[1]) .. ':' .. fmt(f[2]) .. ':' .. fmt(f[3]) .. ':' .. fmt(f[4])
-    else
-      chunks[c][j - c * CHUNK + 1] = ''
+      entry = fmt(f[1]) .. ':' .. fmt(f[2]) .. ':' .. fmt(f[3]) .. ':' .. fmt(f[4])
     end
+    local text = chunks[c]
+    local from, to = entry_span(text, j - c * CHUNK + 1)
+    chunks[c] = string.sub(text, 1, from - 1) .. entry .. string.sub(text, to + 1)
     changed[c] = true
   end
   for c in pairs(changed) do
-    local text = table.concat(chunks[c], ',')
+    local text = chunks[c]
     if string.find(text, '[^,]') then
       fields[#fields + 1] = fmt(c)
       fields[#fields + 1] = text
