@@ -11,13 +11,20 @@
 local EMPTY_CHUNK = string.rep(',', CHUNK - 1)
 
 -- Where entry k (1 to CHUNK) of a chunk starts and ends (ends before it starts when empty).
+-- A chunk of fewer entries (bucket_store reads those as ending in empty ones) is padded first:
+-- returns the text the span is in as well.
 local function entry_span(text, k)
   local from = 1
   for _ = 2, k do
-    from = string.find(text, ',', from, true) + 1
+    local comma = string.find(text, ',', from, true)
+    if not comma then
+      local _, commas = string.gsub(text, ',', ',')
+      return entry_span(text .. string.rep(',', CHUNK - 1 - commas), k)
+    end
+    from = comma + 1
   end
   local comma = string.find(text, ',', from, true)
-  return from, (comma or #text + 1) - 1
+  return from, (comma or #text + 1) - 1, text
 end
 
 -- Returns the reply, or nil and, once the records were trimmed and read, the ops named with
@@ -68,12 +75,9 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
       return f
     end
     local c = chunk_of(j)
-    local text = chunks[c]
-    if not text then
-      text = redis.call('HGET', state_key, fmt(c)) or EMPTY_CHUNK
-      chunks[c] = text
-    end
-    local et, ei, eo, er = string.match(text, '^(%d+):(%d+):(%d+):(%d+)', (entry_span(text, j - c * CHUNK + 1)))
+    local from, _, text = entry_span(chunks[c] or redis.call('HGET', state_key, fmt(c)) or EMPTY_CHUNK, j - c * CHUNK + 1)
+    chunks[c] = text
+    local et, ei, eo, er = string.match(text, '^(%d+):(%d+):(%d+):(%d+)', from)
     if et then
       f = { tonumber(et), tonumber(ei), tonumber(eo), tonumber(er), true }
     else
@@ -184,8 +188,7 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
     if f[5] or f[1] + f[2] + f[3] + f[4] ~= 0 then
       entry = fmt(f[1]) .. ':' .. fmt(f[2]) .. ':' .. fmt(f[3]) .. ':' .. fmt(f[4])
     end
-    local text = chunks[c]
-    local from, to = entry_span(text, j - c * CHUNK + 1)
+    local from, to, text = entry_span(chunks[c], j - c * CHUNK + 1)
     chunks[c] = string.sub(text, 1, from - 1) .. entry .. string.sub(text, to + 1)
     changed[c] = true
   end

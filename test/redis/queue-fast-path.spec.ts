@@ -117,4 +117,34 @@ describe.each(WINDOWS)('the fast path of lua/queue.lua leaves Redis as the gener
       { numRuns: 60 },
     );
   });
+
+  it('reads a chunk stored with fewer entries as ending in empty ones, as the general path does', async () => {
+    let now = Date.now() + 86_400_000;
+    now -= now % windowMs; // the first bucket of a chunk
+    const prefix = uniquePrefix('fast-short');
+    const copies = [fastSha, generalSha].map((sha, k) => ({ sha, keys: ['w', 'q', 'r', 'x', 'o'].map((x) => `{${prefix}:${k}}:${x}`) }));
+    const run = async (args: (string | number)[]) => {
+      const head = [['w', windowMs, 100, 0, 300, 0, 150, 10, 0, 0, 10_000, 5000, 256, now].join('|'), '', 1];
+      const replies = [];
+      for (const copy of copies) replies.push(await client.evalsha(copy.sha, 5, ...copy.keys, ...head, ...args));
+      expect(replies[0]).toEqual(replies[1]);
+      expect(await dump(copies[0].keys)).toEqual(await dump(copies[1].keys));
+    };
+    await run(['A', 'op-1', 'owner-a', 30, 10, 20, 1, -1, -1]);
+    // Five buckets on, a claim (the general path) moves the window's base to this bucket, so the
+    // next acquire here takes the fast path.
+    now += (windowMs / 100) * 5;
+    await run(['C', 'owner-a', -1, 1, 'op-1']);
+    // The chunk cut after its one entry (no trailing empty entries): the acquire's bucket lies
+    // beyond what it holds.
+    for (const copy of copies) {
+      const state = await client.hgetall(copy.keys[0]);
+      const chunk = Object.keys(state).find((field) => /^\d+$/.test(field))!;
+      expect(state[chunk]).toMatch(/^30:10:20:1,+$/);
+      await client.hset(copy.keys[0], chunk, '30:10:20:1');
+    }
+    await run(['A', 'op-2', 'owner-a', 7, 3, 4, 1, -1, -1]);
+    await run(['S', 'op-1', 'adjust', 1, 12, 10, 2]);
+    await client.del(...copies.flatMap((c) => c.keys));
+  });
 });
