@@ -41,7 +41,10 @@ export interface AdmittedRequest {
   readonly loop: number;
   /** When the store admitted it (AcquireResult.slotTime). */
   readonly admittedAt: number;
-  /** How long it waited (AcquireResult.waitTime, local ms) and how many were ahead of it. */
+  /**
+   * How long it waited (AcquireResult.waitTime, local ms) and how many were ahead of it: not
+   * audited, for reading the log a failed run leaves behind (see multi-process.spec.ts).
+   */
   readonly waitTime: number;
   readonly queuePosition: number;
   /** Combined tokens it was charged at admission (input + output, burndown 1). */

@@ -169,6 +169,7 @@ export function bucketOverdraft(log: readonly LoggedRequest[], shape: BucketShap
 }
 
 interface BucketEvent {
+  readonly kind: 'admission' | 'refund' | 'charge';
   readonly at: number;
   /**
    * Within one ms, the order that leaves most room: refunds of earlier admissions first, then
@@ -186,7 +187,7 @@ interface BucketEvent {
    * better the other way round when the one with the smaller sum of the two goes first.
    */
   readonly rank: number;
-  /** An admission (even) and its refund within the same ms (odd) right after it. */
+  /** Ties: by request, an admission (2 x request) before its refund (2 x request + 1). */
   readonly after: number;
   readonly request: number;
   readonly amount: number;
@@ -206,12 +207,13 @@ function overdraft(log: readonly LoggedRequest[], shape: BucketShape, figure: Fi
     const amount = c ? c[figure] - r[figure] : 0;
     const refundedAtOnce = c !== undefined && amount < 0 && c.from <= r.admittedAt ? -amount : 0;
     const rank = Math.max(capacity, r[figure]) - refundedAtOnce;
-    events.push({ at: r.admittedAt, order: 2, rank, after: 2 * request, request, amount: r[figure], until: r.admittedAt });
+    const admittedAt = r.admittedAt;
+    events.push({ kind: 'admission', at: admittedAt, order: 2, rank, after: 2 * request, request, amount: r[figure], until: admittedAt });
     if (!c || amount === 0) return;
     const change = { at: c.from, request, until: c.to, after: 2 * request + 1 };
-    if (amount > 0) events.push({ ...change, order: 1, rank: 0, amount });
-    else if (refundedAtOnce) events.push({ ...change, order: 2, rank, amount: refundedAtOnce });
-    else events.push({ ...change, order: 0, rank: 0, amount: -amount });
+    if (amount > 0) events.push({ ...change, kind: 'charge', order: 1, rank: 0, amount });
+    else if (refundedAtOnce) events.push({ ...change, kind: 'refund', order: 2, rank, amount: refundedAtOnce });
+    else events.push({ ...change, kind: 'refund', order: 0, rank: 0, amount: -amount });
   });
   events.sort((a, b) => a.at - b.at || a.order - b.order || a.rank - b.rank || a.after - b.after);
 
@@ -249,14 +251,14 @@ function overdraft(log: readonly LoggedRequest[], shape: BucketShape, figure: Fi
   };
   for (const e of events) {
     refill(e.at);
-    if (e.after % 2 === 1 && e.order !== 1) {
+    if (e.kind === 'refund') {
       const charged = own.get(e.request);
       if (!charged) throw new Error(`refund of request ${e.request} before its admission`);
       const give = Math.min(e.amount, charged.left, charged.group.left);
       charged.left -= give;
       charged.group.left -= give;
       debt -= give;
-    } else if (e.order === 2) {
+    } else if (e.kind === 'admission') {
       const forgiven = charges.reduce((sum, c) => (c.at <= e.at && e.at <= c.until ? sum + c.amount : sum), 0);
       const excess = debt + e.amount - Math.max(capacity, e.amount) - forgiven;
       if (excess > worst.excess) worst = { at: e.at, excess };
