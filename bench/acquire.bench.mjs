@@ -214,7 +214,9 @@ const QUEUE_CLOCK = Date.now();
 const QUEUE_HEAD = [['w', 60_000, 100, 0, 0, 0, 0, 1, 0, 0, 10_000, 5_000, 256, QUEUE_CLOCK].join('|'), ''];
 const queueKeys = (model) => ['w', 'q', 'r', 'x', 'o'].map((k) => `${tagOf(model)}:${k}`);
 const waiter = (op) => ['A', op, 'owner', 0, 0, 0, 1, -1, -1];
-const queueCall = (keys, commands) => admin.evalsha(queueSha, 5, ...keys, ...QUEUE_HEAD, commands.length, ...commands.flat());
+// The script's reply is one string, its fields joined by '|'.
+const queueCall = async (keys, commands) =>
+  (await admin.evalsha(queueSha, 5, ...keys, ...QUEUE_HEAD, commands.length, ...commands.flat())).split('|');
 
 async function queueOf(depth) {
   const model = `queue${depth}`;

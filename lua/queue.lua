@@ -34,9 +34,11 @@
         (-1 = none), count K, then K op ids
     'S' op id, mode ('adjust' | 'release' | 'keep'), refunds (1 | 0), to combined, input, output
 
-  Returns a flat array of strings: now ms, next check ms (0 = nothing waits), the owner of the
-  queue's head ('' = nothing waits), the number of admitted waiters M, then M pairs (op id,
-  slot ms), then per command:
+  Returns one string, its fields joined by '|' (one bulk reply costs both sides less than an
+  array of many; no field holds a '|': op ids and owners are base64url, the rest are numbers and
+  names): now ms, next check ms (0 = nothing waits), the owner of the queue's head ('' =
+  nothing waits), the number of admitted waiters M, then M pairs (op id, slot ms), then per
+  command:
     'A' state, slot ms, position, estimate ms
     'C' K, then K triples (state, slot ms, 0: claims do not rank)
     'S' status, applied combined, input, output, requests, charged combined, input, output,
@@ -293,4 +295,4 @@ q.flush(expire_at, moved, waited_before or cap.waiters > 0)
 if #notice > 0 and channel ~= '' then
   redis.call('PUBLISH', channel, table.concat(notice, ','))
 end
-return out
+return table.concat(out, '|')

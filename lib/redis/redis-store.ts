@@ -107,11 +107,13 @@ function queueArgs(
 }
 
 /**
- * Reads lua/queue.lua's flat reply back into one reply per command; a reply of another shape
- * belongs to another command (the stream lost bytes) and is refused.
+ * Reads lua/queue.lua's reply (its fields joined by '|') back into one reply per command; a
+ * reply of another shape belongs to another command (the stream lost bytes) and is refused.
  */
-function parseQueueReply(operation: string, batch: readonly QueueCommand[], r: (string | number)[]): QueueReply[] {
-  if (!Array.isArray(r) || r.length < 9 || !Number.isFinite(num(r[0]))) throw new ReplyOutOfStepError(operation, 'not a queue reply');
+function parseQueueReply(operation: string, batch: readonly QueueCommand[], reply: unknown): QueueReply[] {
+  if (typeof reply !== 'string') throw new ReplyOutOfStepError(operation, 'not a queue reply');
+  const r = reply.split('|');
+  if (r.length < 9 || !Number.isFinite(num(r[0]))) throw new ReplyOutOfStepError(operation, 'not a queue reply');
   // The reading of the state closes the reply (5 fields).
   const end = r.length - 5;
   const window: WindowReading = { used: figures(r, end), instances: num(r[end + 4]) };

@@ -217,5 +217,5 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   local m = #out
   out[m + 1], out[m + 2], out[m + 3], out[m + 4] = f1, f2, f3, f4
   out[m + 5] = (tonumber(v[7]) or 0) >= now and fmt(tonumber(v[6]) or 0) or '0'
-  return out
+  return table.concat(out, '|')
 end
