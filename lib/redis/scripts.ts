@@ -30,7 +30,14 @@ declare module 'ioredis' {
   // The type parameter must be named as ioredis names it for the declarations to merge.
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   interface RedisCommander<Context> {
-    llmrlQueue(state: string, queue: string, records: string, expiry: string, owners: string, ...args: (string | number)[]): Promise<string>;
+    llmrlQueue(
+      state: string,
+      queue: string,
+      records: string,
+      expiry: string,
+      owners: string,
+      ...args: (string | number)[]
+    ): Promise<string>;
     llmrlStatus(window: string, queue: string, ...args: (string | number)[]): Reply;
     llmrlTbStatus(bucket: string, queue: string, ...args: (string | number)[]): Reply;
     llmrlBackoff(state: string, ...args: (string | number)[]): Reply;
