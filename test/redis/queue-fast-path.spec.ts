@@ -10,7 +10,7 @@ import { closeClient, inspector, uniquePrefix } from '../support/redis.js';
 // the fast path switched off, on the same random batches at the same clock readings.
 
 type Command =
-  | { kind: 'A'; cost: [number, number]; maxWaitMs: number }
+  | { kind: 'A'; cost: [number, number]; maxWaitMs: number; again: number | null }
   | { kind: 'S'; pick: number; mode: 'adjust' | 'release' | 'keep'; refunds: boolean; to: [number, number] }
   | { kind: 'C'; pick: number };
 
@@ -23,6 +23,8 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
       kind: fc.constant('A' as const),
       cost: fc.tuple(fc.nat(40), fc.nat(40)),
       maxWaitMs: fc.constantFrom(-1, -1, 0, 2000),
+      // Now and then an acquire re-sent under an op id already used (its reply was lost).
+      again: fc.option(fc.nat(30), { freq: 4 }),
     }),
   },
   {
@@ -91,8 +93,8 @@ describe.each(WINDOWS)('the fast path of lua/queue.lua leaves Redis as the gener
           const args: (string | number)[] = [];
           for (const c of step.commands) {
             if (c.kind === 'A') {
-              const op = `op-${String(ops.length).padStart(9, '0')}`;
-              ops.push(op);
+              const op = c.again !== null && ops.length > 0 ? ops[c.again % ops.length] : `op-${String(ops.length).padStart(9, '0')}`;
+              if (!ops.includes(op)) ops.push(op);
               const [input, output] = c.cost;
               args.push('A', op, 'owner-a', input + output, input, output, 1, c.maxWaitMs, -1);
             } else if (c.kind === 'S') {
