@@ -14,7 +14,15 @@ type Command =
   | { kind: 'S'; pick: number; mode: 'adjust' | 'release' | 'keep'; refunds: boolean; to: [number, number] }
   | { kind: 'C'; pick: number };
 
-type Step = { tickMs: number; commands: Command[] };
+// After the queue's call, now and then one of the scripts that write the state by themselves (a
+// 429's pause and cut, the provider's remaining figures, a local outage handed back): what they
+// leave, the fast path must read as the general path does.
+type Aside =
+  | { kind: 'backoff'; pauseMs: number; cut: boolean }
+  | { kind: 'reconcile'; remaining: number }
+  | { kind: 'handback'; ageMs: number; cost: [number, number] };
+
+type Step = { tickMs: number; commands: Command[]; aside: Aside | null };
 
 const commandArb: fc.Arbitrary<Command> = fc.oneof(
   {
@@ -40,10 +48,34 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('C' as const), pick: fc.nat(30) }) },
 );
 
+const asideArb: fc.Arbitrary<Aside> = fc.oneof(
+  fc.record({ kind: fc.constant('backoff' as const), pauseMs: fc.constantFrom(0, 300, 30_000, 90_000), cut: fc.boolean() }),
+  fc.record({ kind: fc.constant('reconcile' as const), remaining: fc.integer({ min: 150, max: 300 }) }),
+  fc.record({ kind: fc.constant('handback' as const), ageMs: fc.nat(2000), cost: fc.tuple(fc.nat(40), fc.nat(40)) }),
+);
+
 const stepArb: fc.Arbitrary<Step> = fc.record({
   tickMs: fc.constantFrom(0, 0, 0, 1, 7, 95, 150, 400, 1100, 4000),
   commands: fc.array(commandArb, { minLength: 1, maxLength: 4 }),
+  aside: fc.oneof({ weight: 6, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: asideArb }),
 });
+
+/** The arguments of the aside's script after its keys, as lib/redis/redis-store.ts sends them. */
+function asideArgs(aside: Aside, windowMs: number, now: number): (string | number)[] {
+  switch (aside.kind) {
+    case 'backoff':
+      return [aside.pauseMs, windowMs, aside.cut ? 0.5 : 1, 0.1, 0, 0, now];
+    case 'reconcile':
+      return ['sliding-window', windowMs, 100, aside.remaining, -1, -1, -1, ...LIMITS, 0, 0, 0, 0, now];
+    case 'handback': {
+      const [input, output] = aside.cost;
+      return ['w', windowMs, 100, ...LIMITS, now, 1, aside.ageMs, input + output, input, output, 1];
+    }
+  }
+}
+
+/** The limits every call here has: combined 300, output 150, 10 requests. */
+const LIMITS = [300, 0, 150, 10];
 
 const WINDOWS = [
   ['a 1 s window (10 ms buckets, 100 ms chunks)', 1000],
@@ -56,12 +88,15 @@ describe.each(WINDOWS)('the fast path of lua/queue.lua leaves Redis as the gener
   let client: Redis;
   let fastSha: string;
   let generalSha: string;
+  const asideShas: Record<Aside['kind'], string> = { backoff: '', reconcile: '', handback: '' };
   beforeAll(async () => {
     client = inspector();
     const source = loadScript('queue');
     expect(source).toContain(FAST_CALL);
     fastSha = (await client.script('LOAD', source)) as string;
     generalSha = (await client.script('LOAD', source.replace(FAST_CALL, 'if false then'))) as string;
+    for (const name of ['backoff', 'reconcile', 'handback'] as const)
+      asideShas[name] = (await client.script('LOAD', loadScript(name))) as string;
   });
   afterAll(() => closeClient(client));
 
@@ -105,11 +140,14 @@ describe.each(WINDOWS)('the fast path of lua/queue.lua leaves Redis as the gener
               args.push('C', 'owner-a', -1, 1, ops.length > 0 ? ops[c.pick % ops.length] : 'op-unknown');
             }
           }
-          const head = [['w', windowMs, 100, 0, 300, 0, 150, 10, 0, 0, 10_000, 5000, 256, now].join('|'), '', step.commands.length];
+          const head = [['w', windowMs, 100, 0, ...LIMITS, 0, 0, 10_000, 5000, 256, now].join('|'), '', step.commands.length];
           const replies = [];
           const states = [];
           for (const copy of copies) {
-            replies.push(await client.evalsha(copy.sha, 5, ...copy.keys, ...head, ...args));
+            const reply = [await client.evalsha(copy.sha, 5, ...copy.keys, ...head, ...args)];
+            if (step.aside)
+              reply.push(await client.evalsha(asideShas[step.aside.kind], 1, copy.keys[0], ...asideArgs(step.aside, windowMs, now)));
+            replies.push(reply);
             states.push(await dump(copy.keys));
           }
           expect({ at, step, reply: replies[0], keys: states[0] }).toEqual({ at, step, reply: replies[1], keys: states[1] });
@@ -118,6 +156,31 @@ describe.each(WINDOWS)('the fast path of lua/queue.lua leaves Redis as the gener
       }),
       { numRuns: 60 },
     );
+  });
+
+  it.each([1, 2])('admits within limits a back-off cut, as the general path does (%i acquires in the call)', async (count) => {
+    let now = Date.now() + 86_400_000;
+    now -= now % 1000;
+    const prefix = uniquePrefix('fast-cut');
+    const copies = [fastSha, generalSha].map((sha, k) => ({ sha, keys: ['w', 'q', 'r', 'x', 'o'].map((x) => `{${prefix}:${k}}:${x}`) }));
+    const run = async (args: (string | number)[]) => {
+      const head = [['w', windowMs, 100, 0, ...LIMITS, 0, 0, 10_000, 5000, 256, now].join('|'), '', args.length / 9];
+      const replies = [];
+      for (const copy of copies) replies.push(await client.evalsha(copy.sha, 5, ...copy.keys, ...head, ...args));
+      expect(replies[0]).toEqual(replies[1]);
+      expect(await dump(copies[0].keys)).toEqual(await dump(copies[1].keys));
+      return replies[0] as string;
+    };
+    const acquire = (op: string) => ['A', op, 'owner-a', 3, 1, 2, 1, -1, -1];
+    // Six of the ten requests a window allows, then a 429 cuts the limits to half (five).
+    for (let k = 0; k < 6; k++) await run(acquire(`op-${k}`));
+    for (const copy of copies)
+      await client.evalsha(asideShas.backoff, 1, copy.keys[0], ...asideArgs({ kind: 'backoff', pauseMs: 0, cut: true }, windowMs, now));
+    now += 1;
+    const reply = await run(Array.from({ length: count }, (_, k) => acquire(`op-${6 + k}`)).flat());
+    // The first command's state (after now, next check, the head's owner, admitted waiters 0).
+    expect(reply.split('|')[4]).toBe('waiting');
+    await client.del(...copies.flatMap((c) => c.keys));
   });
 
   it('reads a chunk stored with fewer entries as ending in empty ones, as the general path does', async () => {
