@@ -18,7 +18,11 @@ function redis.call(cmd, ...)
   if cmd == 'HSET' then local h = hash(a[1]) for i = 2, #a, 2 do h[a[i]] = tostring(a[i + 1]) end return 1 end
   if cmd == 'HDEL' then local h = hash(a[1]) for i = 2, #a do h[a[i]] = nil end return 1 end
   if cmd == 'PEXPIREAT' or cmd == 'PUBLISH' then return 1 end
-  if cmd == 'ZADD' then local z = zset(a[1]) for i = 2, #a, 2 do z[a[i + 1]] = tonumber(a[i]) end return 1 end
+  if cmd == 'ZADD' then
+    local z, nx, from, added = zset(a[1]), a[2] == 'NX', a[2] == 'NX' and 3 or 2, 0
+    for i = from, #a, 2 do if not (nx and z[a[i + 1]]) then added = added + (z[a[i + 1]] and 0 or 1) z[a[i + 1]] = tonumber(a[i]) end end
+    return added
+  end
   if cmd == 'ZREM' then local z = zset(a[1]) for i = 2, #a do z[a[i]] = nil end return 1 end
   if cmd == 'ZSCORE' then local s = zset(a[1])[a[2]] return s and tostring(s) or false end
   if cmd == 'ZRANGE' then
