@@ -19,7 +19,7 @@ import { RateLimiterRedis } from 'rate-limiter-flexible';
 import { RateLimiter, RedisConnectionManager } from '../dist/esm/index.js';
 import { loadScript } from '../dist/esm/redis/scripts.js';
 import { benchRedis } from './redis-server.mjs';
-import { closedLoop, fill, medianOf, processCpuUs, sequential } from './measure.mjs';
+import { closedLoop, fill, median, medianOf, processCpuUs, sequential } from './measure.mjs';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 1000);
@@ -125,6 +125,11 @@ async function sideBySide(sidesByCallers, label) {
       }
     }
     out[callers] = Object.fromEntries(sides.map(([what]) => [what, medianOf(rounds[what])]));
+    // Each side's p50 over the floor's in the same round, the median over the rounds: a drift in
+    // the machine's speed between rounds weighs on both sides of a ratio alike.
+    for (const [what] of sides) {
+      if (what !== 'floor') out[callers][what].p50PerRound = median(rounds[what].map((r, k) => r.p50Us / rounds.floor[k].p50Us));
+    }
     progress(
       `${label}, ${callers} caller(s): ${sides.map(([what]) => `${what} ${Math.round(out[callers][what].opsPerSec)}/s`).join(', ')}`,
     );
@@ -466,7 +471,8 @@ out(
   'Acquires only, never settled, in a 1 s window (a record stays a window and 10 s). Acquires per script call: a limiter sends the acquires that arrive while its calls are in flight together, in one ' +
     'script call. Redis calls per script: the commands the scripts ran (INFO commandstats), per script call. Redis CPU per op: user + system time of the redis-server process ' +
     '(/proc/<pid>/stat) over the recorded calls, divided by them; client CPU per op: the same of this process (process.cpuUsage). Both run on the same 2 cores, so ' +
-    'their sum per op bounds throughput.',
+    "their sum per op bounds throughput. The ratios in this table are of the medians; the lone acquire's target (below) takes each round's p50 over the floor's in the " +
+    'same round, and the median of those.',
 );
 out();
 out('## b) Redis CPU per LLM call: acquire + adjust, next to the floor and to rate-limiter-flexible');
@@ -564,7 +570,8 @@ out(
 out();
 const cpuRatio = llmCalls[64]['acquire + adjust'].serverCpuUsPerOp / llmCalls[64]['floor (1 EVALSHA)'].serverCpuUsPerOp;
 const throughputRatio = throughput[64].acquire.opsPerSec / throughput[64].floor.opsPerSec;
-const loneRatio = throughput[1].acquire.p50Us / throughput[1].floor.p50Us;
+const loneRatio = throughput[1].acquire.p50PerRound;
+const loneOfMedians = throughput[1].acquire.p50Us / throughput[1].floor.p50Us;
 const depthRatio = admission.deep.serverUsPerCall / admission.shallow.serverUsPerCall;
 out('## Targets');
 out();
@@ -572,7 +579,9 @@ out('| target | measured | |');
 out('|---|---|---|');
 out(`| Redis CPU of acquire + adjust at 64 callers at most 2x a bare EVALSHA | ${ratio(cpuRatio)} | ${verdict(cpuRatio <= 2)} |`);
 out(`| 64-caller acquire throughput at least 0.9x the floor | ${ratio(throughputRatio)} | ${verdict(throughputRatio >= 0.9)} |`);
-out(`| a lone acquire's latency (p50) at most 2x a lone EVALSHA | ${ratio(loneRatio)} | ${verdict(loneRatio <= 2)} |`);
+out(
+  `| a lone acquire's latency (p50) at most 2x a lone EVALSHA | ${ratio(loneRatio)} (per round, median; the medians' ratio ${ratio(loneOfMedians)}) | ${verdict(loneRatio <= 2)} |`,
+);
 out(
   `| 10,000 waiters cost at most 2 MB of Redis | ${kb(withWaiters.bytes)} (${int(bytesPerWaiter)} bytes a waiter) | ${verdict(withWaiters.bytes <= 2 * 2 ** 20)} |`,
 );
