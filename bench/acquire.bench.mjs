@@ -127,8 +127,9 @@ async function sideBySide(sidesByCallers, label) {
     out[callers] = Object.fromEntries(sides.map(([what]) => [what, medianOf(rounds[what])]));
     // Each side's p50 over the floor's in the same round, the median over the rounds: a drift in
     // the machine's speed between rounds weighs on both sides of a ratio alike.
+    const floor = rounds.floor;
     for (const [what] of sides) {
-      if (what !== 'floor') out[callers][what].p50PerRound = median(rounds[what].map((r, k) => r.p50Us / rounds.floor[k].p50Us));
+      if (floor && what !== 'floor') out[callers][what].p50PerRound = median(rounds[what].map((r, k) => r.p50Us / floor[k].p50Us));
     }
     progress(
       `${label}, ${callers} caller(s): ${sides.map(([what]) => `${what} ${Math.round(out[callers][what].opsPerSec)}/s`).join(', ')}`,
