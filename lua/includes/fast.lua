@@ -27,19 +27,35 @@ local function entry_span(text, k)
   return from, (comma or #text + 1) - 1, text
 end
 
+-- What both fast paths read of the state hash (fewer fields than the general path reads: every
+-- field read costs the lone call in Redis), in one HMGET with the chunk of bucket n: nil when
+-- the call is not theirs (something waits, a pause, the keys' TTL or the window's base due to
+-- move), else the values and the chunk's field name.
+local function fast_state(state_key, n, now, W, B, horizon, lease)
+  local field = fmt(chunk_of(n))
+  local v = redis.call('HMGET', state_key, 'p', 'f', 'fa', 'exp', 'wn', 'ni', 'nu', 'base', 'last', 'st', 'si', 'so', 'sr', field)
+  local base = tonumber(v[8])
+  if not base or base < n - B or (tonumber(v[5]) or 0) > 0 or (tonumber(v[1]) or 0) > now
+    or (tonumber(v[4]) or 0) < now + W + horizon + lease then
+    return nil
+  end
+  return v, field
+end
+
+-- The reply's last field, as the general path's: the instance count a heartbeat published, while
+-- it counts.
+local function fast_instances(v, now)
+  return (tonumber(v[7]) or 0) >= now and fmt(tonumber(v[6]) or 0) or '0'
+end
+
 -- Returns the reply, or nil and, once the records were trimmed and read, the ops named with
 -- their stored values (the general path reads the state hash itself: the fast path read only
 -- part of it).
 local function fast_call(state_key, records, expiry, now, W, B, configured, horizon, lease, first, count)
   local n = bucket_of(now, W, B)
   local oldest = n - B
-  -- The fields of the state hash the fast path itself needs (fewer than the general path reads:
-  -- every field read costs the lone call in Redis).
-  local v = redis.call('HMGET', state_key, 'p', 'f', 'fa', 'exp', 'wn', 'ni', 'nu', 'base', 'last', 'st', 'si', 'so', 'sr',
-    fmt(chunk_of(n)))
-  local base = tonumber(v[8])
-  if count == 0 or not base or base < oldest or (tonumber(v[5]) or 0) > 0 or (tonumber(v[1]) or 0) > now
-    or (tonumber(v[4]) or 0) < now + W + horizon + lease then
+  local v = count > 0 and fast_state(state_key, n, now, W, B, horizon, lease)
+  if not v then
     return nil
   end
 
@@ -221,7 +237,7 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   -- count while it counts.
   local m = #out
   out[m + 1], out[m + 2], out[m + 3], out[m + 4] = f1, f2, f3, f4
-  out[m + 5] = (tonumber(v[7]) or 0) >= now and fmt(tonumber(v[6]) or 0) or '0'
+  out[m + 5] = fast_instances(v, now)
   return table.concat(out, '|')
 end
 
@@ -233,12 +249,8 @@ end
 local function lone_acquire(state_key, records, expiry, now, W, B, configured, horizon, lease, at)
   local argv = ARGV
   local n = bucket_of(now, W, B)
-  local c = chunk_of(n)
-  local field = fmt(c)
-  local v = redis.call('HMGET', state_key, 'p', 'f', 'fa', 'exp', 'wn', 'ni', 'nu', 'base', 'last', 'st', 'si', 'so', 'sr', field)
-  local base = tonumber(v[8])
-  if not base or base < n - B or (tonumber(v[5]) or 0) > 0 or (tonumber(v[1]) or 0) > now
-    or (tonumber(v[4]) or 0) < now + W + horizon + lease then
+  local v, field = fast_state(state_key, n, now, W, B, horizon, lease)
+  if not v then
     return nil
   end
   local t, i, o, r = tonumber(argv[at + 3]), tonumber(argv[at + 4]), tonumber(argv[at + 5]), tonumber(argv[at + 6])
@@ -257,7 +269,7 @@ local function lone_acquire(state_key, records, expiry, now, W, B, configured, h
     return nil
   end
   -- As fast_call: the bucket's entry plus the cost, written even when all zero.
-  local from, to, text = entry_span(v[14] or EMPTY_CHUNK, n - c * CHUNK + 1)
+  local from, to, text = entry_span(v[14] or EMPTY_CHUNK, n - chunk_of(n) * CHUNK + 1)
   local et, ei, eo, er = string.match(text, '^(%d+):(%d+):(%d+):(%d+)', from)
   if et then
     t, i, o, r = tonumber(et) + t, tonumber(ei) + i, tonumber(eo) + o, tonumber(er) + r
@@ -276,6 +288,5 @@ local function lone_acquire(state_key, records, expiry, now, W, B, configured, h
     .. argv[at + 6] .. '|' .. slot .. '|' .. fmt(n) .. '|-1|-1|-1|-1')
   redis.call('PEXPIREAT', records, v[4])
   redis.call('PEXPIREAT', expiry, v[4])
-  local instances = (tonumber(v[7]) or 0) >= now and fmt(tonumber(v[6]) or 0) or '0'
-  return slot .. '|0||0|admitted|' .. slot .. '|0|0|' .. f1 .. '|' .. f2 .. '|' .. f3 .. '|' .. f4 .. '|' .. instances
+  return slot .. '|0||0|admitted|' .. slot .. '|0|0|' .. f1 .. '|' .. f2 .. '|' .. f3 .. '|' .. f4 .. '|' .. fast_instances(v, now)
 end
