@@ -62,9 +62,8 @@ do
     '^([^|]+)|([^|]+)|([^|]+)|([^|]+)|([^|]+)|([^|]+)|([^|]+)|([^|]+)|([^|]+)|([^|]+)|([^|]+)|([^|]+)|([^|]+)|([^|]+)$')
   algorithm, W, B, tau_ms = f1, tonumber(f2), tonumber(f3), tonumber(f4)
   configured = { tonumber(f5), tonumber(f6), tonumber(f7), tonumber(f8) }
-  horizon, lease, now = tonumber(f11), tonumber(f12), clock_ms(f14)
-  -- Read as numbers once the fast path handed the call over: it does not use them.
-  max_factor, learn_step, max_admit = f9, f10, f13
+  max_factor, learn_step, horizon, lease = tonumber(f9), tonumber(f10), tonumber(f11), tonumber(f12)
+  max_admit, now = tonumber(f13), clock_ms(f14)
 end
 local channel = ARGV[2]
 local count = tonumber(ARGV[3])
@@ -85,8 +84,6 @@ if algorithm == 'w' and tau_ms == 0 then
     return reply
   end
 end
-
-max_factor, learn_step, max_admit = tonumber(max_factor), tonumber(learn_step), tonumber(max_admit)
 
 -- The general path's pieces, defined only when it runs (each function a script defines costs
 -- every call that reaches it).

@@ -30,8 +30,8 @@ end
 -- What both fast paths read of the state hash (fewer fields than the general path reads: every
 -- field read costs the lone call in Redis), in one HMGET with the chunk of bucket n: nil when
 -- the call is not theirs (something waits, a pause, the keys' TTL or the window's base due to
--- move), else the values and the chunk's field name.
-local function fast_state(state_key, n, now, W, B, horizon, lease)
+-- move), else the values, the chunk's field name and the limits in force (back-off or learned).
+local function fast_state(state_key, n, now, W, B, configured, horizon, lease)
   local field = fmt(chunk_of(n))
   local v = redis.call('HMGET', state_key, 'p', 'f', 'fa', 'exp', 'wn', 'ni', 'nu', 'base', 'last', 'st', 'si', 'so', 'sr', field)
   local base = tonumber(v[8])
@@ -39,7 +39,14 @@ local function fast_state(state_key, n, now, W, B, horizon, lease)
     or (tonumber(v[4]) or 0) < now + W + horizon + lease then
     return nil
   end
-  return v, field
+  return v, field, scale_limits(configured, limit_factor(v[2], v[3], now, W))
+end
+
+-- An admitted record as records.lua writes it, for the acquire at ARGV[at]: its costs as sent
+-- (the client sends integers written in full, as fmt writes them), then `tail` ('|' slot '|'
+-- bucket, and no refill ends: '|-1|-1|-1|-1').
+local function admitted_record(at, tail)
+  return 'a|' .. ARGV[at + 2] .. '|' .. ARGV[at + 3] .. '|' .. ARGV[at + 4] .. '|' .. ARGV[at + 5] .. '|' .. ARGV[at + 6] .. tail
 end
 
 -- The reply's last field, as the general path's: the instance count a heartbeat published, while
@@ -54,7 +61,10 @@ end
 local function fast_call(state_key, records, expiry, now, W, B, configured, horizon, lease, first, count)
   local n = bucket_of(now, W, B)
   local oldest = n - B
-  local v = count > 0 and fast_state(state_key, n, now, W, B, horizon, lease)
+  if count == 0 then
+    return nil
+  end
+  local v, _, limit = fast_state(state_key, n, now, W, B, configured, horizon, lease)
   if not v then
     return nil
   end
@@ -77,7 +87,6 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
   local stored_last = tonumber(v[9])
   local last = stored_last or (oldest - 1)
   local s1, s2, s3, s4 = tonumber(v[10]) or 0, tonumber(v[11]) or 0, tonumber(v[12]) or 0, tonumber(v[13]) or 0
-  local limit = scale_limits(configured, limit_factor(v[2], v[3], now, W))
   local l1, l2, l3, l4 = limit[1], limit[2], limit[3], limit[4]
   -- Chunks read (chunk index -> text), and the buckets read from them as numbers (bucket ->
   -- { t, i, o, r, written even when all zero }), written back into their entries at the end:
@@ -130,8 +139,7 @@ local function fast_call(state_key, records, expiry, now, W, B, configured, hori
       end
       dirty = true
       writes[#writes + 1] = op
-      -- The costs as sent (integers written in full, as fmt writes them).
-      writes[#writes + 1] = 'a|' .. ARGV[at + 2] .. '|' .. ARGV[at + 3] .. '|' .. ARGV[at + 4] .. '|' .. ARGV[at + 5] .. '|' .. ARGV[at + 6] .. admitted_tail
+      writes[#writes + 1] = admitted_record(at, admitted_tail)
       scores[#scores + 1] = admitted_expiry
       scores[#scores + 1] = op
       out[#out + 1] = 'admitted'
@@ -247,24 +255,22 @@ end
 -- nothing waits) says whether the op id is known, NX leaving it as it was when it is. Returns the
 -- reply, or nil to hand the call to the general path (before any write but a trim).
 local function lone_acquire(state_key, records, expiry, now, W, B, configured, horizon, lease, at)
-  local argv = ARGV
   local n = bucket_of(now, W, B)
-  local v, field = fast_state(state_key, n, now, W, B, horizon, lease)
+  local v, field, limit = fast_state(state_key, n, now, W, B, configured, horizon, lease)
   if not v then
     return nil
   end
-  local t, i, o, r = tonumber(argv[at + 3]), tonumber(argv[at + 4]), tonumber(argv[at + 5]), tonumber(argv[at + 6])
-  local gave_up = tonumber(argv[at + 8])
+  local t, i, o, r = tonumber(ARGV[at + 3]), tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5]), tonumber(ARGV[at + 6])
+  local gave_up = tonumber(ARGV[at + 8])
   local s1, s2, s3, s4 = (tonumber(v[10]) or 0) + t, (tonumber(v[11]) or 0) + i, (tonumber(v[12]) or 0) + o,
     (tonumber(v[13]) or 0) + r
-  local limit = v[2] and scale_limits(configured, limit_factor(v[2], v[3], now, W)) or configured
   local l1, l2, l3, l4 = limit[1], limit[2], limit[3], limit[4]
   if (gave_up >= 0 and now > gave_up) or (l1 > 0 and s1 > l1) or (l2 > 0 and s2 > l2) or (l3 > 0 and s3 > l3)
     or (l4 > 0 and s4 > l4) then
     return nil
   end
   trim_records(records, expiry, now)
-  local op = argv[at + 1]
+  local op = ARGV[at + 1]
   if redis.call('ZADD', expiry, 'NX', now + W + horizon, op) == 0 then
     return nil
   end
@@ -283,9 +289,7 @@ local function lone_acquire(state_key, records, expiry, now, W, B, configured, h
     redis.call('HSET', state_key, 'st', f1, 'si', f2, 'so', f3, 'sr', f4, 'last', fmt(n), field, text)
   end
   local slot = fmt(now)
-  -- The costs as sent (integers written in full, as fmt writes them).
-  redis.call('HSET', records, op, 'a|' .. argv[at + 2] .. '|' .. argv[at + 3] .. '|' .. argv[at + 4] .. '|' .. argv[at + 5] .. '|'
-    .. argv[at + 6] .. '|' .. slot .. '|' .. fmt(n) .. '|-1|-1|-1|-1')
+  redis.call('HSET', records, op, admitted_record(at, '|' .. slot .. '|' .. fmt(n) .. '|-1|-1|-1|-1'))
   redis.call('PEXPIREAT', records, v[4])
   redis.call('PEXPIREAT', expiry, v[4])
   return slot .. '|0||0|admitted|' .. slot .. '|0|0|' .. f1 .. '|' .. f2 .. '|' .. f3 .. '|' .. f4 .. '|' .. fast_instances(v, now)
