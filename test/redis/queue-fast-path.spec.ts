@@ -1,5 +1,7 @@
 import fc from 'fast-check';
 import type { Redis } from 'ioredis';
+import type { ModelSettings } from '../../lib/core/store.js';
+import { handBackArgs } from '../../lib/redis/handback-args.js';
 import { loadScript } from '../../lib/redis/scripts.js';
 import { closeClient, inspector, uniquePrefix } from '../support/redis.js';
 
@@ -60,6 +62,9 @@ const stepArb: fc.Arbitrary<Step> = fc.record({
   aside: fc.oneof({ weight: 6, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: asideArb }),
 });
 
+/** The limits every call here has: combined 300, output 150, 10 requests. */
+const LIMITS = [300, 0, 150, 10];
+
 /** The arguments of the aside's script after its keys, as lib/redis/redis-store.ts sends them. */
 function asideArgs(aside: Aside, windowMs: number, now: number): (string | number)[] {
   switch (aside.kind) {
@@ -69,13 +74,22 @@ function asideArgs(aside: Aside, windowMs: number, now: number): (string | numbe
       return ['sliding-window', windowMs, 100, aside.remaining, -1, -1, -1, ...LIMITS, 0, 0, 0, 0, now];
     case 'handback': {
       const [input, output] = aside.cost;
-      return ['w', windowMs, 100, ...LIMITS, now, 1, aside.ageMs, input + output, input, output, 1];
+      const [tokens, inputTokens, outputTokens, requests] = LIMITS;
+      const settings: ModelSettings = {
+        windowMs,
+        algorithm: 'sliding-window',
+        bucketMs: 0,
+        paceMs: 0,
+        limits: { tokens, inputTokens, outputTokens, requests },
+      };
+      return handBackArgs(
+        settings,
+        [{ ageMs: aside.ageMs, cost: { tokens: input + output, inputTokens: input, outputTokens: output, requests: 1 } }],
+        now,
+      );
     }
   }
 }
-
-/** The limits every call here has: combined 300, output 150, 10 requests. */
-const LIMITS = [300, 0, 150, 10];
 
 const WINDOWS = [
   ['a 1 s window (10 ms buckets, 100 ms chunks)', 1000],
@@ -108,6 +122,24 @@ describe.each(WINDOWS)('the fast path of lua/queue.lua leaves Redis as the gener
       out.push(content, await client.call('PEXPIRETIME', key));
     }
     return out;
+  }
+
+  /**
+   * One model twice, the fast copy and the general copy: `run` sends one call (`count` commands)
+   * to both at `now`, checks that they answer alike and leave Redis alike, and returns the reply.
+   */
+  function twoCopies(name: string) {
+    const prefix = uniquePrefix(name);
+    const copies = [fastSha, generalSha].map((sha, k) => ({ sha, keys: ['w', 'q', 'r', 'x', 'o'].map((x) => `{${prefix}:${k}}:${x}`) }));
+    const run = async (now: number, args: (string | number)[], count = 1) => {
+      const head = [['w', windowMs, 100, 0, ...LIMITS, 0, 0, 10_000, 5000, 256, now].join('|'), '', count];
+      const replies = [];
+      for (const copy of copies) replies.push(await client.evalsha(copy.sha, 5, ...copy.keys, ...head, ...args));
+      expect(replies[0]).toEqual(replies[1]);
+      expect(await dump(copies[0].keys)).toEqual(await dump(copies[1].keys));
+      return replies[0] as string;
+    };
+    return { copies, run, drop: () => client.del(...copies.flatMap((c) => c.keys)) };
   }
 
   it('gives the same replies and the same keys for the same random batches', async () => {
@@ -161,45 +193,28 @@ describe.each(WINDOWS)('the fast path of lua/queue.lua leaves Redis as the gener
   it.each([1, 2])('admits within limits a back-off cut, as the general path does (%i acquires in the call)', async (count) => {
     let now = Date.now() + 86_400_000;
     now -= now % 1000;
-    const prefix = uniquePrefix('fast-cut');
-    const copies = [fastSha, generalSha].map((sha, k) => ({ sha, keys: ['w', 'q', 'r', 'x', 'o'].map((x) => `{${prefix}:${k}}:${x}`) }));
-    const run = async (args: (string | number)[]) => {
-      const head = [['w', windowMs, 100, 0, ...LIMITS, 0, 0, 10_000, 5000, 256, now].join('|'), '', args.length / 9];
-      const replies = [];
-      for (const copy of copies) replies.push(await client.evalsha(copy.sha, 5, ...copy.keys, ...head, ...args));
-      expect(replies[0]).toEqual(replies[1]);
-      expect(await dump(copies[0].keys)).toEqual(await dump(copies[1].keys));
-      return replies[0] as string;
-    };
+    const { copies, run, drop } = twoCopies('fast-cut');
     const acquire = (op: string) => ['A', op, 'owner-a', 3, 1, 2, 1, -1, -1];
     // Six of the ten requests a window allows, then a 429 cuts the limits to half (five).
-    for (let k = 0; k < 6; k++) await run(acquire(`op-${k}`));
+    for (let k = 0; k < 6; k++) await run(now, acquire(`op-${k}`));
     for (const copy of copies)
       await client.evalsha(asideShas.backoff, 1, copy.keys[0], ...asideArgs({ kind: 'backoff', pauseMs: 0, cut: true }, windowMs, now));
     now += 1;
-    const reply = await run(Array.from({ length: count }, (_, k) => acquire(`op-${6 + k}`)).flat());
+    const reply = await run(now, Array.from({ length: count }, (_, k) => acquire(`op-${6 + k}`)).flat(), count);
     // The first command's state (after now, next check, the head's owner, admitted waiters 0).
     expect(reply.split('|')[4]).toBe('waiting');
-    await client.del(...copies.flatMap((c) => c.keys));
+    await drop();
   });
 
   it('reads a chunk stored with fewer entries as ending in empty ones, as the general path does', async () => {
     let now = Date.now() + 86_400_000;
     now -= now % windowMs; // the first bucket of a chunk
-    const prefix = uniquePrefix('fast-short');
-    const copies = [fastSha, generalSha].map((sha, k) => ({ sha, keys: ['w', 'q', 'r', 'x', 'o'].map((x) => `{${prefix}:${k}}:${x}`) }));
-    const run = async (args: (string | number)[]) => {
-      const head = [['w', windowMs, 100, 0, 300, 0, 150, 10, 0, 0, 10_000, 5000, 256, now].join('|'), '', 1];
-      const replies = [];
-      for (const copy of copies) replies.push(await client.evalsha(copy.sha, 5, ...copy.keys, ...head, ...args));
-      expect(replies[0]).toEqual(replies[1]);
-      expect(await dump(copies[0].keys)).toEqual(await dump(copies[1].keys));
-    };
-    await run(['A', 'op-1', 'owner-a', 30, 10, 20, 1, -1, -1]);
+    const { copies, run, drop } = twoCopies('fast-short');
+    await run(now, ['A', 'op-1', 'owner-a', 30, 10, 20, 1, -1, -1]);
     // Five buckets on, a claim (the general path) moves the window's base to this bucket, so the
     // next acquire here takes the fast path.
     now += (windowMs / 100) * 5;
-    await run(['C', 'owner-a', -1, 1, 'op-1']);
+    await run(now, ['C', 'owner-a', -1, 1, 'op-1']);
     // The chunk cut after its one entry (no trailing empty entries): the acquire's bucket lies
     // beyond what it holds.
     for (const copy of copies) {
@@ -208,8 +223,8 @@ describe.each(WINDOWS)('the fast path of lua/queue.lua leaves Redis as the gener
       expect(state[chunk]).toMatch(/^30:10:20:1,+$/);
       await client.hset(copy.keys[0], chunk, '30:10:20:1');
     }
-    await run(['A', 'op-2', 'owner-a', 7, 3, 4, 1, -1, -1]);
-    await run(['S', 'op-1', 'adjust', 1, 12, 10, 2]);
-    await client.del(...copies.flatMap((c) => c.keys));
+    await run(now, ['A', 'op-2', 'owner-a', 7, 3, 4, 1, -1, -1]);
+    await run(now, ['S', 'op-1', 'adjust', 1, 12, 10, 2]);
+    await drop();
   });
 });
